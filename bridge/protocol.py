@@ -1,0 +1,30 @@
+"""The OSC namespace of the n2m daemon: addresses and defaults, shared by daemon, panel and DAW scripts.
+
+Documented for people in docs/osc.md. Replies go to the sender and to every subscriber.
+"""
+
+from __future__ import annotations
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 9797  # UDP and TCP (OSC 1.0 length-prefixed framing) on the same number
+MAX_DATAGRAM = 65507  # largest UDP payload accepted (python-osc's stock server stops at 8 KiB)
+DEFAULT_QUEUE = 16
+
+# requests (DAW or panel -> daemon)
+TEST = "/n2m/test"  # -> /n2m/test "ok" version model
+GENERATE = "/n2m/generate"  # prompt [bpm key meter bars seed ...] or "key=value" strings -> /n2m/job id
+CANCEL = "/n2m/cancel"  # id
+STATUS = "/n2m/status"  # -> /n2m/status json
+SUBSCRIBE = "/n2m/subscribe"  # host port
+UNSUBSCRIBE = "/n2m/unsubscribe"  # host port
+SET_TEMPO = "/n2m/set/tempo"  # bpm (the DAW's tempo; used when a request gives none)
+SET_METER = "/n2m/set/meter"  # numerator denominator
+SET_SAMPLERATE = "/n2m/set/samplerate"  # Hz
+CLIPS = "/n2m/clips"  # [query] [limit] -> /n2m/clips json
+
+# events (daemon -> sender and subscribers)
+JOB = "/n2m/job"  # id
+PROGRESS = "/n2m/progress"  # id stage fraction
+CLIP_READY = "/n2m/clip/ready"  # id path samplerate bpm bars
+ERROR = "/n2m/error"  # id message   (id is "" when the error is not about a job)
+DONE = "/n2m/done"  # id state ("finished" | "failed" | "cancelled")

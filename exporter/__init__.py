@@ -1,0 +1,1 @@
+"""n2m exporter: corpus synthesis, PyTorch models, training, evaluation and ONNX export."""

@@ -1,0 +1,1 @@
+"""n2m plugin: the Qt panel that sits beside the DAW."""
