@@ -1,0 +1,1 @@
+"""The training corpus: composition, rendering, mixing, captions, features."""

@@ -1,0 +1,1 @@
+"""PyTorch models of the cascade: U-Nets, conditioning."""
