@@ -1,0 +1,111 @@
+"""Read a built corpus: its description, clip metadata, cached log-mel and 16 kHz audio.
+
+Layout (format 1), written by `n2m corpus build`:
+
+    DIR/corpus.json                 description (id, format, seed, hours, mel spec, rates, styles, ...)
+    DIR/eval_prompts.jsonl          evaluation prompts with the controls each asks for
+    DIR/shards/NNNNN/meta.jsonl     one JSON object per clip
+    DIR/shards/NNNNN/mel.npy        float16 [80, frames], clips concatenated along frames
+    DIR/shards/NNNNN/audio16k.npy   int16 [samples], 16 kHz mono mix, clips concatenated
+    DIR/shards/NNNNN/<id>.flac      stereo 44.1 kHz mix
+
+Only complete shards (renamed from NNNNN.tmp) are read.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+FORMAT = 1
+SPLITS = ("train", "val", "test")
+
+
+class CorpusError(RuntimeError):
+    """A corpus directory that cannot be read; the message names the file and the fix."""
+
+
+class CorpusReader:
+    """Random access to a built corpus. Arrays are memory-mapped; nothing is loaded eagerly."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        info_path = self.root / "corpus.json"
+        if not info_path.is_file():
+            raise CorpusError(
+                f"{info_path} not found: build a corpus first with "
+                f"`n2m corpus build --out {self.root} --hours H --seed S`"
+            )
+        try:
+            self.info: dict = json.loads(info_path.read_text())
+        except json.JSONDecodeError as exc:
+            raise CorpusError(f"{info_path} is not valid JSON ({exc}): rebuild the corpus") from exc
+        if self.info.get("format") != FORMAT:
+            raise CorpusError(f"{info_path}: format {self.info.get('format')!r}, this reader reads {FORMAT}")
+        self._clips: list[dict] | None = None
+        self._mmaps: dict[tuple[str, str], np.ndarray] = {}
+
+    @property
+    def styles(self) -> list[str]:
+        return list(self.info.get("styles", []))
+
+    def shard_dirs(self) -> list[Path]:
+        shards = self.root / "shards"
+        if not shards.is_dir():
+            return []
+        return sorted(p for p in shards.iterdir() if p.is_dir() and not p.name.endswith(".tmp")
+                      and (p / "meta.jsonl").is_file())
+
+    def _load(self) -> list[dict]:
+        if self._clips is None:
+            clips: list[dict] = []
+            for shard in self.shard_dirs():
+                with open(shard / "meta.jsonl") as f:
+                    for line in f:
+                        if line.strip():
+                            meta = json.loads(line)
+                            meta["shard"] = str(shard)
+                            clips.append(meta)
+            self._clips = clips
+        return self._clips
+
+    def clips(self, split: str | None = None) -> list[dict]:
+        """Metadata dicts of the clips (plus "shard": the shard directory), optionally one split."""
+        if split is not None and split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}: one of {', '.join(SPLITS)}")
+        return [c for c in self._load() if split is None or c["split"] == split]
+
+    def _array(self, clip: dict, name: str) -> np.ndarray:
+        key = (clip["shard"], name)
+        arr = self._mmaps.get(key)
+        if arr is None:
+            arr = np.load(Path(clip["shard"]) / name, mmap_mode="r")
+            self._mmaps[key] = arr
+        return arr
+
+    def mel(self, clip: dict) -> np.ndarray:
+        """float32 [80, mel_frames] log-mel of the clip's 16 kHz mono mix."""
+        arr = self._array(clip, "mel.npy")
+        o, n = clip["mel_offset"], clip["mel_frames"]
+        return np.asarray(arr[:, o:o + n], dtype=np.float32)
+
+    def audio16k(self, clip: dict) -> np.ndarray:
+        """float32 [audio_samples] 16 kHz mono mix in [-1, 1]."""
+        arr = self._array(clip, "audio16k.npy")
+        o, n = clip["audio_offset"], clip["audio_samples"]
+        return np.asarray(arr[o:o + n], dtype=np.float32) / 32768.0
+
+    def flac_path(self, clip: dict) -> Path:
+        return Path(clip["shard"]) / clip["flac"]
+
+    def eval_prompts(self) -> list[dict]:
+        path = self.root / "eval_prompts.jsonl"
+        if not path.is_file():
+            return []
+        with open(path) as f:
+            return [json.loads(line) for line in f if line.strip()]
+
+    def __len__(self) -> int:
+        return len(self._load())
