@@ -103,9 +103,10 @@ class Controls:
             c = replace(c, meter=normalize_meter(c.meter))
         if c.bars is not None and c.seconds is not None:
             raise ControlError("give bars or seconds, not both")
-        if c.bars is not None:
-            if isinstance(c.bars, bool) or not isinstance(c.bars, int) or not 1 <= c.bars <= BARS_MAX:
-                raise ControlError(f"bars must be a whole number from 1 to {BARS_MAX}, got {c.bars!r}")
+        if c.bars is not None and (
+            isinstance(c.bars, bool) or not isinstance(c.bars, int) or not 1 <= c.bars <= BARS_MAX
+        ):
+            raise ControlError(f"bars must be a whole number from 1 to {BARS_MAX}, got {c.bars!r}")
         if c.seconds is not None:
             if not isinstance(c.seconds, int | float) or not math.isfinite(c.seconds):
                 raise ControlError(f"seconds must be a number, got {c.seconds!r}")
