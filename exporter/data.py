@@ -1,0 +1,249 @@
+"""Training examples drawn from the corpus (exporter.corpus.reader), and a tiny synthetic corpus.
+
+`GeneratorData` draws random ~10 s crops of cached log-mel with a caption, the clip's controls and
+the beat grid computed for the crop's exact start time (clip time 0 is a downbeat), applying the
+classifier-free-guidance dropout: the caption becomes "" and each control becomes unspecified
+independently (dropping bpm also zeroes the grid), and sometimes everything at once.
+
+`VocoderData` draws short random snippets of (normalised log-mel, audio * audio_scale) aligned so
+that mel frame k covers samples [k * hop, (k + 1) * hop).
+
+`write_synthetic_corpus` writes a small format-1 corpus of click-and-chord loops, for tests and for
+development before the real corpus exists.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from n2m.bridge.controls import BEATS_PER_BAR, METERS, MODES, TONICS, ControlError, Controls
+from n2m.bridge.features import MelSpec, log_mel
+from n2m.bridge.grid import beat_grid
+from n2m.exporter.corpus.reader import CorpusReader
+
+
+@dataclass
+class DropoutConfig:
+    """Classifier-free-guidance dropout probabilities."""
+
+    text: float = 0.1
+    bpm: float = 0.1
+    key: float = 0.1
+    mode: float = 0.1
+    meter: float = 0.1
+    all: float = 0.05
+
+
+def clip_controls(meta: dict) -> Controls:
+    """The controls a clip's metadata states (anything missing or invalid stays unspecified)."""
+    def ok(fn, value):
+        if value in (None, ""):
+            return None
+        try:
+            return fn(value)
+        except (ControlError, ValueError, TypeError):
+            return None
+
+    from n2m.bridge.controls import normalize_key, normalize_meter, normalize_mode
+
+    bpm = meta.get("bpm")
+    return Controls(
+        bpm=float(bpm) if isinstance(bpm, int | float) and bpm > 0 else None,
+        key=ok(normalize_key, meta.get("key")),
+        mode=ok(normalize_mode, meta.get("mode")),
+        meter=ok(normalize_meter, meta.get("meter")),
+    )
+
+
+def _open(corpus: str | Path | CorpusReader) -> CorpusReader:
+    return corpus if isinstance(corpus, CorpusReader) else CorpusReader(corpus)
+
+
+class GeneratorData:
+    """Random crops for the generator; `batch(rng, n)` returns tensors plus caption strings."""
+
+    def __init__(self, corpus: str | Path | CorpusReader, split: str = "train", crop_frames: int = 512,
+                 mel_mean: float = -4.5, mel_scale: float = 7.0,
+                 dropout: DropoutConfig | None = None) -> None:
+        self.reader = _open(corpus)
+        self.clips = [c for c in self.reader.clips(split) if c.get("mel_frames", 0) > 0]
+        if not self.clips:
+            raise ValueError(f"corpus {self.reader.root} has no {split!r} clips")
+        self.spec = MelSpec(**self.reader.info["mel"]) if isinstance(self.reader.info.get("mel"), dict) else MelSpec()
+        self.crop_frames = int(crop_frames)
+        self.mel_mean, self.mel_scale = float(mel_mean), float(mel_scale)
+        self.dropout = dropout or DropoutConfig()
+        self.controls = [clip_controls(c) for c in self.clips]
+        self.captions = sorted({cap for c in self.clips for cap in (c.get("captions") or [])} | {""})
+
+    def example(self, rng: np.random.Generator, index: int | None = None, drop: bool = True) -> dict:
+        i = int(rng.integers(len(self.clips))) if index is None else index
+        clip, ctl = self.clips[i], self.controls[i]
+        mel = self.reader.mel(clip)
+        n = mel.shape[1]
+        f = self.crop_frames
+        if n >= f:
+            start = int(rng.integers(0, n - f + 1))
+            crop = mel[:, start:start + f]
+        else:  # short clip: pad with silence (the log floor)
+            start = 0
+            crop = np.full((mel.shape[0], f), np.log(self.spec.log_floor), dtype=np.float32)
+            crop[:, :n] = mel
+        caps = clip.get("captions") or [""]
+        caption = caps[int(rng.integers(len(caps)))]
+        bpm, key, mode, meter = ctl.bpm, ctl.key, ctl.mode, ctl.meter
+        if drop:
+            d = self.dropout
+            if rng.random() < d.all:
+                caption, bpm, key, mode, meter = "", None, None, None, None
+            else:
+                caption = "" if rng.random() < d.text else caption
+                bpm = None if rng.random() < d.bpm else bpm
+                key = None if rng.random() < d.key else key
+                mode = None if rng.random() < d.mode else mode
+                meter = None if rng.random() < d.meter else meter
+        # the grid uses the clip's true meter even when the meter token is dropped
+        grid = beat_grid(f, self.spec.frame_rate, bpm, ctl.meter, start_seconds=start / self.spec.frame_rate)
+        idx = Controls(key=key, mode=mode, meter=meter).indices()
+        return {
+            "mel": (crop - self.mel_mean) / self.mel_scale,
+            "caption": caption,
+            "bpm": 0.0 if bpm is None else float(bpm),
+            "key": idx["key"], "mode": idx["mode"], "meter": idx["meter"],
+            "grid": grid,
+            "clip": clip.get("id", str(i)), "start": start,
+        }
+
+    def batch(self, rng: np.random.Generator, n: int, drop: bool = True) -> dict:
+        exs = [self.example(rng, drop=drop) for _ in range(n)]
+        return {
+            "mel": torch.from_numpy(np.stack([e["mel"] for e in exs]).astype(np.float32)),
+            "captions": [e["caption"] for e in exs],
+            "bpm": torch.tensor([e["bpm"] for e in exs], dtype=torch.float32),
+            "key": torch.tensor([e["key"] for e in exs], dtype=torch.int64),
+            "mode": torch.tensor([e["mode"] for e in exs], dtype=torch.int64),
+            "meter": torch.tensor([e["meter"] for e in exs], dtype=torch.int64),
+            "grid": torch.from_numpy(np.stack([e["grid"] for e in exs]).astype(np.float32)),
+        }
+
+
+class VocoderData:
+    """Random aligned (mel, audio) snippets for the vocoder cascader."""
+
+    def __init__(self, corpus: str | Path | CorpusReader, split: str = "train", snippet_frames: int = 50,
+                 mel_mean: float = -4.5, mel_scale: float = 7.0, audio_scale: float = 1.0) -> None:
+        self.reader = _open(corpus)
+        self.clips = [c for c in self.reader.clips(split) if c.get("mel_frames", 0) > 0]
+        if not self.clips:
+            raise ValueError(f"corpus {self.reader.root} has no {split!r} clips")
+        self.spec = MelSpec(**self.reader.info["mel"]) if isinstance(self.reader.info.get("mel"), dict) else MelSpec()
+        self.frames = int(snippet_frames)
+        self.mel_mean, self.mel_scale, self.audio_scale = float(mel_mean), float(mel_scale), float(audio_scale)
+
+    def example(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        clip = self.clips[int(rng.integers(len(self.clips)))]
+        mel = self.reader.mel(clip)
+        audio = self.reader.audio16k(clip)
+        hop, f = self.spec.hop, self.frames
+        n = min(mel.shape[1], len(audio) // hop)
+        m = np.full((mel.shape[0], f), np.log(self.spec.log_floor), dtype=np.float32)
+        a = np.zeros(f * hop, dtype=np.float32)
+        start = int(rng.integers(0, max(1, n - f + 1)))
+        k = min(f, n - start)
+        m[:, :k] = mel[:, start:start + k]
+        a[: k * hop] = audio[start * hop:(start + k) * hop]
+        return (m - self.mel_mean) / self.mel_scale, a * self.audio_scale
+
+    def batch(self, rng: np.random.Generator, n: int) -> dict:
+        exs = [self.example(rng) for _ in range(n)]
+        return {
+            "mel": torch.from_numpy(np.stack([e[0] for e in exs]).astype(np.float32)),
+            "audio": torch.from_numpy(np.stack([e[1] for e in exs])[:, None, :].astype(np.float32)),
+        }
+
+
+# ----------------------------------------------------------------------------- synthetic corpus
+
+SYNTH_STYLES = ("techno", "ambient")
+
+
+def _synth_clip(rng: np.random.Generator, style: str, bpm: float, tonic: int, mode: str, meter: str,
+                seconds: float, sr: int) -> np.ndarray:
+    n = int(seconds * sr)
+    t = np.arange(n) / sr
+    audio = np.zeros(n, dtype=np.float64)
+    beat = 60.0 / bpm * (1.5 if meter == "6/8" else 1.0)
+    per_bar = BEATS_PER_BAR[meter] / (1.5 if meter == "6/8" else 1.0)
+    k = 0
+    while k * beat < seconds:
+        s = int(k * beat * sr)
+        length = min(n - s, int(0.08 * sr))
+        env = np.exp(-np.arange(length) / (0.015 * sr))
+        freq = 60.0 if style == "techno" else 1200.0
+        amp = 0.6 if k % int(round(per_bar)) == 0 else 0.35
+        audio[s:s + length] += amp * env * np.sin(2 * np.pi * freq * np.arange(length) / sr)
+        k += 1
+    third = 4 if mode in ("major", "mixolydian") else 3
+    for semis in (0, third, 7):
+        f0 = 220.0 * 2 ** ((tonic + semis - 9) / 12)
+        wave = np.sin(2 * np.pi * f0 * t) if style == "ambient" else np.sign(np.sin(2 * np.pi * f0 * t)) * 0.5
+        audio += 0.08 * wave
+    audio += 0.003 * rng.standard_normal(n)
+    return (audio / max(1e-6, np.abs(audio).max()) * 0.8).astype(np.float32)
+
+
+def write_synthetic_corpus(root: str | Path, n_clips: int = 16, seconds: float = 4.0, seed: int = 0,
+                           n_eval_prompts: int = 8) -> Path:
+    """A tiny format-1 corpus (one shard, no FLAC files) of click-and-chord loops."""
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    spec = MelSpec()
+    shard = root / "shards" / "00000"
+    shard.mkdir(parents=True, exist_ok=True)
+    metas, mels, audios = [], [], []
+    mel_off = audio_off = 0
+    for i in range(n_clips):
+        style = SYNTH_STYLES[i % len(SYNTH_STYLES)]
+        bpm = float(rng.choice([80, 96, 110, 120, 128, 140]))
+        tonic = int(rng.integers(12))
+        mode = MODES[int(rng.integers(2))]
+        meter = METERS[int(rng.integers(len(METERS)))]
+        audio = _synth_clip(rng, style, bpm, tonic, mode, meter, seconds, spec.sample_rate)
+        mel = log_mel(audio, spec)
+        split = "train" if i % 8 < 6 else ("val" if i % 8 == 6 else "test")
+        key = TONICS[tonic]
+        captions = [f"{style} loop in {key} {mode}, {bpm:g} bpm, {meter}", f"a {mode} {style} groove"]
+        metas.append({
+            "id": f"syn{i:04d}", "style": style, "bpm": bpm, "key": key, "mode": mode, "meter": meter,
+            "bars": int(seconds * bpm / 60 / BEATS_PER_BAR[meter]), "duration": seconds,
+            "instruments": ["drums", "synth"] if style == "techno" else ["pad", "bell"],
+            "captions": captions, "split": split,
+            "mel_offset": mel_off, "mel_frames": mel.shape[1],
+            "audio_offset": audio_off, "audio_samples": len(audio), "flac": f"syn{i:04d}.flac",
+        })
+        mels.append(mel.astype(np.float16))
+        audios.append(np.round(audio * 32767).astype(np.int16))
+        mel_off += mel.shape[1]
+        audio_off += len(audio)
+    np.save(shard / "mel.npy", np.concatenate(mels, axis=1))
+    np.save(shard / "audio16k.npy", np.concatenate(audios))
+    with open(shard / "meta.jsonl", "w") as f:
+        for m in metas:
+            f.write(json.dumps(m) + "\n")
+    with open(root / "eval_prompts.jsonl", "w") as f:
+        for i in range(n_eval_prompts):
+            style = SYNTH_STYLES[i % len(SYNTH_STYLES)]
+            key, mode = TONICS[int(rng.integers(12))], MODES[i % 2]
+            bpm = float(rng.choice([90, 120, 130]))
+            f.write(json.dumps({"prompt": f"{style} loop in {key} {mode}, {bpm:g} bpm", "style": style,
+                                "bpm": bpm, "key": key, "mode": mode, "meter": "4/4",
+                                "seconds": seconds}) + "\n")
+    info = {"id": f"synthetic-{seed}", "format": 1, "seed": seed, "hours": n_clips * seconds / 3600,
+            "mel": spec.to_dict(), "styles": list(SYNTH_STYLES)}
+    (root / "corpus.json").write_text(json.dumps(info, indent=1))
+    return root
