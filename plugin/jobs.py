@@ -1,0 +1,251 @@
+"""What the panel knows about requests, jobs and clips: plain dataclasses, no Qt.
+
+A `GenerateRequest` is what the form holds; `to_osc_args()` turns it into the arguments of
+`/n2m/generate` (the prompt, then key=value strings). A `Job` follows one daemon job through its
+progress events; `EtaModel` estimates the time left from this job's rate and from how long the
+later stages took in earlier jobs.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from n2m.bridge.controls import ControlError, Controls, resolve
+
+ACTIVE_STATES = frozenset({"sending", "queued", "running"})
+FINAL_STATES = frozenset({"finished", "failed", "cancelled"})
+
+
+@dataclass(frozen=True)
+class QualityPreset:
+    name: str
+    steps: int | None  # None: the model's own default
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} · {self.steps} steps" if self.steps else f"{self.name} · model default"
+
+
+QUALITY_PRESETS: tuple[QualityPreset, ...] = (
+    QualityPreset("Draft", 8),
+    QualityPreset("Standard", None),
+    QualityPreset("High", 50),
+)
+
+
+@dataclass(frozen=True)
+class GenerateRequest:
+    """One press of Generate. None = unspecified (the daemon or the prompt text decides)."""
+
+    prompt: str
+    bpm: float | None = None
+    key: str | None = None
+    mode: str | None = None
+    meter: str | None = None
+    bars: int | None = None
+    seconds: float | None = None
+    seed: int | None = None
+    variations: int = 1
+    steps: int | None = None
+    extra: tuple[tuple[str, str], ...] = ()  # settings passed through (samplerate, format, ...)
+
+    def controls(self) -> Controls:
+        return Controls(self.bpm, self.key, self.mode, self.meter, self.bars, self.seconds)
+
+    def check(self) -> Controls:
+        """The controls the daemon will use (prompt text merged with the form), or ControlError."""
+        if not self.prompt.strip():
+            raise ControlError("type a prompt first")
+        if not 1 <= self.variations <= 16:
+            raise ControlError("variations must be from 1 to 16")
+        if self.seed is not None and self.seed < 0:
+            raise ControlError("seed must be 0 or more")
+        return resolve(self.prompt, self.controls())
+
+    def to_osc_args(self) -> list[str]:
+        args = [self.prompt.strip()]
+        c = self.controls()
+        for name in ("bpm", "key", "mode", "meter", "bars", "seconds"):
+            v = getattr(c, name)
+            if v is not None:
+                args.append(f"{name}={_fmt(v)}")
+        if self.seed is not None:
+            args.append(f"seed={self.seed}")
+        if self.variations != 1:
+            args.append(f"variations={self.variations}")
+        if self.steps is not None:
+            args.append(f"steps={self.steps}")
+        args += [f"{k}={v}" for k, v in self.extra]
+        return args
+
+    def varied(self, seed: int) -> GenerateRequest:
+        """Same prompt and controls, another seed, one clip."""
+        return replace(self, seed=seed, variations=1)
+
+
+def _fmt(v: object) -> str:
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
+@dataclass
+class Job:
+    request: GenerateRequest
+    id: str = ""  # the daemon's id, once /n2m/job arrived
+    state: str = "sending"
+    stage: str = ""
+    fraction: float = 0.0
+    message: str = ""
+    clips: list[str] = field(default_factory=list)
+    submitted: float = field(default_factory=time.monotonic)
+    stage_started: float = 0.0
+    stage_times: dict[str, float] = field(default_factory=dict)  # finished stages -> seconds
+    stage_order: list[str] = field(default_factory=list)
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+    def on_progress(self, stage: str, fraction: float, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        if stage != self.stage:
+            if self.stage:
+                self.stage_times[self.stage] = now - self.stage_started
+            self.stage, self.stage_started = stage, now
+            if stage not in self.stage_order:
+                self.stage_order.append(stage)
+        self.state = "running"
+        self.fraction = min(1.0, max(0.0, float(fraction)))
+
+    def finish(self, state: str, message: str = "", now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        if self.stage and self.stage not in self.stage_times:
+            self.stage_times[self.stage] = now - self.stage_started
+        self.state, self.message = state, message or self.message
+        if state == "finished":
+            self.fraction = 1.0
+
+
+@dataclass
+class EtaModel:
+    """Time left for a job: this stage's own rate, plus later stages as long as they took before."""
+
+    history: dict[str, list[float]] = field(default_factory=dict)
+    order: list[str] = field(default_factory=list)
+    keep: int = 8
+
+    def learn(self, job: Job) -> None:
+        if job.state != "finished":
+            return
+        for stage, secs in job.stage_times.items():
+            runs = self.history.setdefault(stage, [])
+            runs.append(secs)
+            del runs[: -self.keep]
+        if len(job.stage_order) >= len(self.order):
+            self.order = list(job.stage_order)
+
+    def seconds_left(self, job: Job, now: float | None = None) -> float | None:
+        if job.state != "running" or not job.stage:
+            return None
+        now = time.monotonic() if now is None else now
+        elapsed = now - job.stage_started
+        if job.fraction >= 0.02 and elapsed > 0:
+            this = elapsed * (1.0 - job.fraction) / job.fraction
+        elif job.stage in self.history:
+            this = max(0.0, _mean(self.history[job.stage]) - elapsed)
+        else:
+            return None
+        later = 0.0
+        if job.stage in self.order:
+            for stage in self.order[self.order.index(job.stage) + 1 :]:
+                if stage in self.history:
+                    later += _mean(self.history[stage])
+        return this + later
+
+
+def _mean(xs: Iterable[float]) -> float:
+    xs = list(xs)
+    return sum(xs) / len(xs) if xs else 0.0
+
+
+def format_eta(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    s = int(round(seconds))
+    return f"~{s // 60}:{s % 60:02d} left" if s >= 60 else f"~{s} s left"
+
+
+@dataclass
+class Clip:
+    """One finished clip, as the results list shows it."""
+
+    path: str
+    prompt: str = ""
+    seed: int | None = None
+    bpm: float | None = None
+    bars: int | None = None
+    samplerate: int = 0
+    seconds: float = 0.0
+    job_id: str = ""
+    favourite: bool = False
+    request: GenerateRequest | None = None
+    created: float = field(default_factory=time.time)
+
+    @property
+    def name(self) -> str:
+        return Path(self.path).name
+
+    def meta_line(self) -> str:
+        parts = []
+        if self.bpm:
+            parts.append(f"{_fmt(round(self.bpm, 1))} bpm")
+        if self.bars:
+            parts.append(f"{self.bars} bars")
+        if self.seconds:
+            parts.append(f"{self.seconds:.1f} s")
+        if self.seed is not None:
+            parts.append(f"seed {self.seed}")
+        if self.samplerate:
+            parts.append(f"{self.samplerate / 1000:g} kHz")
+        return " · ".join(parts)
+
+    def to_json(self) -> dict:
+        return {
+            "path": self.path, "prompt": self.prompt, "seed": self.seed, "bpm": self.bpm,
+            "bars": self.bars, "samplerate": self.samplerate, "seconds": self.seconds,
+            "job_id": self.job_id, "favourite": self.favourite, "created": self.created,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict) -> Clip:
+        known = {k: d[k] for k in cls.__dataclass_fields__ if k in d and k != "request"}
+        return cls(**known)
+
+
+def read_sidecar(path: str | Path) -> dict:
+    """The JSON sidecar the daemon writes beside a clip (`x.wav` -> `x.json` or `x.wav.json`)."""
+    p = Path(path)
+    for cand in (p.with_suffix(".json"), p.with_name(p.name + ".json")):
+        try:
+            data = json.loads(cand.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict):
+            return data
+    return {}
+
+
+def sidecar_value(side: dict, *names: str) -> object:
+    """First of `names` found at the top level of the sidecar or in its 'controls'/'request'."""
+    for scope in (side, side.get("controls") or {}, side.get("request") or {}):
+        if not isinstance(scope, dict):
+            continue
+        for n in names:
+            if scope.get(n) is not None:
+                return scope[n]
+    return None
