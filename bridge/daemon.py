@@ -1,0 +1,700 @@
+"""`n2m serve`: the OSC daemon that keeps the cascade loaded and turns requests into clips.
+
+    n2m serve [--host H] [--port P] [--model NAME|DIR] [--allow-remote] [--queue N]
+              [--library PATH] [--out DIR] [--grace S]
+
+One selector thread serves OSC (UDP up to 64 KiB and TCP with OSC 1.0 framing, same port); one
+worker thread runs jobs from a bounded queue through the engine and the clip pipeline, records them
+in the clip library and announces them. Every request gets an answer: a reply, or /n2m/error with
+the reason. The namespace is in n2m.bridge.protocol and docs/osc.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import re
+import secrets
+import signal
+import sys
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+from pythonosc.osc_message import OscMessage
+
+from n2m.bridge import __version__
+from n2m.bridge import protocol as P
+from n2m.bridge.controls import METERS, ControlError, Controls, normalize_meter, resolve
+from n2m.bridge.library import Library, default_clips_dir, default_library_path
+from n2m.bridge.osc import OscParseError, OscServer, Peer, is_loopback
+from n2m.bridge.pipeline import (
+    FORMATS,
+    SAMPLE_RATES,
+    PipelineError,
+    PipelineOptions,
+    process_clip,
+    safe_name,
+    write_clip,
+)
+
+MAX_PROMPT = 1000
+MAX_SUBSCRIBERS = 32
+MAX_VARIATIONS = 8
+POSITIONAL = ("bpm", "key", "bars", "seed")  # /n2m/generate prompt [bpm] [key] [bars] [seed]
+KEYS = {"prompt", "bpm", "key", "mode", "meter", "bars", "seconds", "seed", "variations", "steps",
+        "guidance", "sampler", "loop", "format", "samplerate", "lufs", "name", "dir", "stretch"}
+_KEY_RE = re.compile(r"^\s*([A-Ga-g])\s*(#|♯|b|♭)?\s*(m|min|minor|maj|major|dorian|mixolydian)?\s*$")
+
+
+class BindRefused(ValueError):
+    """A bind address the daemon will not use without an explicit flag."""
+
+
+class RequestError(ValueError):
+    """A request the daemon cannot honour; the message is sent back as /n2m/error."""
+
+
+class EngineLike(Protocol):
+    """What the daemon needs of n2m.bridge.engine.Engine."""
+
+    model_id: str
+    sample_rate: int
+
+    def generate(self, request: Any, progress: Callable[[dict], None] | None = None,
+                 cancel: threading.Event | None = None) -> list[Any]: ...
+
+
+def check_bind(host: str, allow_remote: bool) -> None:
+    if not is_loopback(host) and not allow_remote:
+        raise BindRefused(
+            f"refusing to listen on {host}: n2m serve binds to loopback (127.0.0.1) unless you pass "
+            "--allow-remote, because anyone who can reach the port can make the daemon write files")
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    host: str = P.DEFAULT_HOST
+    port: int = P.DEFAULT_PORT
+    allow_remote: bool = False
+    queue_size: int = P.DEFAULT_QUEUE
+    library_path: Path = field(default_factory=default_library_path)
+    out_dir: Path = field(default_factory=default_clips_dir)
+    sample_rate: int = 48000
+    format: str = "wav24"
+    target_lufs: float = -14.0
+    shutdown_grace: float = 30.0  # seconds a job in flight may take to finish on shutdown
+    tcp: bool = True
+
+
+@dataclass
+class Job:
+    id: str
+    prompt: str
+    controls: Controls
+    seed: int
+    variations: int
+    steps: int | None
+    guidance: float | None
+    sampler: str | None
+    options: PipelineOptions
+    name: str | None
+    out_dir: Path
+    reply_to: Peer
+    state: str = "queued"
+    error: str | None = None
+    clips: list[str] = field(default_factory=list)
+    cancel: threading.Event = field(default_factory=threading.Event)
+    shutdown: bool = False
+    created: float = field(default_factory=time.time)
+
+    def summary(self) -> dict[str, Any]:
+        return {"id": self.id, "state": self.state, "prompt": self.prompt, "seed": self.seed,
+                "controls": self.controls.as_dict(), "clips": self.clips, "error": self.error}
+
+
+def _num(value: Any, what: str, kind: type = float, lo: float | None = None, hi: float | None = None) -> Any:
+    if isinstance(value, bool):
+        raise RequestError(f"{what} must be a number, got {value!r}")
+    try:
+        if kind is int:
+            if isinstance(value, int):
+                v: Any = value
+            elif isinstance(value, float) and value.is_integer() or isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d{1,12}\s*", value):
+                v = int(value)
+            else:
+                raise ValueError
+        else:
+            v = float(value)
+            if v != v or v in (float("inf"), float("-inf")):
+                raise ValueError
+    except (TypeError, ValueError):
+        raise RequestError(f"{what} must be {'a whole number' if kind is int else 'a number'}, got {value!r}") from None
+    if (lo is not None and v < lo) or (hi is not None and v > hi):
+        raise RequestError(f"{what} {v} is out of range {lo}-{hi}")
+    return v
+
+
+def _bool(value: Any, what: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    s = str(value).strip().lower()
+    if s in {"1", "true", "yes", "on"}:
+        return True
+    if s in {"0", "false", "no", "off"}:
+        return False
+    raise RequestError(f"{what} must be 0/1, true/false, got {value!r}")
+
+
+def parse_key(value: str) -> tuple[str, str | None]:
+    """'F#m' -> ('F#', 'minor'); 'Bb major' -> ('Bb', 'major'); 'C' -> ('C', None)."""
+    m = _KEY_RE.match(str(value))
+    if not m:
+        raise RequestError(f"key {value!r} not understood: write e.g. C, F#m, Bb major, D dorian")
+    tonic = m.group(1).upper() + ({"♯": "#", "♭": "b"}.get(m.group(2) or "", m.group(2) or ""))
+    mode = m.group(3)
+    mode = {"m": "minor", "min": "minor", "maj": "major"}.get(mode or "", mode)
+    return tonic, mode
+
+
+def safe_subdir(root: Path, sub: str) -> Path:
+    """A folder inside root named by a request, or RequestError (absolute paths and '..' refused)."""
+    s = str(sub)
+    if (not s or len(s) > 200 or "\0" in s or "\\" in s or s.startswith(("/", "~"))
+            or any(part in {"..", "."} or part.startswith(".") for part in s.split("/"))):
+        raise RequestError(f"dir {sub!r} refused: a relative folder inside the clip folder, no '..'")
+    target = (root / s).resolve()
+    if not target.is_relative_to(root.resolve()):
+        raise RequestError(f"dir {sub!r} refused: it leads outside the clip folder")
+    return target
+
+
+class Daemon:
+    def __init__(self, engine: EngineLike, config: DaemonConfig, library: Library) -> None:
+        check_bind(config.host, config.allow_remote)
+        if config.queue_size < 1:
+            raise ValueError("the queue must hold at least one job")
+        self.engine = engine
+        self.config = config
+        self.library = library
+        self.server: OscServer | None = None
+        self.tempo: float | None = None
+        self.meter: str | None = None
+        self.sample_rate: int | None = None
+        self._queue: collections.deque[Job] = collections.deque()
+        self._jobs: dict[str, Job] = {}
+        self._recent: collections.deque[str] = collections.deque(maxlen=200)
+        self._running: Job | None = None
+        self._cond = threading.Condition()
+        self._accepting = True
+        self._stopping = False
+        self._held = threading.Event()
+        self._held.set()  # set = the worker may take jobs
+        self._subscribers: list[Peer] = []
+        self._sub_lock = threading.Lock()
+        self._worker: threading.Thread | None = None
+        self.counters = collections.Counter()
+        self._handlers: dict[str, Callable[[list[Any], Peer], None]] = {
+            P.TEST: self._on_test, P.GENERATE: self._on_generate, P.CANCEL: self._on_cancel,
+            P.STATUS: self._on_status, P.SUBSCRIBE: self._on_subscribe,
+            P.UNSUBSCRIBE: self._on_unsubscribe, P.SET_TEMPO: self._on_set_tempo,
+            P.SET_METER: self._on_set_meter, P.SET_SAMPLERATE: self._on_set_samplerate,
+            P.CLIPS: self._on_clips,
+        }
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def start(self) -> int:
+        self.config.out_dir.mkdir(parents=True, exist_ok=True)
+        self.server = OscServer(self.config.host, self.config.port, self.handle, tcp=self.config.tcp)
+        self.server.start()
+        self._worker = threading.Thread(target=self._work, name="n2m-worker", daemon=True)
+        self._worker.start()
+        return self.server.port
+
+    def hold(self) -> None:
+        """Stop taking new jobs from the queue (the one in flight continues). For maintenance and tests."""
+        self._held.clear()
+
+    def release(self) -> None:
+        self._held.set()
+        with self._cond:
+            self._cond.notify_all()
+
+    def stop(self, grace: float | None = None) -> None:
+        """Refuse new jobs, fail the queued ones, let the job in flight finish for `grace` seconds
+        (then cancel it and mark it failed), and close."""
+        grace = self.config.shutdown_grace if grace is None else grace
+        with self._cond:
+            self._accepting = False
+            queued = list(self._queue)
+            self._queue.clear()
+        for job in queued:
+            self._finish(job, "failed", "the daemon shut down before the job started")
+        self._held.set()
+        deadline = time.monotonic() + grace
+        with self._cond:
+            while self._running is not None and time.monotonic() < deadline:
+                self._cond.wait(timeout=min(0.2, max(0.0, deadline - time.monotonic())))
+            if self._running is not None:
+                self._running.shutdown = True
+                self._running.cancel.set()
+            self._stopping = True
+            self._cond.notify_all()
+        if self._worker is not None:
+            self._worker.join(timeout=60)
+        if self.server is not None:
+            self.server.close()
+
+    # -- sending ---------------------------------------------------------------------------------
+    def _send(self, peer: Peer, address: str, args: list[Any]) -> None:
+        if self.server is not None:
+            self.server.send(peer, address, args)
+
+    def _broadcast(self, sender: Peer | None, address: str, args: list[Any]) -> None:
+        """To the sender and every subscriber, once each."""
+        with self._sub_lock:
+            targets = list(self._subscribers)
+        if sender is not None and sender not in targets:
+            targets.insert(0, sender)
+        for t in targets:
+            self._send(t, address, args)
+
+    def _error(self, peer: Peer, message: str, job_id: str = "", broadcast: bool = False) -> None:
+        self.counters["errors"] += 1
+        if broadcast:
+            self._broadcast(peer, P.ERROR, [job_id, message])
+        else:
+            self._send(peer, P.ERROR, [job_id, message])
+
+    # -- dispatch ----------------------------------------------------------------------------------
+    def handle(self, item: OscMessage | OscParseError, peer: Peer) -> None:
+        if isinstance(item, OscParseError):
+            self.counters["malformed"] += 1
+            self._error(peer, f"malformed OSC packet: {item}")
+            return
+        self.counters["messages"] += 1
+        handler = self._handlers.get(item.address)
+        if handler is None:
+            self._error(peer, f"unknown address {item.address[:100]!r}: see docs/osc.md for the /n2m namespace")
+            return
+        try:
+            handler(list(item.params), peer)
+        except (RequestError, ControlError, PipelineError) as exc:
+            self._error(peer, f"{item.address}: {exc}")
+        except Exception as exc:  # a bug in a handler answers the request instead of going silent
+            traceback.print_exc()
+            self._error(peer, f"{item.address}: internal error: {exc}")
+
+    # -- handlers ----------------------------------------------------------------------------------
+    def _on_test(self, args: list[Any], peer: Peer) -> None:
+        self._send(peer, P.TEST, ["ok", __version__, str(self.engine.model_id)])
+
+    def _parse_generate(self, args: list[Any], peer: Peer) -> Job:
+        kv: dict[str, Any] = {}
+        pos: list[Any] = []
+        for a in args:
+            if isinstance(a, str) and re.match(r"^[a-z_]+=", a):
+                k, _, v = a.partition("=")
+                if k not in KEYS:
+                    raise RequestError(f"unknown option {k!r}: one of {', '.join(sorted(KEYS))}")
+                if k in kv:
+                    raise RequestError(f"option {k!r} given twice")
+                kv[k] = v
+            elif kv:
+                raise RequestError(f"positional argument {a!r} after key=value options")
+            else:
+                pos.append(a)
+        if "prompt" in kv:
+            prompt = kv.pop("prompt")
+        elif pos:
+            prompt = pos.pop(0)
+        else:
+            raise RequestError("a prompt is required: /n2m/generate \"prompt text\" [bpm] [key] [bars] [seed]")
+        if not isinstance(prompt, str):
+            raise RequestError(f"the prompt must be a string, got {prompt!r}")
+        prompt = prompt.strip()
+        if not prompt or len(prompt) > MAX_PROMPT or "\0" in prompt:
+            raise RequestError(f"the prompt must be 1-{MAX_PROMPT} characters of text")
+        if len(pos) > len(POSITIONAL):
+            raise RequestError(f"too many positional arguments: prompt then {' '.join(POSITIONAL)}; use key=value for more")
+        for k, v in zip(POSITIONAL, pos, strict=False):
+            if isinstance(v, str) and v.strip() in {"", "-"}:
+                continue
+            if k in kv:
+                raise RequestError(f"{k} given both positionally and as {k}=")
+            kv[k] = v
+        key = mode = None
+        if "key" in kv:
+            key, mode = parse_key(kv.pop("key"))
+        if "mode" in kv:
+            mode = str(kv.pop("mode"))
+        explicit = Controls(
+            bpm=_num(kv.pop("bpm"), "bpm") if "bpm" in kv else None,
+            key=key, mode=mode,
+            meter=str(kv.pop("meter")) if "meter" in kv else None,
+            bars=_num(kv.pop("bars"), "bars", int) if "bars" in kv else None,
+            seconds=_num(kv.pop("seconds"), "seconds") if "seconds" in kv else None,
+        )
+        controls = resolve(prompt, explicit)
+        if controls.bpm is None and self.tempo is not None:  # DAW sync: the song's tempo and meter
+            controls = replace(controls, bpm=self.tempo)
+        if controls.meter is None and self.meter is not None:
+            controls = replace(controls, meter=self.meter)
+        controls = controls.validated()
+        seed = _num(kv.pop("seed"), "seed", int, 0, 2**32 - 1) if "seed" in kv else secrets.randbelow(2**31)
+        variations = _num(kv.pop("variations", 1), "variations", int, 1, MAX_VARIATIONS)
+        steps = _num(kv.pop("steps"), "steps", int, 1, 1000) if "steps" in kv else None
+        guidance = _num(kv.pop("guidance"), "guidance", float, 0, 30) if "guidance" in kv else None
+        sampler = str(kv.pop("sampler")) if "sampler" in kv else None
+        sr = self.sample_rate or self.config.sample_rate
+        if "samplerate" in kv:
+            sr = _num(kv.pop("samplerate"), "samplerate", int)
+            if sr not in SAMPLE_RATES:
+                raise RequestError(f"samplerate {sr} not supported: one of {SAMPLE_RATES}")
+        fmt = str(kv.pop("format", self.config.format))
+        if fmt not in FORMATS:
+            raise RequestError(f"format {fmt!r} not supported: one of {', '.join(FORMATS)}")
+        options = PipelineOptions(
+            bpm=controls.bpm, bars=controls.bars, meter=controls.meter,
+            loop=_bool(kv.pop("loop"), "loop") if "loop" in kv else False,
+            sample_rate=sr, format=fmt,
+            target_lufs=_num(kv.pop("lufs"), "lufs", float, -60, 0) if "lufs" in kv else self.config.target_lufs,
+            stretch=_bool(kv.pop("stretch"), "stretch") if "stretch" in kv else True,
+        ).validated()
+        name = None
+        if "name" in kv:
+            try:
+                name = safe_name(str(kv.pop("name")))
+            except PipelineError as exc:
+                raise RequestError(str(exc)) from None
+        out_dir = self.config.out_dir
+        if "dir" in kv:
+            out_dir = safe_subdir(self.config.out_dir, kv.pop("dir"))
+        assert not kv, kv
+        return Job(id=uuid.uuid4().hex[:12], prompt=prompt, controls=controls, seed=int(seed),
+                   variations=int(variations), steps=steps, guidance=guidance, sampler=sampler,
+                   options=options, name=name, out_dir=out_dir, reply_to=peer)
+
+    def _on_generate(self, args: list[Any], peer: Peer) -> None:
+        job = self._parse_generate(args, peer)
+        with self._cond:
+            if not self._accepting:
+                raise RequestError("the daemon is shutting down; no new jobs")
+            if len(self._queue) >= self.config.queue_size:
+                self.counters["rejected_full"] += 1
+                raise RequestError(
+                    f"the queue is full ({self.config.queue_size} jobs waiting); the request was not "
+                    "queued: send it again when a job finishes, or cancel one")
+            self.library.add_job(job.id, job.prompt, job.controls.as_dict(), job.seed, str(self.engine.model_id))
+            self._queue.append(job)
+            self._jobs[job.id] = job
+            self._recent.append(job.id)
+            while len(self._jobs) > 400:  # forget the oldest finished jobs (the library keeps them)
+                old = next(iter(self._jobs))
+                if self._jobs[old].state in {"queued", "running"}:
+                    break
+                del self._jobs[old]
+            self.counters["accepted"] += 1
+            self._cond.notify_all()
+        self._broadcast(peer, P.JOB, [job.id])
+
+    def _on_cancel(self, args: list[Any], peer: Peer) -> None:
+        if len(args) != 1 or not isinstance(args[0], str):
+            raise RequestError("usage: /n2m/cancel job-id")
+        with self._cond:
+            job = self._jobs.get(args[0])
+            if job is None:
+                raise RequestError(f"no job {args[0][:40]!r}")
+            if job in self._queue:
+                self._queue.remove(job)
+                queued = True
+            elif job.state == "running":
+                job.cancel.set()
+                queued = False
+            else:
+                raise RequestError(f"job {job.id} is already {job.state}")
+        if queued:
+            self._finish(job, "cancelled", "cancelled before it started")
+
+    def _on_status(self, args: list[Any], peer: Peer) -> None:
+        if args:
+            jid = str(args[0])
+            job = self._jobs.get(jid)
+            if job is not None:
+                self._send(peer, P.STATUS, [json.dumps(job.summary())])
+                return
+            row = self.library.job(jid)
+            if row is None:
+                raise RequestError(f"no job {jid[:40]!r}")
+            row["controls"] = json.loads(row["controls"])
+            self._send(peer, P.STATUS, [json.dumps(row)])
+            return
+        with self._cond:
+            running = self._running.id if self._running else None
+            queued = [j.id for j in self._queue]
+        with self._sub_lock:
+            nsubs = len(self._subscribers)
+        status = {
+            "version": __version__, "model": str(self.engine.model_id), "state": "busy" if running else "idle",
+            "running": running, "queued": queued, "queue_size": self.config.queue_size,
+            "tempo": self.tempo, "meter": self.meter, "samplerate": self.sample_rate or self.config.sample_rate,
+            "subscribers": nsubs, "out_dir": str(self.config.out_dir),
+            "recent": {j: self._jobs[j].state for j in list(self._recent)[-20:] if j in self._jobs},
+        }
+        self._send(peer, P.STATUS, [json.dumps(status)])
+
+    def _subscriber(self, args: list[Any], peer: Peer) -> Peer:
+        if not 1 <= len(args) <= 3:
+            raise RequestError("usage: /n2m/subscribe host port [udp|tcp]")
+        if len(args) == 1:  # just a port: the sender's host
+            host, port, proto = peer.host, args[0], "udp"
+        else:
+            host, port = str(args[0]), args[1]
+            proto = str(args[2]).lower() if len(args) == 3 else "udp"
+        port = _num(port, "port", int, 1, 65535)
+        if proto not in {"udp", "tcp"}:
+            raise RequestError(f"protocol {proto!r}: udp or tcp")
+        if host == "localhost":
+            host = "127.0.0.1"
+        if not re.fullmatch(r"[0-9A-Fa-f:.]+", host):
+            raise RequestError(f"host {host[:60]!r} must be an IP address")
+        if not is_loopback(host) and not self.config.allow_remote:
+            raise RequestError(f"host {host} is not loopback: the daemon sends only to loopback without --allow-remote")
+        return Peer(proto, host, int(port))
+
+    def _on_subscribe(self, args: list[Any], peer: Peer) -> None:
+        sub = self._subscriber(args, peer)
+        with self._sub_lock:
+            if sub not in self._subscribers:
+                if len(self._subscribers) >= MAX_SUBSCRIBERS:
+                    raise RequestError(f"too many subscribers (at most {MAX_SUBSCRIBERS})")
+                self._subscribers.append(sub)
+        self._send(peer, P.SUBSCRIBE, [sub.host, sub.port, sub.proto])
+
+    def _on_unsubscribe(self, args: list[Any], peer: Peer) -> None:
+        sub = self._subscriber(args, peer)
+        with self._sub_lock:
+            if sub not in self._subscribers:
+                raise RequestError(f"{sub} is not subscribed")
+            self._subscribers.remove(sub)
+        self._send(peer, P.UNSUBSCRIBE, [sub.host, sub.port, sub.proto])
+
+    def _on_set_tempo(self, args: list[Any], peer: Peer) -> None:
+        if len(args) != 1:
+            raise RequestError("usage: /n2m/set/tempo bpm (0 clears)")
+        bpm = _num(args[0], "tempo")
+        if bpm == 0:
+            self.tempo = None
+        else:
+            Controls(bpm=bpm).validated()
+            self.tempo = float(bpm)
+        self._send(peer, P.SET_TEMPO, [self.tempo or 0.0])
+
+    def _on_set_meter(self, args: list[Any], peer: Peer) -> None:
+        if len(args) == 1 and isinstance(args[0], str):
+            meter = args[0]
+        elif len(args) == 2:
+            meter = f"{_num(args[0], 'numerator', int)}/{_num(args[1], 'denominator', int)}"
+        else:
+            raise RequestError("usage: /n2m/set/meter numerator denominator (or \"4/4\")")
+        try:
+            self.meter = normalize_meter(meter)
+        except ControlError:
+            raise RequestError(f"meter {meter!r} not supported: one of {', '.join(METERS)}") from None
+        self._send(peer, P.SET_METER, [self.meter])
+
+    def _on_set_samplerate(self, args: list[Any], peer: Peer) -> None:
+        if len(args) != 1:
+            raise RequestError("usage: /n2m/set/samplerate hz")
+        sr = _num(args[0], "samplerate", int)
+        if sr not in SAMPLE_RATES:
+            raise RequestError(f"samplerate {sr} not supported: one of {SAMPLE_RATES}")
+        self.sample_rate = sr
+        self._send(peer, P.SET_SAMPLERATE, [sr])
+
+    def _on_clips(self, args: list[Any], peer: Peer) -> None:
+        query = str(args[0]) if args else ""
+        limit = _num(args[1], "limit", int, 1, 200) if len(args) > 1 else 20
+        recs = self.library.search(query, limit) if query else self.library.clips(limit)
+        items = [{"id": r.id, "path": r.path, "prompt": r.prompt, "seed": r.seed, "bpm": r.bpm,
+                  "bars": r.bars, "samplerate": r.samplerate, "duration": r.duration,
+                  "favourite": r.favourite, "created": r.created} for r in recs]
+        text = json.dumps(items)
+        while len(text.encode()) > P.MAX_DATAGRAM - 1024 and items:
+            items.pop()
+            text = json.dumps(items)
+        self._send(peer, P.CLIPS, [text])
+
+    # -- the worker --------------------------------------------------------------------------------
+    def _finish(self, job: Job, state: str, error: str | None = None) -> None:
+        job.state, job.error = state, error
+        self.library.set_job_state(job.id, state, error)
+        if error and state == "failed":
+            self._broadcast(job.reply_to, P.ERROR, [job.id, error])
+        self._broadcast(job.reply_to, P.DONE, [job.id, state])
+        self.counters[state] += 1
+
+    def _next_job(self) -> Job | None:
+        with self._cond:
+            while True:
+                if self._stopping:
+                    return None
+                if self._queue and self._held.is_set():
+                    job = self._queue.popleft()
+                    self._running = job
+                    job.state = "running"
+                    return job
+                self._cond.wait(timeout=0.5)
+
+    def _work(self) -> None:
+        while True:
+            job = self._next_job()
+            if job is None:
+                return
+            try:
+                self._run(job)
+            except BaseException as exc:  # the worker must outlive any job
+                traceback.print_exc()
+                self._finish(job, "failed", f"internal error: {exc}")
+            finally:
+                with self._cond:
+                    self._running = None
+                    self._cond.notify_all()
+
+    def _run(self, job: Job) -> None:
+        from n2m.bridge.engine import Cancelled, GenerationRequest
+
+        self.library.set_job_state(job.id, "running")
+        emit = lambda stage, fraction: self._broadcast(job.reply_to, P.PROGRESS, [job.id, stage, float(fraction)])  # noqa: E731
+
+        def progress(d: dict) -> None:
+            emit(str(d.get("stage", "generate")), float(d.get("fraction", 0.0)))
+
+        emit("queued", 0.0)
+        request = GenerationRequest(job.prompt, job.controls, job.seed, steps=job.steps, guidance=job.guidance,
+                                    variations=job.variations, sampler=job.sampler)
+        try:
+            clips = self.engine.generate(request, progress=progress, cancel=job.cancel)
+        except Cancelled:
+            if job.shutdown:
+                self._finish(job, "failed", "the daemon shut down while the job was running")
+            else:
+                self._finish(job, "cancelled")
+            return
+        except Exception as exc:
+            self._finish(job, "failed", f"generation failed: {exc}")
+            return
+        for i, clip in enumerate(clips):
+            if job.cancel.is_set():
+                self._finish(job, "failed" if job.shutdown else "cancelled",
+                             "the daemon shut down while the job was running" if job.shutdown else None)
+                return
+            emit("pipeline", i / max(1, len(clips)))
+            try:
+                processed = process_clip(clip, job.options)
+                emit("write", (i + 0.5) / max(1, len(clips)))
+                files = write_clip(processed, job.out_dir, name=job.name, job_id=job.id)
+                self.library.add_clip(
+                    job_id=job.id, idx=processed.index, path=str(files.audio), sidecar=str(files.sidecar),
+                    prompt=processed.prompt, controls=processed.controls, seed=processed.seed,
+                    model=processed.model_id, samplerate=processed.sample_rate, bpm=processed.bpm,
+                    bars=processed.bars, duration=processed.duration, format=processed.format,
+                    created=files.metadata["created"])
+            except Exception as exc:
+                self._finish(job, "failed", f"clip pipeline failed: {exc}")
+                return
+            job.clips.append(str(files.audio))
+            self._broadcast(job.reply_to, P.CLIP_READY,
+                            [job.id, str(files.audio), processed.sample_rate,
+                             float(processed.bpm or 0.0), int(processed.bars or 0)])
+        emit("done", 1.0)
+        self._finish(job, "finished")
+
+
+# -- the command ---------------------------------------------------------------------------------
+def resolve_model_dir(model: str | None) -> Path:
+    """--model: a folder with a manifest.json, or the name of one under n2m/bridge/models/."""
+    models_root = Path(__file__).resolve().parent / "models"
+    if model and (Path(model) / "manifest.json").is_file():
+        return Path(model)
+    if model:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", model) or ".." in model:
+            raise SystemExit(f"n2m serve: model {model!r} is neither a model folder nor a model name")
+        d = models_root / model
+        if not (d / "manifest.json").is_file():
+            raise SystemExit(f"n2m serve: no model {model!r}: expected {d}/manifest.json "
+                             "(pass --model DIR for a folder elsewhere)")
+        return d
+    found = sorted(p.parent for p in models_root.glob("*/manifest.json"))
+    if not found:
+        raise SystemExit(f"n2m serve: no model installed under {models_root}: pass --model DIR")
+    return found[0]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="n2m serve", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--host", default=P.DEFAULT_HOST, help="address to bind (default loopback)")
+    ap.add_argument("--port", type=int, default=P.DEFAULT_PORT, help="UDP and TCP port (0 = any free)")
+    ap.add_argument("--model", default=None, help="model name under n2m/bridge/models, or a model folder")
+    ap.add_argument("--allow-remote", action="store_true", help="allow binding a non-loopback address")
+    ap.add_argument("--queue", type=int, default=P.DEFAULT_QUEUE, help="jobs that may wait (default 16)")
+    ap.add_argument("--library", type=Path, default=None, help="clip library file")
+    ap.add_argument("--out", type=Path, default=None, help="folder for clips")
+    ap.add_argument("--samplerate", type=int, default=48000, choices=SAMPLE_RATES)
+    ap.add_argument("--format", default="wav24", choices=sorted(FORMATS))
+    ap.add_argument("--grace", type=float, default=30.0, help="seconds a running job may finish on shutdown")
+    ap.add_argument("--provider", default="auto", help="ONNX Runtime provider (auto, cpu, cuda)")
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--no-tcp", action="store_true", help="serve UDP only")
+    args = ap.parse_args(argv)
+    try:
+        check_bind(args.host, args.allow_remote)
+    except BindRefused as exc:
+        print(f"n2m serve: {exc}", file=sys.stderr)
+        return 2
+    if args.queue < 1:
+        print("n2m serve: --queue must be at least 1", file=sys.stderr)
+        return 2
+    config = DaemonConfig(
+        host=args.host, port=args.port, allow_remote=args.allow_remote, queue_size=args.queue,
+        library_path=args.library or default_library_path(), out_dir=args.out or default_clips_dir(),
+        sample_rate=args.samplerate, format=args.format, shutdown_grace=args.grace, tcp=not args.no_tcp)
+    config.out_dir.mkdir(parents=True, exist_ok=True)
+    library = Library(config.library_path, config.out_dir)
+    rep = library.recover()
+    if rep.failed_jobs or rep.removed_temp_files or rep.imported_clips or rep.removed_orphans:
+        print(f"n2m serve: recovered the library: {rep.failed_jobs} interrupted job(s) marked failed, "
+              f"{rep.removed_temp_files} temporary file(s) removed, {rep.imported_clips} clip(s) re-imported, "
+              f"{rep.removed_orphans} incomplete clip(s) removed", flush=True)
+    from n2m.bridge.engine import Engine
+
+    model_dir = resolve_model_dir(args.model)
+    print(f"n2m serve: loading {model_dir} ...", flush=True)
+    engine = Engine.load(model_dir, provider=args.provider, threads=args.threads)
+    daemon = Daemon(engine, config, library)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        port = daemon.start()
+    except OSError as exc:
+        print(f"n2m serve: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        library.close()
+        return 1
+    proto = "udp" if args.no_tcp else "udp+tcp"
+    print(f"n2m serve: listening on {proto} {args.host}:{port} (model {engine.model_id}, pid {os.getpid()})",
+          flush=True)
+    while not stop.wait(0.5):
+        pass
+    print("n2m serve: shutting down ...", flush=True)
+    daemon.stop()
+    library.close()
+    print("n2m serve: stopped", flush=True)
+    return 0
