@@ -371,6 +371,7 @@ class Panel(QWidget):
             self._seen_online = True
             self.clear_error_if("daemon")
             self.link.send(P.STATUS)
+            self.link.send(P.CLIPS, ["", 30])
             self._recheck_after_restart = True
             while self._unsent:
                 self._send_job(self._unsent.popleft())
@@ -402,7 +403,7 @@ class Panel(QWidget):
             P.JOB: self._msg_job, P.PROGRESS: self._msg_progress, P.CLIP_READY: self._msg_clip,
             P.ERROR: self._msg_error, P.DONE: self._msg_done, P.STATUS: self._msg_status,
             P.SET_TEMPO: self._msg_tempo, P.SET_METER: self._msg_meter,
-            P.SET_SAMPLERATE: self._msg_samplerate,
+            P.SET_SAMPLERATE: self._msg_samplerate, P.CLIPS: self._msg_clips,
         }.get(address)
         if handler is not None:
             with contextlib.suppress(IndexError, TypeError, ValueError):
@@ -479,6 +480,28 @@ class Panel(QWidget):
         if job is not None:
             self._refresh_job(job)
 
+    def _msg_clips(self, args: list) -> None:
+        """The daemon's library (/n2m/clips): list past clips that are not shown yet."""
+        items = json.loads(str(args[0]))
+        if not isinstance(items, list):
+            return
+        for d in reversed(items):
+            if not isinstance(d, dict) or not isinstance(d.get("path"), str):
+                continue
+            path = d["path"]
+            if self.model.row_of(path) >= 0 or not Path(path).is_file():
+                continue
+            num = _numbers(d)
+            seed, bars = num("seed"), num("bars")
+            clip = Clip(path=path, prompt=str(d.get("prompt") or ""),
+                        seed=None if seed is None else int(seed),
+                        bpm=num("bpm"), bars=None if not bars else int(bars), samplerate=int(num("samplerate") or 0),
+                        seconds=float(num("duration") or 0.0), favourite=bool(d.get("favourite")),
+                        created=float(num("created") or time.time()))
+            if clip.prompt:
+                clip.request = GenerateRequest(prompt=clip.prompt, bpm=clip.bpm, bars=clip.bars)
+            self.model.add(clip)
+
     def _fill_seconds(self, clip: Clip) -> None:
         """Length from the WAV header (cheap: reads no samples)."""
         import wave
@@ -490,8 +513,9 @@ class Panel(QWidget):
         jid = str(args[0]) if args else ""
         message = str(args[1]) if len(args) > 1 else "unknown error"
         job = self._by_id.get(jid) if jid else None
-        if job is None and not jid and self._awaiting_id:
+        if job is None and not jid and self._awaiting_id and message.startswith(P.GENERATE):
             job = self._awaiting_id.popleft()  # the request itself was refused
+            message = message[len(P.GENERATE):].lstrip(": ")
             job.finish("failed", message)
             self._refresh_job(job)
             self._finished(job)
@@ -903,6 +927,11 @@ class Panel(QWidget):
     def closeEvent(self, event) -> None:  # noqa: ANN001
         self.shutdown()
         super().closeEvent(event)
+
+
+def _numbers(d: dict) -> Callable[[str], float | None]:
+    """A getter for the numeric fields of a JSON object (None where absent or not a number)."""
+    return lambda k: d.get(k) if isinstance(d.get(k), int | float) and not isinstance(d.get(k), bool) else None
 
 
 def _job_ids_in(status: dict) -> set[str] | None:

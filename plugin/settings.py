@@ -28,7 +28,7 @@ def default_output_dir() -> str:
 @dataclass
 class PanelSettings:
     daemon: str = f"{protocol.DEFAULT_HOST}:{protocol.DEFAULT_PORT}"
-    output_dir: str = ""  # "" = the daemon's own default
+    output_dir: str = ""  # --out for a daemon the panel starts ("" = the daemon's default)
     samplerate: int = 0
     format: str = "wav24"
     loudness: float = -14.0  # LUFS
@@ -47,7 +47,7 @@ class PanelSettings:
         if self.format != "wav24":
             out.append(("format", self.format))
         if self.loudness != -14.0:
-            out.append(("loudness", f"{self.loudness:g}"))
+            out.append(("lufs", f"{self.loudness:g}"))
         return tuple(out)
 
 

@@ -1,0 +1,204 @@
+"""The panel's parts without a daemon: WAV reading, requests, ETA, drag copies, settings, the form."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import numpy as np
+import pytest
+from plugin_helpers import tone, write_float32, write_pcm24
+from PyQt6.QtCore import Qt
+
+from n2m.bridge.controls import ControlError
+from n2m.plugin.jobs import Clip, EtaModel, GenerateRequest, Job, format_eta, read_sidecar
+from n2m.plugin.osclink import DaemonAddress, decode, encode
+from n2m.plugin.wavefile import WavError, compute_peaks, read_wav
+
+# -- WAV reading ----------------------------------------------------------------------------------
+
+
+def test_reads_24bit_pcm_stereo(tmp_path):
+    x = tone(0.25, 44100, channels=2)
+    a = read_wav(write_pcm24(tmp_path / "a.wav", x, 44100))
+    assert (a.samplerate, a.channels, a.frames) == (44100, 2, len(x))
+    assert np.max(np.abs(a.samples - x)) < 2e-7 * 8  # 24-bit quantisation
+    assert a.seconds == pytest.approx(0.25, abs=1e-4)
+
+
+def test_reads_float32_wav_that_the_wave_module_refuses(tmp_path):
+    import wave
+
+    x = tone(0.2, 48000) * 1.0
+    path = write_float32(tmp_path / "f.wav", x, 48000)
+    with pytest.raises(wave.Error), wave.open(str(path), "rb"):
+        pass
+    a = read_wav(path)
+    assert a.samplerate == 48000 and a.channels == 1
+    np.testing.assert_array_equal(a.samples, x)
+
+
+def test_peaks_follow_the_envelope(tmp_path):
+    x = tone(0.5, 16000)
+    p = compute_peaks(read_wav(write_pcm24(tmp_path / "p.wav", x, 16000)), 50)
+    assert len(p.high) == 50 and np.all(p.low <= p.high)
+    assert p.high[0] > 0.4 and p.high[-1] < 0.05  # the tone fades out
+    assert p.seconds == pytest.approx(0.5)
+
+
+def test_not_a_wav_is_a_clear_error(tmp_path):
+    bad = tmp_path / "x.wav"
+    bad.write_bytes(b"hello, not audio")
+    with pytest.raises(WavError, match="not a RIFF/WAVE"):
+        read_wav(bad)
+    with pytest.raises(WavError, match="no such file"):
+        read_wav(tmp_path / "missing.wav")
+
+
+# -- requests, addresses, OSC ---------------------------------------------------------------------
+
+
+def test_request_becomes_generate_arguments():
+    r = GenerateRequest("dusty boom-bap", bpm=92.0, key="F#", mode="minor", meter="3/4", bars=8,
+                        seed=3, variations=2, steps=8, extra=(("lufs", "-16"),))
+    assert r.to_osc_args() == ["dusty boom-bap", "bpm=92", "key=F#", "mode=minor", "meter=3/4",
+                               "bars=8", "seed=3", "variations=2", "steps=8", "lufs=-16"]
+    assert r.check().bpm == 92.0
+    v = r.varied(77)
+    assert v.seed == 77 and v.variations == 1 and v.prompt == r.prompt
+
+
+@pytest.mark.parametrize(("req", "why"), [
+    (GenerateRequest("   "), "type a prompt"),
+    (GenerateRequest("pad", bpm=40.0, bars=64), "bars at 40 bpm"),
+    (GenerateRequest("pad", bars=4, seconds=8.0), "bars or seconds"),
+    (GenerateRequest("pad, 300 bpm"), "out of range"),
+])
+def test_bad_requests_say_why(req, why):
+    with pytest.raises(ControlError, match=why):
+        req.check()
+
+
+def test_daemon_address_parsing():
+    assert DaemonAddress.parse("127.0.0.1:9000") == DaemonAddress("127.0.0.1", 9000)
+    assert DaemonAddress.parse("9001") == DaemonAddress("127.0.0.1", 9001)
+    assert DaemonAddress.parse("localhost").port == 9797
+    assert DaemonAddress.parse("").is_local
+    with pytest.raises(ValueError, match="bad port"):
+        DaemonAddress.parse("host:abc")
+    with pytest.raises(ValueError, match="out of range"):
+        DaemonAddress.parse("host:70000")
+
+
+def test_osc_round_trip_and_garbage():
+    msgs = decode(encode("/n2m/clip/ready", ["j1", "/tmp/a.wav", 48000, 92.0, 8]))
+    assert msgs == [("/n2m/clip/ready", ["j1", "/tmp/a.wav", 48000, 92.0, 8])]
+    assert decode(b"\x00garbage!") == []
+
+
+# -- progress and ETA ------------------------------------------------------------------------------
+
+
+def test_eta_uses_this_stage_rate_and_earlier_stage_lengths():
+    eta = EtaModel()
+    first = Job(GenerateRequest("x"))
+    first.on_progress("generator", 0.0, now=0.0)
+    first.on_progress("vocoder", 0.0, now=10.0)
+    first.finish("finished", now=14.0)
+    eta.learn(first)
+    assert eta.order == ["generator", "vocoder"]
+    job = Job(GenerateRequest("y"))
+    job.on_progress("generator", 0.5, now=100.0)
+    job.stage_started = 96.0  # 4 s for the first half of the generator
+    assert eta.seconds_left(job, now=100.0) == pytest.approx(4.0 + 4.0)  # 4 s more, then ~4 s vocoder
+    assert format_eta(8.0) == "~8 s left" and format_eta(75) == "~1:15 left" and format_eta(None) == ""
+
+
+# -- drag copies and the clip model ------------------------------------------------------------------
+
+
+def test_drag_mime_data_is_a_fresh_read_only_copy_each_time(qtbot, tmp_path):
+    from n2m.plugin.cliplist import ClipModel
+
+    src = write_pcm24(tmp_path / "clip.wav", tone(0.2, 48000), 48000)
+    model = ClipModel()
+    model.add(Clip(path=str(src), prompt="keys"))
+    m1 = model.mimeData([model.index(0)])
+    m2 = model.mimeData([model.index(0)])
+    assert m1 is not None and m2 is not None
+    assert "text/uri-list" in m1.formats()
+    p1, p2 = Path(m1.urls()[0].toLocalFile()), Path(m2.urls()[0].toLocalFile())
+    assert p1 != p2 and p1 != src and p1.parent == src.parent / "drags"
+    assert p1.read_bytes() == src.read_bytes() == p2.read_bytes()
+    assert not os.stat(p1).st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
+    assert m1.text() == str(p1)
+    src.unlink()  # the clip goes; the copy the DAW imported stays
+    assert p1.exists()
+    assert model.mimeData([model.index(0)]) is None
+    assert "the clip file is gone" in model.last_drag_error
+
+
+def test_sidecar_is_found_beside_the_clip(tmp_path):
+    (tmp_path / "a.wav.json").write_text('{"prompt": "p", "seed": 5}')
+    assert read_sidecar(tmp_path / "a.wav")["seed"] == 5
+    assert read_sidecar(tmp_path / "none.wav") == {}
+
+
+# -- the panel without a daemon ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def offline_panel(qtbot, qsettings):
+    """A panel pointed at a port where nothing listens, never starting a daemon."""
+    from n2m.plugin.panel import Panel
+
+    panel = Panel(qsettings, daemon=DaemonAddress("127.0.0.1", 9), autostart=False)
+    qtbot.addWidget(panel)
+    panel.resize(320, 700)
+    panel.show()
+    yield panel
+    panel.shutdown()
+
+
+def test_invalid_controls_are_shown_inline_and_nothing_is_queued(qtbot, offline_panel):
+    p = offline_panel
+    qtbot.keyClicks(p.prompt, "slow ambient pad, 40 bpm, 64 bars")
+    qtbot.keyClick(p.prompt, Qt.Key.Key_Return)
+    assert "64 bars at 40 bpm" in p.error_text()
+    assert p.jobs == []
+
+
+def test_a_request_waits_while_no_daemon_answers_and_can_be_cancelled(qtbot, offline_panel):
+    p = offline_panel
+    qtbot.keyClicks(p.prompt, "dusty boom-bap, 88 bpm")
+    job = p.generate()
+    assert job is not None and job.state == "sending" and "waiting for the daemon" in job.message
+    assert "no daemon at 127.0.0.1:9" in p.conn_label.full_text()
+    qtbot.keyClick(p, Qt.Key.Key_Escape)
+    assert job.state == "cancelled"
+    assert p.prompt.history()[0] == "dusty boom-bap, 88 bpm"
+
+
+def test_settings_history_and_form_are_remembered(qtbot, qsettings):
+    from n2m.plugin.panel import Panel
+    from n2m.plugin.settings import PanelSettings
+
+    a = Panel(qsettings, daemon=DaemonAddress("127.0.0.1", 9), autostart=False)
+    qtbot.addWidget(a)
+    a.apply_settings(PanelSettings(daemon="127.0.0.1:9", output_dir="/tmp/x", samplerate=96000,
+                                   format="flac", loudness=-16.0, autostart=False))
+    a.prompt.setText("warm rhodes, 3/4")
+    a.key.setCurrentText("Eb")
+    a.generate()
+    a.shutdown()
+    b = Panel(qsettings, autostart=False)
+    qtbot.addWidget(b)
+    assert b.settings.format == "flac" and b.settings.samplerate == 96000 and b.settings.loudness == -16.0
+    assert b.key.currentText() == "Eb"
+    assert b.prompt.history() == ["warm rhodes, 3/4"]
+    comp = b.prompt.completer()
+    comp.setCompletionPrefix("rhodes")
+    assert comp.currentCompletion() == "warm rhodes, 3/4"
+    assert b.current_request().extra == (("samplerate", "96000"), ("format", "flac"), ("lufs", "-16"))
+    b.shutdown()
