@@ -508,7 +508,8 @@ class Daemon:
             self.meter = normalize_meter(meter)
         except ControlError:
             raise RequestError(f"meter {meter!r} not supported: one of {', '.join(METERS)}") from None
-        self._send(peer, P.SET_METER, [self.meter])
+        num, den = self.meter.split("/")
+        self._send(peer, P.SET_METER, [int(num), int(den)])
 
     def _on_set_samplerate(self, args: list[Any], peer: Peer) -> None:
         if len(args) != 1:

@@ -228,14 +228,16 @@ def bar_samples(bars: int, bpm: float, meter: str | None, sr: int) -> int:
     return int(round(bars * BEATS_PER_BAR[meter or "4/4"] * 60.0 / bpm * sr))
 
 
-def seam_click_ratio(audio: np.ndarray) -> float:
+def seam_click_ratio(audio: np.ndarray, guard: int = 96) -> float:
     """Click metric of a loop's seam: the largest |second difference| across the wrap (end -> start)
-    divided by the 99.9th percentile of |second difference| over the whole loop. A clean seam is no
-    sharper than the music around it (<= 1); a cut through a sustained tone gives >> 1."""
+    divided by the largest |second difference| anywhere else in the loop (`guard` samples either
+    side of the seam excluded). <= 1: the seam is no sharper than the music itself; a cut through a
+    sustained tone gives >> 1."""
     x = np.asarray(audio, dtype=np.float64)
     circ = np.concatenate([x[-2:], x[:2]])
     seam = float(np.max(np.abs(np.diff(circ, 2))))
-    ref = float(np.percentile(np.abs(np.diff(x, 2)), 99.9))
+    inner = np.abs(np.diff(x[guard : len(x) - guard], 2))
+    ref = float(inner.max()) if len(inner) else 0.0
     return seam / ref if ref > 0 else math.inf
 
 
