@@ -264,9 +264,8 @@ class ClipDelegate(QStyledItemDelegate):
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         r = QRectF(option.rect).adjusted(4, 3, -4, -3)
         selected = bool(option.state & QStyle.StateFlag.State_Selected)
-        base = pal.color(QPalette.ColorRole.Base)
-        card = pal.color(QPalette.ColorRole.AlternateBase) if not selected else _mix(
-            pal.color(QPalette.ColorRole.Highlight), base, 0.28)
+        alt = pal.color(QPalette.ColorRole.AlternateBase)
+        card = _mix(alt, pal.color(QPalette.ColorRole.Highlight), 0.16) if selected else alt
         path = QPainterPath()
         path.addRoundedRect(r, 6, 6)
         painter.fillPath(path, card)

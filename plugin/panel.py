@@ -15,8 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from PyQt6.QtCore import QSettings, Qt, QTimer, QUrl, pyqtSignal
-from PyQt6.QtGui import QDesktopServices, QFont, QKeySequence, QShortcut
+from PyQt6.QtCore import QEvent, QSettings, Qt, QTimer, QUrl, pyqtSignal
+from PyQt6.QtGui import QDesktopServices, QFont, QKeySequence, QPalette, QShortcut
 from PyQt6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -264,7 +264,7 @@ class Panel(QWidget):
         root.addWidget(self.error_label)
 
         # queue
-        self.queue_title = QLabel("Queue")
+        self.queue_title = QLabel("QUEUE")
         self.queue_title.setObjectName("sectionTitle")
         root.addWidget(self.queue_title)
         self.queue_box = QWidget()
@@ -284,7 +284,7 @@ class Panel(QWidget):
 
         # clips
         clips_head = QHBoxLayout()
-        self.clips_title = QLabel("Clips")
+        self.clips_title = QLabel("CLIPS")
         self.clips_title.setObjectName("sectionTitle")
         self.loop_box = QCheckBox("Loop")
         self.loop_box.setToolTip("Loop the preview")
@@ -334,6 +334,28 @@ class Panel(QWidget):
         QShortcut(QKeySequence("Ctrl+Return"), self, activated=self.generate,
                   context=Qt.ShortcutContext.WindowShortcut)
         self._update_actions()
+        self._restyle()
+
+    def _restyle(self) -> None:
+        """Accent and section styles from the current palette (re-run when the theme changes)."""
+        pal = self.palette()
+        hi = pal.color(QPalette.ColorRole.Highlight)
+        hi_text = pal.color(QPalette.ColorRole.HighlightedText)
+        dim = pal.color(QPalette.ColorRole.PlaceholderText)
+        self.generate_btn.setStyleSheet(
+            f"QPushButton {{ background: {hi.name()}; color: {hi_text.name()}; font-weight: 600;"
+            f" border: none; border-radius: 4px; padding: 4px 10px; }}"
+            f" QPushButton:hover {{ background: {hi.lighter(112).name()}; }}"
+            f" QPushButton:pressed {{ background: {hi.darker(115).name()}; }}")
+        section = f"color: {dim.name()}; font-weight: 600; letter-spacing: 0.5px;"
+        for lbl in (self.queue_title, self.clips_title):
+            lbl.setStyleSheet(section)
+        self.queue_empty.setStyleSheet(f"color: {dim.name()};")
+
+    def changeEvent(self, event) -> None:  # noqa: ANN001
+        if event.type() == QEvent.Type.PaletteChange:
+            self._restyle()
+        super().changeEvent(event)
 
     # ================================================================= connection ===============
     def _address(self) -> DaemonAddress:
@@ -717,7 +739,7 @@ class Panel(QWidget):
             row.refresh(self.eta.seconds_left(j))
         self.queue_empty.setVisible(not shown)
         n = len(active)
-        self.queue_title.setText(f"Queue · {n} active" if n else "Queue")
+        self.queue_title.setText(f"QUEUE · {n} active" if n else "QUEUE")
         # drop old finished jobs from memory
         if len(self.jobs) > 50:
             for j in self.jobs[:-50]:
@@ -748,7 +770,7 @@ class Panel(QWidget):
 
     def _clips_changed(self) -> None:
         n = self.model.rowCount()
-        self.clips_title.setText(f"Clips · {n}" if n else "Clips")
+        self.clips_title.setText(f"CLIPS · {n}" if n else "CLIPS")
         self.store.save_recent_clips([c.to_json() for c in self.model.clips()])
         self._update_actions()
 

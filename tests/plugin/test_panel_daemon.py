@@ -75,7 +75,7 @@ def test_generate_progress_clip_waveform_play_and_drag(qtbot, panel):
     qtbot.waitUntil(lambda: panel.cache.get(clip.path) is not None, timeout=WAIT)
     peaks = panel.cache.get(clip.path)
     assert peaks.seconds == pytest.approx(clip.seconds, abs=0.01) and float(peaks.high.max()) > 0.0
-    assert panel.clips_title.text() == "Clips · 1"
+    assert panel.clips_title.text() == "CLIPS · 1"
 
     # play with Space on the list, see the play cursor move, stop with Space
     panel.view.setFocus()
@@ -109,7 +109,7 @@ def test_cancel_a_queued_and_a_running_job(qtbot, panel):
     first = _generate(qtbot, panel, "long ambient pad")
     second = _generate(qtbot, panel, "second pad in the queue")
     qtbot.waitUntil(lambda: first.state == "running" and bool(second.id), timeout=WAIT)
-    assert panel.queue_title.text() == "Queue · 2 active"
+    assert panel.queue_title.text() == "QUEUE · 2 active"
 
     panel._rows[id(second)].cancel.click()  # the row's ✕
     qtbot.waitUntil(lambda: second.state == "cancelled", timeout=WAIT)
@@ -118,7 +118,7 @@ def test_cancel_a_queued_and_a_running_job(qtbot, panel):
     qtbot.waitUntil(lambda: not first.active, timeout=WAIT)
     assert first.state == "cancelled"
     assert panel.model.rowCount() == 0
-    assert panel.queue_title.text() == "Queue"
+    assert panel.queue_title.text() == "QUEUE"
 
 
 def test_vary_makes_a_new_seed_of_the_same_prompt(qtbot, panel):
