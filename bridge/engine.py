@@ -1,0 +1,416 @@
+"""The runtime engine: an exported cascade (bridge.manifest) run with ONNX Runtime and the numpy samplers.
+
+    engine = Engine.load("bridge/models/default", provider="auto", threads=2)
+    clips = engine.generate(GenerationRequest("dusty boom-bap, 88 bpm", resolve(prompt), seed=7),
+                            progress=print, cancel=threading.Event())
+
+One request: the prompt and the empty prompt "" are tokenised (`tokenizers`) and encoded in one
+text-encoder run; the generator samples N variations of normalised log-mel with classifier-free
+guidance, the conditional and unconditional rows of all variations in one batch of 2N; the vocoder
+cascader turns the N log-mels into 16 kHz audio in one batch; the audio is trimmed to the requested
+duration. Variation i is seeded with `seed + i` (noise drawn per row), so any clip is reproduced on
+its own by its `GeneratedClip.seed`. Results are deterministic for a seed on a given provider and
+thread count.
+
+Providers are explicit: "cpu" (fp32 graphs, a set thread count), "cuda" (fp16 graphs, IOBinding:
+the conditioning inputs and the output buffer stay on the GPU for every step of a stage; only the
+noisy signal and v cross the bus each step, since the sampler is numpy), "auto" (CUDA when this
+onnxruntime build has it, else CPU). Asking for CUDA without it falls back to CPU with one warning.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from n2m.bridge.controls import ControlError, Controls
+from n2m.bridge.grid import beat_grid
+from n2m.bridge.manifest import Manifest, ModelError
+from n2m.bridge.sampling import SAMPLERS
+from n2m.bridge.schedule import timesteps
+from n2m.bridge.tokenizer import PromptTokenizer
+
+__all__ = [
+    "Engine", "GenerationRequest", "GeneratedClip", "ModelError", "Cancelled", "RequestError",
+    "MAX_STEPS", "MAX_VARIATIONS",
+]
+
+MAX_STEPS = 500
+MAX_VARIATIONS = 16
+_TEXT_WEIGHT = 0.02  # share of the progress bar given to the text encoder
+Progress = Callable[[dict], None]
+
+
+class Cancelled(Exception):
+    """The request's cancel event was set; raised between sampling steps."""
+
+
+class RequestError(ValueError):
+    """A request the engine cannot honour (steps, guidance, duration, variations, sampler, seed)."""
+
+
+@dataclass
+class GenerationRequest:
+    prompt: str
+    controls: Controls  # already resolved and validated (bridge.controls.resolve)
+    seed: int
+    steps: int | None = None  # generator steps; None = the manifest's default
+    guidance: float | None = None  # None = the manifest's default
+    variations: int = 1
+    sampler: str | None = None  # generator sampler; None = the manifest's default
+
+
+@dataclass
+class GeneratedClip:
+    audio: np.ndarray  # float32 mono [samples]
+    sample_rate: int
+    prompt: str
+    controls: Controls
+    seed: int  # the seed that reproduces this clip alone: request seed + index
+    index: int  # variation index within the request
+    model_id: str
+    steps: int
+    guidance: float
+    info: dict = field(default_factory=dict)  # provider, sampler, frames, timings
+
+
+class _RowRng:
+    """Per-row noise for batched samplers: row i draws from its own generator."""
+
+    def __init__(self, rngs: list[np.random.Generator]) -> None:
+        self.rngs = rngs
+
+    def standard_normal(self, shape, dtype=np.float32) -> np.ndarray:
+        shape = tuple(shape)
+        if shape[0] != len(self.rngs):
+            raise ValueError(f"batch {shape[0]} != {len(self.rngs)} generators")
+        return np.stack([r.standard_normal(shape[1:], dtype=dtype) for r in self.rngs])
+
+
+class _Runner:
+    """One ONNX stage: constant conditioning bound once per request, then (x, t) -> v per step."""
+
+    def __init__(self, session: ort.InferenceSession, output: str, device: str) -> None:
+        self.session = session
+        self.output = output
+        self.device = device
+        self._const: dict[str, np.ndarray] = {}
+        self._io = None
+        self._x = self._t = self._v = None
+
+    def begin(self, const: dict[str, np.ndarray], x_shape: tuple[int, ...], v_shape: tuple[int, ...]) -> None:
+        self._const = const
+        if self.device != "cuda":
+            return
+        # CUDA: conditioning and output live on the device for the whole stage.
+        io = self.session.io_binding()
+        for name, arr in const.items():
+            io.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(arr), "cuda", 0))
+        self._x = ort.OrtValue.ortvalue_from_shape_and_type(x_shape, np.float32, "cuda", 0)
+        self._t = ort.OrtValue.ortvalue_from_shape_and_type((x_shape[0],), np.float32, "cuda", 0)
+        self._v = ort.OrtValue.ortvalue_from_shape_and_type(v_shape, np.float32, "cuda", 0)
+        io.bind_ortvalue_input("x", self._x)
+        io.bind_ortvalue_input("t", self._t)
+        io.bind_ortvalue_output(self.output, self._v)
+        self._io = io
+
+    def __call__(self, x: np.ndarray, t: np.ndarray) -> np.ndarray:
+        if self._io is None:
+            return self.session.run([self.output], {**self._const, "x": x, "t": t})[0]
+        self._x.update_inplace(np.ascontiguousarray(x, dtype=np.float32))
+        self._t.update_inplace(np.ascontiguousarray(t, dtype=np.float32))
+        self.session.run_with_iobinding(self._io)
+        return self._v.numpy()
+
+    def end(self) -> None:
+        self._const, self._io, self._x, self._t, self._v = {}, None, None, None, None
+
+
+def _cuda_available() -> bool:
+    return "CUDAExecutionProvider" in ort.get_available_providers()
+
+
+class Engine:
+    """A loaded cascade. `generate` is serialised by a lock (one request at a time per engine)."""
+
+    def __init__(self, model_dir: Path, manifest: Manifest, provider: str, threads: int | None,
+                 tokenizer: PromptTokenizer, text: ort.InferenceSession,
+                 stages: dict[str, ort.InferenceSession], variants: dict[str, str]) -> None:
+        self.model_dir = model_dir
+        self.manifest = manifest
+        self.model_id = manifest.model_id
+        self.sample_rate = int(manifest.sample_rate)
+        self.provider = provider
+        self.threads = threads
+        self.variants = variants
+        self._tokenizer = tokenizer
+        self._text = text
+        self._runners = {k: _Runner(s, manifest.stages[k].output, provider) for k, s in stages.items()}
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ loading
+
+    @classmethod
+    def load(cls, model_dir: str | Path, provider: str = "auto", threads: int | None = None,
+             precision: str | None = None) -> Engine:
+        """Load and verify a model folder. provider: "auto" | "cpu" | "cuda".
+
+        precision: None = fp16 on CUDA, fp32 on CPU; "int8" uses the int8 graphs on CPU where the
+        export shipped them (they passed parity at export).
+        """
+        if provider not in {"auto", "cpu", "cuda"}:
+            raise ValueError(f"provider must be 'auto', 'cpu' or 'cuda', got {provider!r}")
+        if threads is not None and threads < 1:
+            raise ValueError(f"threads must be at least 1, got {threads}")
+        if precision not in {None, "fp32", "fp16", "int8"}:
+            raise ValueError(f"precision must be fp32, fp16 or int8, got {precision!r}")
+        model_dir = Path(model_dir)
+        manifest = Manifest.load(model_dir)
+        device = "cpu"
+        if provider in {"auto", "cuda"}:
+            if _cuda_available():
+                device = "cuda"
+            elif provider == "cuda":
+                warnings.warn("CUDA was asked for but this onnxruntime has no CUDA provider "
+                              "(install onnxruntime-gpu and a CUDA driver): running on the CPU",
+                              RuntimeWarning, stacklevel=2)
+        try:
+            return cls._build(model_dir, manifest, device, threads, precision)
+        except _CudaUnusable as exc:
+            warnings.warn(f"CUDA provider could not be used ({exc}): running on the CPU",
+                          RuntimeWarning, stacklevel=2)
+            return cls._build(model_dir, manifest, "cpu", threads, precision)
+
+    @classmethod
+    def _build(cls, model_dir: Path, manifest: Manifest, device: str, threads: int | None,
+               precision: str | None) -> Engine:
+        variants = {}
+        for name, spec in manifest.stages.items():
+            want = precision or ("fp16" if device == "cuda" else "fp32")
+            variants[name] = want if want in spec.files else "fp32"
+        te = manifest.text_encoder
+        needed = [te.tokenizer, te.files["fp32"]]
+        needed += [manifest.stages[n].files[v] for n, v in variants.items()]
+        manifest.verify(model_dir, needed)
+        tokenizer = PromptTokenizer.from_file(model_dir / te.tokenizer, te.max_tokens)
+        text = _session(model_dir / te.files["fp32"], device, threads)
+        stages = {n: _session(model_dir / manifest.stages[n].files[v], device, threads)
+                  for n, v in variants.items()}
+        return cls(model_dir, manifest, device, threads, tokenizer, text, stages, variants)
+
+    # ------------------------------------------------------------------ requests
+
+    def check(self, req: GenerationRequest) -> tuple[int, float, str, float]:
+        """(steps, guidance, sampler, seconds) of a request, or RequestError with the reason."""
+        gen = self.manifest.generator
+        steps = gen.default_steps if req.steps is None else req.steps
+        if isinstance(steps, bool) or not isinstance(steps, int | np.integer) or not 1 <= steps <= MAX_STEPS:
+            raise RequestError(f"steps must be a whole number from 1 to {MAX_STEPS}, got {steps!r}")
+        g = gen.guidance
+        guidance = (g.default if g else 1.0) if req.guidance is None else req.guidance
+        if isinstance(guidance, bool) or not isinstance(guidance, int | float) or not math.isfinite(guidance):
+            raise RequestError(f"guidance must be a number, got {guidance!r}")
+        lo, hi = (g.min, g.max) if g else (1.0, 1.0)
+        if not lo <= guidance <= hi:
+            raise RequestError(f"guidance {guidance:g} is outside this model's range {lo:g}-{hi:g}")
+        sampler = req.sampler or gen.default_sampler
+        if sampler not in SAMPLERS:
+            raise RequestError(f"unknown sampler {sampler!r}: one of {', '.join(SAMPLERS)}")
+        v = req.variations
+        if isinstance(v, bool) or not isinstance(v, int | np.integer) or not 1 <= v <= MAX_VARIATIONS:
+            raise RequestError(f"variations must be a whole number from 1 to {MAX_VARIATIONS}, got {v!r}")
+        if isinstance(req.seed, bool) or not isinstance(req.seed, int | np.integer) \
+                or not 0 <= req.seed <= 2**63 - 1 - MAX_VARIATIONS:
+            raise RequestError(f"seed must be a whole number from 0 to 2**63 - {MAX_VARIATIONS + 1}, "
+                               f"got {req.seed!r}")
+        if not isinstance(req.prompt, str):
+            raise RequestError("prompt must be text")
+        try:
+            controls = req.controls.validated()
+        except ControlError as exc:
+            raise RequestError(str(exc)) from exc
+        seconds = controls.duration(self.manifest.default_seconds)
+        lo_s, hi_s = self.manifest.controls.seconds_range
+        if not math.isfinite(seconds) or not lo_s <= seconds <= hi_s:
+            raise RequestError(f"duration {seconds:.2f} s is outside {lo_s:g}-{hi_s:g} s")
+        return int(steps), float(guidance), sampler, float(seconds)
+
+    def frames_for(self, seconds: float) -> int:
+        """Mel frames covering `seconds`, rounded up to the multiple the U-Nets need."""
+        m = self.manifest.frame_multiple
+        f = math.ceil(seconds * self.manifest.frame_rate - 1e-9)
+        return max(m, math.ceil(f / m) * m)
+
+    def generate(self, req: GenerationRequest, progress: Progress | None = None,
+                 cancel: threading.Event | None = None) -> list[GeneratedClip]:
+        steps, guidance, sampler, seconds = self.check(req)
+        with self._lock:
+            try:
+                return self._generate(req, steps, guidance, sampler, seconds, progress, cancel)
+            finally:
+                for r in self._runners.values():
+                    r.end()
+
+    def _generate(self, req: GenerationRequest, steps: int, guidance: float, sampler: str,
+                  seconds: float, progress: Progress | None,
+                  cancel: threading.Event | None) -> list[GeneratedClip]:
+        man = self.manifest
+        gen, voc = man.generator, man.vocoder
+        n = int(req.variations)
+        frames = self.frames_for(seconds)
+        guided = guidance != 1.0
+        rows = 2 * n if guided else n
+        voc_steps = voc.default_steps
+        # progress weights: measured per-step costs from the export, scaled by rows and duration
+        w_gen = steps * gen.step_cost * rows
+        w_voc = voc_steps * voc.step_cost * n
+        total = max(w_gen + w_voc, 1e-9)
+        timings: dict[str, float] = {}
+
+        def report(stage: str, i: int, of: int) -> None:
+            if stage == "text":
+                frac = _TEXT_WEIGHT * i / of
+            elif stage == "generator":
+                frac = _TEXT_WEIGHT + (1 - _TEXT_WEIGHT) * (w_gen * i / of) / total
+            else:
+                frac = _TEXT_WEIGHT + (1 - _TEXT_WEIGHT) * (w_gen + w_voc * i / of) / total
+            if progress is not None:
+                progress({"stage": stage, "step": i, "steps": of, "fraction": min(1.0, frac)})
+
+        def check_cancel(where: str) -> None:
+            if cancel is not None and cancel.is_set():
+                raise Cancelled(f"generation cancelled {where}")
+
+        # --- text
+        check_cancel("before the text encoder")
+        report("text", 0, 1)
+        t0 = time.perf_counter()
+        ids, mask = self._tokenizer([req.prompt, ""])
+        states = self._text.run([man.text_encoder.output], {"input_ids": ids, "attention_mask": mask})[0]
+        states = states.astype(np.float32, copy=False)
+        text_mask = mask.astype(np.float32)
+        timings["text_s"] = time.perf_counter() - t0
+        report("text", 1, 1)
+
+        # --- generator
+        c = req.controls
+        idx = c.indices()
+        grid = beat_grid(frames, man.frame_rate, c.bpm, c.meter)
+        cond = {
+            "text": np.repeat(states[0:1], n, 0), "text_mask": np.repeat(text_mask[0:1], n, 0),
+            "bpm": np.full((n,), float(c.bpm or 0.0), np.float32),
+            "key": np.full((n,), idx["key"], np.int64), "mode": np.full((n,), idx["mode"], np.int64),
+            "meter": np.full((n,), idx["meter"], np.int64), "grid": np.repeat(grid[None], n, 0),
+        }
+        if guided:
+            uncond = {
+                "text": np.repeat(states[1:2], n, 0), "text_mask": np.repeat(text_mask[1:2], n, 0),
+                "bpm": np.zeros((n,), np.float32), "key": np.zeros((n,), np.int64),
+                "mode": np.zeros((n,), np.int64), "meter": np.zeros((n,), np.int64),
+                "grid": np.zeros((n,) + grid.shape, np.float32),
+            }
+            cond = {k: np.concatenate([cond[k], uncond[k]], 0) for k in cond}
+        cond = {k: np.ascontiguousarray(v) for k, v in cond.items()}
+        mel_shape = (n, gen.channels, frames)
+        runner = self._runners["generator"]
+        runner.begin(cond, (rows,) + mel_shape[1:], (rows,) + mel_shape[1:])
+
+        def generator(z: np.ndarray, t: float) -> np.ndarray:
+            check_cancel("between generator steps")
+            x = np.concatenate([z, z], 0) if guided else z
+            v = runner(x, np.full((rows,), t, np.float32))
+            if not guided:
+                return v
+            vc, vu = v[:n], v[n:]
+            return (vu + guidance * (vc - vu)).astype(np.float32, copy=False)
+
+        seeds = [int(req.seed) + i for i in range(n)]
+        gen_rngs = [np.random.default_rng(s) for s in seeds]
+        z = np.stack([r.standard_normal(mel_shape[1:], dtype=np.float32) for r in gen_rngs])
+        kwargs = {"rng": _RowRng(gen_rngs)} if sampler == "ancestral" else {}
+        check_cancel("before the generator")
+        report("generator", 0, steps)
+        t0 = time.perf_counter()
+        mel = SAMPLERS[sampler](
+            generator, z, timesteps(steps), gen.schedule_obj(),
+            callback=lambda d: (report("generator", d["i"] + 1, d["n"]), check_cancel("between generator steps")),
+            **kwargs,
+        )
+        timings["generator_s"] = time.perf_counter() - t0
+        runner.end()
+
+        # --- vocoder cascader
+        log_mel = mel * gen.mel_norm["scale"] + gen.mel_norm["mean"]
+        mel_v = ((log_mel - voc.mel_norm["mean"]) / voc.mel_norm["scale"]).astype(np.float32)
+        samples = frames * man.hop
+        vrunner = self._runners["vocoder"]
+        vrunner.begin({"mel": np.ascontiguousarray(mel_v)}, (n, 1, samples), (n, 1, samples))
+
+        def vocoder(x: np.ndarray, t: float) -> np.ndarray:
+            check_cancel("between cascader steps")
+            return vrunner(x, np.full((n,), t, np.float32))
+
+        voc_rngs = [np.random.default_rng(s) for s in seeds]
+        x = np.stack([r.standard_normal((1, samples), dtype=np.float32) for r in voc_rngs])
+        vkwargs = {"rng": _RowRng(voc_rngs)} if voc.default_sampler == "ancestral" else {}
+        check_cancel("before the cascader")
+        report("cascader", 0, voc_steps)
+        t0 = time.perf_counter()
+        audio = SAMPLERS[voc.default_sampler](
+            vocoder, x, timesteps(voc_steps), voc.schedule_obj(),
+            callback=lambda d: (report("cascader", d["i"] + 1, d["n"]), check_cancel("between cascader steps")),
+            **vkwargs,
+        )
+        timings["cascader_s"] = time.perf_counter() - t0
+        vrunner.end()
+
+        keep = min(samples, int(round(seconds * self.sample_rate)))
+        audio = (audio[:, 0, :keep] / voc.audio_scale).astype(np.float32)
+        info = {"provider": self.provider, "variants": dict(self.variants), "sampler": sampler,
+                "cascader_steps": voc_steps, "frames": frames, "seconds": seconds, **timings}
+        return [
+            GeneratedClip(audio=np.ascontiguousarray(audio[i]), sample_rate=self.sample_rate,
+                          prompt=req.prompt, controls=req.controls, seed=seeds[i], index=i,
+                          model_id=self.model_id, steps=steps, guidance=guidance, info=dict(info))
+            for i in range(n)
+        ]
+
+
+class _CudaUnusable(RuntimeError):
+    pass
+
+
+def _session(path: Path, device: str, threads: int | None) -> ort.InferenceSession:
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads or (os.cpu_count() or 1)
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL  # in memory only
+    so.log_severity_level = 3
+    providers: list = ["CPUExecutionProvider"]
+    if device == "cuda":
+        providers = [("CUDAExecutionProvider", {"device_id": 0, "cudnn_conv_algo_search": "EXHAUSTIVE",
+                                                "do_copy_in_default_stream": True}),
+                     "CPUExecutionProvider"]
+    try:
+        sess = ort.InferenceSession(str(path), so, providers=providers)
+    except Exception as exc:  # noqa: BLE001 - ORT raises several types for a bad graph
+        if device == "cuda" and "CUDA" in str(exc):
+            raise _CudaUnusable(str(exc).splitlines()[0]) from exc
+        raise ModelError(
+            f"{path} could not be loaded by ONNX Runtime ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}). Fix: re-export the cascade with "
+            f"`n2m export --out {path.parent}` or copy the model folder again"
+        ) from exc
+    if device == "cuda" and sess.get_providers()[0] != "CUDAExecutionProvider":
+        raise _CudaUnusable("the session fell back to " + sess.get_providers()[0])
+    return sess

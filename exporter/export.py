@@ -1,0 +1,326 @@
+"""`n2m export`: training checkpoints -> an ONNX cascade folder with a manifest.
+
+    n2m export --generator runs/gen/last.pt --vocoder runs/voc/last.pt --out bridge/models/NAME
+    n2m export GEN.pt VOC.pt --out bridge/models/NAME        (stages recognised by their "stage")
+
+The folder holds the text encoder (MiniLM with ORT's BERT fusions) and its tokenizer.json, each
+stage's fp32 graph (CPU), fp16 graph (CUDA) and, if it passes parity, an int8 MatMul-only graph
+(CPU), and manifest.json with the sha256 and size of every file (bridge.manifest). The folder is
+built beside the target and moved into place at the end, so an interrupted export leaves nothing
+half-written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from n2m.bridge.features import MelSpec
+from n2m.bridge.manifest import (
+    ControlsSpec,
+    FileEntry,
+    GuidanceSpec,
+    Manifest,
+    StageSpec,
+    TextEncoderSpec,
+    model_id_for,
+)
+from n2m.bridge.sampling import SAMPLERS
+from n2m.bridge.schedule import Schedule
+from n2m.exporter import onnx_text, onnx_unet
+
+TEXT_FILE = "text_encoder.onnx"
+TOKENIZER_FILE = "tokenizer.json"
+PARITY_FRAMES = (128, 256)
+
+
+@dataclass
+class ExportOptions:
+    name: str | None = None
+    variants: tuple[str, ...] = ("fp32", "fp16", "int8")
+    int8_tolerance: float = 0.05  # max relative L2 error of one step's v for shipping int8
+    fp32_tolerance: float = 1e-4  # max abs error vs torch for the fp32 graph
+    tiny_text: bool = False  # tiny random BERT instead of MiniLM (test fixtures only)
+    steps: int = 25
+    sampler: str = "dpmpp_2m"
+    vocoder_steps: int = 12
+    vocoder_sampler: str = "dpmpp_2m"
+    guidance: GuidanceSpec = field(default_factory=GuidanceSpec)
+    default_seconds: float = 10.0
+    use_ema: bool = True
+    force: bool = False
+    seed: int = 0
+
+
+Log = Callable[[str], None]
+
+
+def load_checkpoint(path: str | Path, use_ema: bool = True) -> tuple[torch.nn.Module, dict]:
+    """(model in eval mode, checkpoint dict); the EMA weights when present."""
+    from n2m.exporter.models.unet import build_model
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} not found")
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(ckpt, dict) or "config" not in ckpt or "model" not in ckpt:
+        raise ValueError(f"{path} is not an n2m training checkpoint (no 'config'/'model')")
+    model = build_model(ckpt["config"])
+    state = ckpt.get("ema") if use_ema and ckpt.get("ema") else ckpt["model"]
+    model.load_state_dict(state)
+    return model.eval(), ckpt
+
+
+def random_checkpoint(stage: str, path: str | Path, seed: int = 0, config=None,
+                      text_max_tokens: int = 40) -> Path:
+    """A checkpoint with seeded random weights (every path live) in the training format:
+    for test fixtures and benchmarks. `config` defaults to the tiny config of the stage."""
+    from n2m.exporter.models.unet import build_model, tiny_generator_config, tiny_vocoder_config
+
+    if config is None:
+        config = tiny_generator_config() if stage == "generator" else tiny_vocoder_config()
+    torch.manual_seed(seed)
+    model = onnx_unet.randomize_(build_model(config).eval(), seed)
+    state = model.state_dict()
+    ckpt = {
+        "stage": stage, "config": asdict(config), "model": state, "ema": state, "step": 0,
+        "schedule": Schedule().to_dict(), "mel": MelSpec().to_dict(), "mel_norm": config.mel_norm,
+        "corpus_id": "random-weights", "text_encoder": onnx_text.ENCODER_ID,
+        "text_max_tokens": text_max_tokens,
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(ckpt, path)
+    return path
+
+
+def _step_cost(session, model: torch.nn.Module, seconds: float = 2.0) -> float:
+    """Milliseconds of one batch-1 step per second of audio (progress weighting only)."""
+    stage = onnx_unet.stage_name(model)
+    fps = MelSpec().frame_rate
+    m = model.cfg.frame_multiple if stage == "generator" else 1
+    frames = int(np.ceil(seconds * fps / m)) * m
+    feeds = {k: v.numpy() for k, v in onnx_unet.example_inputs(stage, model.cfg, 1, frames).items()}
+    session.run(None, feeds)
+    t0 = time.perf_counter()
+    session.run(None, feeds)
+    return (time.perf_counter() - t0) * 1000.0 / seconds
+
+
+def _export_stage(name: str, model: torch.nn.Module, ckpt: dict, work: Path, opts: ExportOptions,
+                  log: Log) -> tuple[StageSpec, list[str]]:
+    fp32 = work / f"{name}.onnx"
+    log(f"{name}: exporting ({sum(p.numel() for p in model.parameters()):,} parameters)")
+    onnx_unet.export_stage(model, fp32, fused=True)
+    onnx_unet.check_fused(fp32, onnx_unet.attention_blocks(model))
+    sess = onnx_unet.ort_session(fp32)
+    worst = 0.0
+    for frames in PARITY_FRAMES:
+        p = onnx_unet.parity(model, sess, batch=2, frames=frames, tokens=16)
+        worst = max(worst, p.max_abs)
+    if worst > opts.fp32_tolerance:
+        raise RuntimeError(f"{name}: fp32 ONNX differs from torch by {worst:.2e} "
+                           f"(> {opts.fp32_tolerance:g}): not exporting a wrong graph")
+    files = {"fp32": fp32.name}
+    parity = {"fp32_max_abs": worst}
+    log(f"{name}: fp32 parity max abs {worst:.2e}")
+    if "fp16" in opts.variants:
+        fp16 = onnx_unet.to_fp16(fp32, work / f"{name}.fp16.onnx")
+        files["fp16"] = fp16.name
+        try:  # ORT's CPU provider runs most fp16 ops: measure what we can here
+            p = onnx_unet.parity(model, fp16, batch=2, frames=PARITY_FRAMES[0])
+            parity["fp16_rel_l2_cpu"] = p.rel_l2
+        except Exception as exc:  # noqa: BLE001 - a CPU kernel gap is not an export failure
+            log(f"{name}: fp16 graph not runnable on CPU here ({type(exc).__name__}); CUDA only")
+    if "int8" in opts.variants:
+        int8 = onnx_unet.to_int8(fp32, work / f"{name}.int8.onnx")
+        p = onnx_unet.parity(model, int8, batch=2, frames=PARITY_FRAMES[0])
+        parity["int8_rel_l2"] = p.rel_l2
+        if p.rel_l2 <= opts.int8_tolerance:
+            files["int8"] = int8.name
+            log(f"{name}: int8 relative error {p.rel_l2:.3f}: kept")
+        else:
+            int8.unlink()
+            log(f"{name}: int8 relative error {p.rel_l2:.3f} > {opts.int8_tolerance}: not shipped")
+    cfg = model.cfg
+    is_gen = name == "generator"
+    mel = MelSpec(**ckpt.get("mel", MelSpec().to_dict()))
+    spec = StageSpec(
+        name=name,
+        role="generator" if is_gen else "cascader",
+        files=files,
+        inputs=list(onnx_unet.GENERATOR_INPUTS if is_gen else onnx_unet.VOCODER_INPUTS),
+        output=onnx_unet.OUTPUT,
+        output_kind="log_mel_normalised" if is_gen else "audio",
+        channels=cfg.out_channels if is_gen else 1,
+        rate=mel.frame_rate if is_gen else float(mel.sample_rate),
+        frame_multiple=cfg.frame_multiple if is_gen else 1,
+        schedule=Schedule.from_dict(ckpt.get("schedule", Schedule().to_dict())).to_dict(),
+        default_sampler=opts.sampler if is_gen else opts.vocoder_sampler,
+        default_steps=opts.steps if is_gen else opts.vocoder_steps,
+        guidance=opts.guidance if is_gen else None,
+        audio_scale=1.0 if is_gen else float(cfg.audio_scale),
+        params=int(sum(p.numel() for p in model.parameters())),
+        config=asdict(cfg),
+        step_cost=_step_cost(sess, model),
+        parity=parity,
+        mel_norm=dict(ckpt.get("mel_norm", cfg.mel_norm)),
+    )
+    return spec, list(files.values())
+
+
+def _classify(paths: list[str]) -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for p in paths:
+        ckpt = torch.load(p, map_location="cpu", weights_only=False)
+        stage = ckpt.get("stage") if isinstance(ckpt, dict) else None
+        if stage not in {"generator", "vocoder"}:
+            raise ValueError(f"{p}: not a stage checkpoint (its 'stage' is {stage!r})")
+        if stage in found:
+            raise ValueError(f"two {stage} checkpoints given: {found[stage]} and {p}")
+        found[stage] = Path(p)
+    return found
+
+
+def export_cascade(generator: str | Path, vocoder: str | Path, out_dir: str | Path,
+                   opts: ExportOptions | None = None, log: Log = print) -> Manifest:
+    """Export both stages, the text encoder and the tokenizer into `out_dir` with a manifest."""
+    opts = opts or ExportOptions()
+    for s in (opts.sampler, opts.vocoder_sampler):
+        if s not in SAMPLERS:
+            raise ValueError(f"unknown sampler {s!r}: one of {', '.join(SAMPLERS)}")
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()) and not opts.force:
+        raise FileExistsError(f"{out_dir} exists and is not empty: pass --force to replace it")
+    gen_model, gen_ckpt = load_checkpoint(generator, opts.use_ema)
+    voc_model, voc_ckpt = load_checkpoint(vocoder, opts.use_ema)
+    if gen_ckpt.get("stage", "generator") != "generator" or type(gen_model).__name__ != "UNet1d":
+        raise ValueError(f"{generator} is not a generator checkpoint")
+    if voc_ckpt.get("stage", "vocoder") != "vocoder" or type(voc_model).__name__ != "Vocoder1d":
+        raise ValueError(f"{vocoder} is not a vocoder checkpoint")
+    if gen_ckpt.get("mel") and voc_ckpt.get("mel") and gen_ckpt["mel"] != voc_ckpt["mel"]:
+        raise ValueError("generator and vocoder were trained on different mel front-ends")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    work = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    try:
+        max_tokens = int(gen_ckpt.get("text_max_tokens", 40))
+        log("text encoder: exporting " + ("a tiny random BERT" if opts.tiny_text else onnx_text.ENCODER_ID))
+        te = onnx_text.export_text_encoder(work / TEXT_FILE, work / TOKENIZER_FILE, tiny=opts.tiny_text,
+                                           seed=opts.seed)
+        fused = {k: te.op_counts.get(k, 0) for k in ("Attention", "SkipLayerNormalization", "BiasGelu",
+                                                      "EmbedLayerNormalization")}
+        log(f"text encoder: fused {fused}, parity max abs {te.max_abs_err:.2e}")
+        if te.max_abs_err > 1e-3:
+            raise RuntimeError(f"text encoder ONNX differs from torch by {te.max_abs_err:.2e}")
+        stages = {}
+        listed = [TEXT_FILE, TOKENIZER_FILE]
+        for name, model, ckpt in (("generator", gen_model, gen_ckpt), ("vocoder", voc_model, voc_ckpt)):
+            spec, files = _export_stage(name, model, ckpt, work, opts, log)
+            stages[name] = spec
+            listed += files
+        entries = {rel: FileEntry.of(work / rel) for rel in listed}
+        name = opts.name or out_dir.name
+        mel = MelSpec(**gen_ckpt.get("mel", MelSpec().to_dict()))
+        import onnxruntime
+        import onnxscript
+
+        manifest = Manifest(
+            model_id=model_id_for(name, entries), name=name,
+            sample_rate=mel.sample_rate, hop=int(voc_model.cfg.hop), channels=1,
+            frame_rate=mel.frame_rate, mel=mel.to_dict(),
+            mel_norm=dict(gen_ckpt.get("mel_norm", gen_model.cfg.mel_norm)),
+            text_encoder=TextEncoderSpec(
+                name=onnx_text.ENCODER_ID, files={"fp32": TEXT_FILE}, tokenizer=TOKENIZER_FILE,
+                max_tokens=max_tokens, hidden=te.hidden, random_weights=te.random_weights),
+            stages=stages, controls=ControlsSpec(), files=entries,
+            corpus_id=str(gen_ckpt.get("corpus_id", "unknown")),
+            created=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+            default_seconds=opts.default_seconds,
+            exporter={
+                "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
+                "onnxscript": onnxscript.__version__, "opset": onnx_unet.OPSET_FUSED,
+                "attention": "onnx Attention (opset 23)",
+                "group_norm": "Reshape-InstanceNormalization-Reshape-Mul-Add",
+                "checkpoints": {"generator": str(generator), "vocoder": str(vocoder)},
+                "generator_step": int(gen_ckpt.get("step", 0)), "vocoder_step": int(voc_ckpt.get("step", 0)),
+            },
+        )
+        manifest.write(work)
+        manifest.verify(work)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(work, out_dir)
+        log(f"wrote {out_dir} ({manifest.model_id})")
+        return manifest
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="n2m export", description=__doc__.split("\n\n")[0])
+    p.add_argument("checkpoints", nargs="*", help="stage checkpoints (recognised by their 'stage')")
+    p.add_argument("--generator", help="generator checkpoint")
+    p.add_argument("--vocoder", help="vocoder cascader checkpoint")
+    p.add_argument("--out", required=True, help="model folder to write (e.g. bridge/models/NAME)")
+    p.add_argument("--name", help="model name (default: the folder name)")
+    p.add_argument("--variants", default="fp32,fp16,int8", help="comma list of fp32,fp16,int8")
+    p.add_argument("--int8-tolerance", type=float, default=0.05)
+    p.add_argument("--steps", type=int, default=25, help="default generator steps")
+    p.add_argument("--sampler", default="dpmpp_2m", choices=sorted(SAMPLERS))
+    p.add_argument("--vocoder-steps", type=int, default=12)
+    p.add_argument("--vocoder-sampler", default="dpmpp_2m", choices=sorted(SAMPLERS))
+    p.add_argument("--guidance", type=float, default=3.0, help="default guidance scale")
+    p.add_argument("--guidance-max", type=float, default=15.0)
+    p.add_argument("--no-ema", action="store_true", help="export the raw weights, not the EMA")
+    p.add_argument("--tiny-text", action="store_true",
+                   help="tiny random BERT instead of MiniLM (test fixtures only)")
+    p.add_argument("--force", action="store_true", help="replace an existing folder")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        found = _classify(args.checkpoints)
+        for stage in ("generator", "vocoder"):
+            flag = getattr(args, stage)
+            if flag:
+                if stage in found:
+                    raise ValueError(f"{stage} given twice: {found[stage]} and --{stage} {flag}")
+                found[stage] = Path(flag)
+        missing = [s for s in ("generator", "vocoder") if s not in found]
+        if missing:
+            raise ValueError(f"no {' or '.join(missing)} checkpoint: a cascade needs both "
+                             "(pass --generator G.pt --vocoder V.pt)")
+        if args.steps < 1 or args.vocoder_steps < 1:
+            raise ValueError("steps must be at least 1")
+        if not 0.0 <= args.guidance <= args.guidance_max:
+            raise ValueError(f"guidance {args.guidance} outside 0..{args.guidance_max}")
+        variants = tuple(v.strip() for v in args.variants.split(",") if v.strip())
+        if "fp32" not in variants or set(variants) - {"fp32", "fp16", "int8"}:
+            raise ValueError(f"--variants must include fp32 and only fp32,fp16,int8: {args.variants}")
+        opts = ExportOptions(
+            name=args.name, variants=variants, int8_tolerance=args.int8_tolerance,
+            tiny_text=args.tiny_text, steps=args.steps, sampler=args.sampler,
+            vocoder_steps=args.vocoder_steps, vocoder_sampler=args.vocoder_sampler,
+            guidance=GuidanceSpec(default=args.guidance, min=0.0, max=args.guidance_max),
+            use_ema=not args.no_ema, force=args.force)
+        t0 = time.perf_counter()
+        export_cascade(found["generator"], found["vocoder"], args.out, opts,
+                       log=lambda m: print(f"[{time.perf_counter() - t0:6.1f}s] {m}", flush=True))
+    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as exc:
+        print(f"n2m export: {exc}", file=sys.stderr)
+        return 2
+    return 0
