@@ -384,6 +384,12 @@ class Daemon:
 
     def _on_generate(self, args: list[Any], peer: Peer) -> None:
         job = self._parse_generate(args, peer)
+        check = getattr(self.engine, "check", None)
+        if callable(check):  # the engine's own limits (steps, guidance, duration, sampler) up front
+            try:
+                check(self._request(job))
+            except ValueError as exc:
+                raise RequestError(str(exc)) from None
         with self._cond:
             if not self._accepting:
                 raise RequestError("the daemon is shutting down; no new jobs")
@@ -569,8 +575,15 @@ class Daemon:
                     self._running = None
                     self._cond.notify_all()
 
+    @staticmethod
+    def _request(job: Job) -> Any:
+        from n2m.bridge.engine import GenerationRequest
+
+        return GenerationRequest(job.prompt, job.controls, job.seed, steps=job.steps, guidance=job.guidance,
+                                 variations=job.variations, sampler=job.sampler)
+
     def _run(self, job: Job) -> None:
-        from n2m.bridge.engine import Cancelled, GenerationRequest
+        from n2m.bridge.engine import Cancelled
 
         self.library.set_job_state(job.id, "running")
         emit = lambda stage, fraction: self._broadcast(job.reply_to, P.PROGRESS, [job.id, stage, float(fraction)])  # noqa: E731
@@ -579,8 +592,7 @@ class Daemon:
             emit(str(d.get("stage", "generate")), float(d.get("fraction", 0.0)))
 
         emit("queued", 0.0)
-        request = GenerationRequest(job.prompt, job.controls, job.seed, steps=job.steps, guidance=job.guidance,
-                                    variations=job.variations, sampler=job.sampler)
+        request = self._request(job)
         try:
             clips = self.engine.generate(request, progress=progress, cancel=job.cancel)
         except Cancelled:

@@ -23,7 +23,6 @@ from typing import Any
 
 from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
-from pythonosc.osc_packet import OscPacket
 
 from n2m.bridge.protocol import MAX_DATAGRAM
 
@@ -49,22 +48,65 @@ def encode_message(address: str, args: Iterable[Any] = ()) -> bytes:
     return builder.build().dgram
 
 
+_TYPE_TAGS = frozenset("ifsbhtdScrmTFNI[]")
+MAX_BUNDLE_DEPTH = 8
+
+
+def _check_message(data: bytes) -> OscMessage:
+    """One message, with every type tag checked (python-osc skips unknown tags with a log line)."""
+    end = data.find(b"\0")
+    if end <= 0 or not data.startswith(b"/"):
+        raise OscParseError("a message must start with an address beginning with '/'")
+    tags_at = (end // 4 + 1) * 4
+    if tags_at < len(data):
+        if data[tags_at : tags_at + 1] != b",":
+            raise OscParseError("missing type tag string")
+        tag_end = data.find(b"\0", tags_at)
+        if tag_end < 0:
+            raise OscParseError("unterminated type tag string")
+        bad = set(data[tags_at + 1 : tag_end].decode("latin-1")) - _TYPE_TAGS
+        if bad:
+            raise OscParseError(f"unknown type tag(s) {''.join(sorted(bad))!r}")
+    try:
+        msg = OscMessage(data)
+        _ = msg.params  # parsed eagerly; force errors out here
+    except Exception as exc:  # python-osc raises ParseError, odd inputs give other errors too
+        raise OscParseError(f"not an OSC message: {exc}") from None
+    if not isinstance(msg.address, str) or not msg.address.startswith("/"):
+        raise OscParseError(f"bad OSC address {msg.address!r}")
+    return msg
+
+
 def decode_packet(data: bytes) -> list[OscMessage]:
-    """The messages of one packet (bundles flattened, in time-tag order), or OscParseError."""
+    """The messages of one packet (bundles flattened in order, depth-limited), or OscParseError."""
     if not data:
         raise OscParseError("empty packet")
     if len(data) % 4:
         raise OscParseError(f"packet length {len(data)} is not a multiple of 4")
-    try:
-        msgs = [tm.message for tm in OscPacket(data).messages]
-    except RecursionError:
-        raise OscParseError("bundles nested too deeply") from None
-    except Exception as exc:  # python-osc raises ParseError, but odd inputs give other errors too
-        raise OscParseError(f"not an OSC packet: {exc}") from None
-    for m in msgs:
-        if not isinstance(m.address, str) or not m.address.startswith("/"):
-            raise OscParseError(f"bad OSC address {m.address!r}")
-    return msgs
+    out: list[OscMessage] = []
+    stack: list[tuple[bytes, int]] = [(data, 0)]
+    while stack:
+        pkt, depth = stack.pop()
+        if not pkt.startswith(b"#bundle\0"):
+            out.append(_check_message(pkt))
+            continue
+        if depth >= MAX_BUNDLE_DEPTH:
+            raise OscParseError(f"bundles nested deeper than {MAX_BUNDLE_DEPTH}")
+        if len(pkt) < 16:
+            raise OscParseError("bundle without a time tag")
+        i, elems = 16, []
+        while i < len(pkt):
+            if i + 4 > len(pkt):
+                raise OscParseError("truncated bundle element size")
+            (n,) = struct.unpack(">i", pkt[i : i + 4])
+            if n <= 0 or n % 4 or i + 4 + n > len(pkt):
+                raise OscParseError(f"bad bundle element size {n}")
+            elems.append((pkt[i + 4 : i + 4 + n], depth + 1))
+            i += 4 + n
+        stack.extend(reversed(elems))
+        if len(out) + len(stack) > 1024:
+            raise OscParseError("too many messages in one bundle")
+    return out
 
 
 def frame(packet: bytes) -> bytes:

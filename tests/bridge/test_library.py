@@ -1,0 +1,105 @@
+"""The clip library on a real SQLite file: records, search, favourites, export, crash recovery, CLI."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from n2m.bridge.library import TMP_PREFIX, Library, main
+
+
+def add(lib: Library, d: Path, name: str, prompt: str, job: str = "j1") -> int:
+    audio = d / f"{name}.wav"
+    audio.write_bytes(b"RIFF....WAVE")
+    side = d / f"{name}.wav.json"
+    side.write_text(json.dumps({"prompt": prompt}))
+    return lib.add_clip(job_id=job, idx=0, path=str(audio), sidecar=str(side), prompt=prompt,
+                        controls={"bpm": 92.0, "key": "F#", "mode": "minor"}, seed=3, model="m1",
+                        samplerate=48000, bpm=92.0, bars=8, duration=20.87, format="wav24")
+
+
+def test_records_search_favourite_and_export(tmp_path: Path) -> None:
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    with Library(tmp_path / "lib.sqlite", clips) as lib:
+        assert lib._query("PRAGMA journal_mode")[0][0] == "wal"
+        lib.add_job("j1", "dusty boom-bap", {"bpm": 92.0}, 3, "m1")
+        a = add(lib, clips, "a", "dusty boom-bap beat with rhodes")
+        b = add(lib, clips, "b", "bright house chords 100% wet")
+        assert [r.id for r in lib.clips()] == [b, a]
+        assert [r.id for r in lib.search("BOOM rhodes")] == [a]
+        assert [r.id for r in lib.search("100%")] == [b]  # LIKE wildcards are escaped
+        assert [r.id for r in lib.search("f#")] == [b, a]  # controls are searchable too
+        assert lib.search("nothing-like-this") == []
+        assert lib.set_favourite(a) and lib.clip(a).favourite
+        assert not lib.set_favourite(9999)
+        dest = tmp_path / "export"
+        dest.mkdir()
+        out = lib.export(a, dest)
+        assert out.read_bytes() == (clips / "a.wav").read_bytes() and (dest / "a.wav.json").exists()
+        with pytest.raises(FileExistsError):  # export never overwrites
+            lib.export(a, dest)
+        with pytest.raises(KeyError):
+            lib.export(424242, dest)
+
+
+def test_recover_after_a_crash(tmp_path: Path) -> None:
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    with Library(tmp_path / "lib.sqlite", clips) as lib:
+        lib.add_job("run", "p", {}, 1, "m")
+        lib.set_job_state("run", "running")
+        lib.add_job("wait", "p", {}, 2, "m")
+        lib.add_job("ok", "p", {}, 3, "m", state="finished")
+        add(lib, clips, "known", "known clip", "ok")
+    # what a kill can leave: a temporary file, a complete clip whose row was never written, and
+    # audio whose sidecar never landed
+    (clips / f"{TMP_PREFIX}123-456.wav").write_bytes(b"partial")
+    (clips / "lost.wav").write_bytes(b"RIFF")
+    (clips / "lost.wav.json").write_text(json.dumps({"prompt": "lost one", "seed": 5, "model_id": "m",
+                                                     "sample_rate": 48000, "duration": 2.0, "job_id": "run"}))
+    (clips / "nosidecar.wav").write_bytes(b"RIFF")
+    with Library(tmp_path / "lib.sqlite", clips) as lib:
+        rep = lib.recover()
+        print(rep)
+        assert (rep.failed_jobs, rep.removed_temp_files, rep.imported_clips, rep.removed_orphans) == (2, 1, 1, 1)
+        assert {j["id"]: j["state"] for j in lib.jobs()} == {"run": "failed", "wait": "failed", "ok": "finished"}
+        assert "interrupted" in lib.job("run")["error"]
+        paths = {Path(r.path).name for r in lib.clips()}
+        assert paths == {"known.wav", "lost.wav"}
+        assert sorted(p.name for p in clips.iterdir()) == ["known.wav", "known.wav.json", "lost.wav", "lost.wav.json"]
+        assert lib.recover().failed_jobs == 0  # idempotent
+
+
+def test_no_partial_rows_a_bad_insert_leaves_nothing(tmp_path: Path) -> None:
+    with Library(tmp_path / "lib.sqlite") as lib:
+        lib.add_job("j", "p", {}, 1, "m")
+        with pytest.raises(sqlite3.IntegrityError):
+            lib.add_job("j", "p", {}, 1, "m")  # duplicate id
+        with pytest.raises(ValueError):
+            lib.set_job_state("j", "exploded")
+        assert len(lib.jobs()) == 1 and lib.job("j")["state"] == "queued"
+
+
+def test_cli_list_search_export_favourite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    db = tmp_path / "lib.sqlite"
+    with Library(db, clips) as lib:
+        cid = add(lib, clips, "x", "lofi piano in F# minor")
+    assert main(["--library", str(db), "list"]) == 0
+    assert "lofi piano" in capsys.readouterr().out
+    assert main(["--library", str(db), "--json", "search", "piano"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["id"] == cid
+    assert main(["--library", str(db), "favourite", str(cid)]) == 0
+    with Library(db) as lib:
+        assert lib.clip(cid).favourite
+    assert main(["--library", str(db), "favourite", "999"]) == 1
+    assert main(["--library", str(db), "export", str(cid), str(tmp_path / "out.wav")]) == 0
+    assert (tmp_path / "out.wav").exists()
+    assert main(["--library", str(db), "export", str(cid), str(tmp_path / "out.wav")]) == 1  # no overwrite
+    assert "never overwrites" in capsys.readouterr().err
+    assert main(["--library", str(tmp_path / "missing.sqlite"), "list"]) == 1
