@@ -1,0 +1,353 @@
+"""`n2m corpus build`: plan, then compose/render/mix/cache shard by shard, resumably, in parallel.
+
+A shard is a fixed block of SHARD_SIZE planned clips, built in DIR/shards/NNNNN.tmp and renamed to
+DIR/shards/NNNNN when complete. A re-run with the same settings skips complete shards; a killed or
+failed build loses at most the shards in flight.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import multiprocessing as mp
+import os
+import shutil
+import signal
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from n2m.bridge.controls import METERS, MODES, TONICS
+from n2m.bridge.features import MelSpec
+
+from . import theory as th
+from .captions import captions
+from .compose import ClipPlan
+from .plan import plan_corpus, split_for
+from .progress import Progress
+from .reader import FORMAT
+from .styles import DEFS, STYLES
+
+SHARD_SIZE = 24
+GENERATOR_VERSION = 1  # bump when composition/rendering changes what a seed produces
+BYTES_PER_AUDIO_SECOND = 150_000  # FLAC 44.1 kHz stereo + 16 kHz int16 + float16 mel, measured ~120 kB
+
+
+class BuildError(RuntimeError):
+    """A build that cannot proceed; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    out: Path
+    hours: float
+    seed: int
+    jobs: int = 1
+    shard_size: int = SHARD_SIZE
+    soundfonts: tuple[str, ...] = ()
+    styles: tuple[str, ...] = STYLES
+    max_shards: int | None = None  # build only the first N shards (tests, benchmarks)
+    quiet: bool = False
+
+    def validated(self) -> BuildConfig:
+        if not isinstance(self.hours, int | float) or not np.isfinite(self.hours) or self.hours <= 0:
+            raise BuildError(f"--hours must be a positive number of hours, got {self.hours!r}")
+        if self.hours > 2000:
+            raise BuildError(f"--hours {self.hours:g} is more than 2000 hours: that is surely a mistake")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise BuildError(f"--seed must be a whole number >= 0, got {self.seed!r}")
+        if not 1 <= self.jobs <= 64:
+            raise BuildError(f"--jobs must be from 1 to 64, got {self.jobs}")
+        if not 1 <= self.shard_size <= 1000:
+            raise BuildError(f"shard size must be from 1 to 1000, got {self.shard_size}")
+        bad = [s for s in self.styles if s not in STYLES]
+        if bad or not self.styles:
+            raise BuildError(f"unknown styles {bad}: choose from {', '.join(STYLES)}")
+        if self.out.exists() and not self.out.is_dir():
+            raise BuildError(f"--out {self.out} exists and is not a directory")
+        return self
+
+
+@dataclass
+class BuildSummary:
+    clips: int = 0
+    audio_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    shards_built: int = 0
+    shards_skipped: int = 0
+    per_stage: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def throughput(self) -> float:
+        return self.audio_seconds / self.wall_seconds if self.wall_seconds > 0 else 0.0
+
+
+def corpus_id(cfg: BuildConfig) -> str:
+    h = hashlib.sha1(json.dumps([GENERATOR_VERSION, cfg.seed, cfg.hours, cfg.shard_size, sorted(cfg.soundfonts),
+                                 list(cfg.styles)]).encode()).hexdigest()[:10]
+    return f"n2m-synth-{h}"
+
+
+def clip_meta(plan: ClipPlan) -> dict:
+    """The metadata of a planned clip (without the array offsets, which the worker adds)."""
+    st = DEFS[plan.style]
+    programs = [p for _, p in plan.programs]
+    return {
+        "id": f"{plan.index:06d}-{plan.style}",
+        "composition_id": plan.composition_id,
+        "split": split_for(plan),
+        "style": plan.style,
+        "bpm": float(plan.bpm),
+        "key": plan.key,
+        "mode": plan.mode,
+        "meter": plan.meter,
+        "bars": plan.bars,
+        "duration": round(plan.duration, 6),
+        "instruments": [th.friendly(p) for p in programs]
+        + ([th.DRUM_KITS.get(plan.drum_kit, "drums")] if plan.drum_kit is not None and st.drums != "none" else []),
+        "roles": [r for r, _ in plan.programs],
+        "programs": programs,
+        "drum_kit": plan.drum_kit if st.drums != "none" else None,
+        "soundfont": plan.soundfont,
+        "seed": plan.seed,
+        "energy": plan.energy,
+        "dynamics": plan.dynamics,
+        "mood": plan.mood,
+        "era": plan.era,
+        "sections": [list(s) for s in plan.sections],
+        "score": plan.score,
+        "captions": captions(plan),
+    }
+
+
+# ---- worker --------------------------------------------------------------------------------------
+
+_WORKER: dict = {}
+
+
+def _worker_init(queue: mp.Queue | None) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and terminates us
+    _WORKER.clear()
+    _WORKER["queue"] = queue
+    _WORKER["synths"] = {}
+
+
+def _synth_for(name: str):
+    from .synth import Synth, soundfont_by_name
+
+    synths = _WORKER.setdefault("synths", {})
+    if name not in synths:
+        synths[name] = Synth(soundfont_by_name(name), sample_rate=44100)
+    return synths[name]
+
+
+def build_shard(shard_dir: str, plans: list[ClipPlan]) -> dict:
+    """Build one shard into shard_dir + '.tmp', then rename. Returns per-stage timings."""
+    import soundfile as sf
+
+    from .compose import Composer
+    from .render import render_clip
+
+    final = Path(shard_dir)
+    tmp = final.with_name(final.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    metas, mels, audios = [], [], []
+    mel_off = audio_off = 0
+    t_stage = {"compose": 0.0, "render": 0.0, "write": 0.0}
+    queue = _WORKER.get("queue")
+    callback = _WORKER.get("callback")
+    for plan in plans:
+        t0 = time.perf_counter()
+        meta = clip_meta(plan)
+        if plan.score is not None:
+            from .scores import compose_score
+
+            parts, extra = compose_score(plan)
+            meta.update(extra)
+        else:
+            parts = Composer(plan).compose()
+        t1 = time.perf_counter()
+        synth = _synth_for(plan.soundfont)
+        r = render_clip(plan, parts, synth, DEFS[plan.style].mix)
+        t2 = time.perf_counter()
+        flac = f"{meta['id']}.flac"
+        sf.write(str(tmp / flac), r.stereo.T, 44100, subtype="PCM_16")
+        meta.update(mel_offset=mel_off, mel_frames=int(r.mel.shape[1]), audio_offset=audio_off,
+                    audio_samples=int(r.mono16k.shape[0]), flac=flac, loudness_db=round(r.loudness_db, 2),
+                    notes=sum(len(p.notes) for p in parts))
+        mel_off += r.mel.shape[1]
+        audio_off += r.mono16k.shape[0]
+        metas.append(meta)
+        mels.append(r.mel.astype(np.float16))
+        audios.append(r.mono16k)
+        t3 = time.perf_counter()
+        t_stage["compose"] += t1 - t0
+        t_stage["render"] += t2 - t1
+        t_stage["write"] += t3 - t2
+        if queue is not None:
+            queue.put(("clip", plan.duration))
+        elif callback is not None:
+            callback(plan.duration)
+    t0 = time.perf_counter()
+    np.save(tmp / "mel.npy", np.concatenate(mels, axis=1))
+    np.save(tmp / "audio16k.npy", np.concatenate(audios))
+    with open(tmp / "meta.jsonl", "w") as f:
+        for m in metas:
+            f.write(json.dumps(m) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, final)
+    t_stage["write"] += time.perf_counter() - t0
+    return {"shard": str(final), "clips": len(plans), "seconds": sum(p.duration for p in plans),
+            "stages": t_stage}
+
+
+# ---- driver --------------------------------------------------------------------------------------
+
+def _check_existing(cfg: BuildConfig, info: dict) -> None:
+    path = cfg.out / "corpus.json"
+    if not path.exists():
+        return
+    try:
+        old = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise BuildError(f"{path} is corrupt ({exc}): remove {cfg.out} or choose another --out") from exc
+    if old.get("id") != info["id"]:
+        raise BuildError(
+            f"{cfg.out} holds another corpus ({old.get('id')}: seed {old.get('seed')}, hours "
+            f"{old.get('hours')}); resuming needs the same settings. Use another --out or delete it.")
+
+
+def _free_bytes(path: Path) -> int:
+    return shutil.disk_usage(path).free
+
+
+def build(cfg: BuildConfig) -> BuildSummary:
+    from .prompts import eval_prompts
+    from .synth import require_soundfonts
+
+    cfg = cfg.validated()
+    sfs = require_soundfonts(list(cfg.soundfonts) or None)
+    cfg = BuildConfig(**{**asdict(cfg), "soundfonts": tuple(s.name for s in sfs)})
+    plans = plan_corpus(cfg.seed, cfg.hours, list(cfg.soundfonts), cfg.styles)
+    shards = [plans[i:i + cfg.shard_size] for i in range(0, len(plans), cfg.shard_size)]
+    if cfg.max_shards is not None:
+        shards = shards[: cfg.max_shards]
+    info = {
+        "id": corpus_id(cfg), "format": FORMAT, "generator_version": GENERATOR_VERSION,
+        "seed": cfg.seed, "hours": cfg.hours, "mel": MelSpec().to_dict(), "audio_rate": 16000,
+        "flac_rate": 44100, "shard_size": cfg.shard_size, "shards": len(shards),
+        "clips": sum(len(s) for s in shards), "planned_seconds": round(sum(p.duration for s in shards for p in s), 3),
+        "styles": list(cfg.styles), "soundfonts": list(cfg.soundfonts),
+        "programs": {str(i): n for i, n in enumerate(th.GM_NAMES)}, "drum_kits": th.DRUM_KITS,
+        "tonics": list(TONICS), "modes": list(MODES), "meters": list(METERS),
+        "splits": {"by": "composition_id", "percent": {"train": 90, "val": 5, "test": 5}},
+    }
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    _check_existing(cfg, info)
+    (cfg.out / "shards").mkdir(exist_ok=True)
+    tmp_info = cfg.out / "corpus.json.tmp"
+    tmp_info.write_text(json.dumps(info, indent=1))
+    os.replace(tmp_info, cfg.out / "corpus.json")
+    train_caps = {c for s in shards for p in s for c in clip_meta(p)["captions"]}
+    prompts = eval_prompts(cfg.seed, train_caps, cfg.styles)
+    with open(cfg.out / "eval_prompts.jsonl.tmp", "w") as f:
+        for p in prompts:
+            f.write(json.dumps(p) + "\n")
+    os.replace(cfg.out / "eval_prompts.jsonl.tmp", cfg.out / "eval_prompts.jsonl")
+
+    todo = []
+    summary = BuildSummary()
+    for i, s in enumerate(shards):
+        d = cfg.out / "shards" / f"{i:05d}"
+        if (d / "meta.jsonl").is_file():
+            summary.shards_skipped += 1
+        else:
+            todo.append((str(d), s))
+    for stale in (cfg.out / "shards").glob("*.tmp"):
+        shutil.rmtree(stale, ignore_errors=True)
+    need = sum(p.duration for _, s in todo for p in s) * BYTES_PER_AUDIO_SECOND
+    free = _free_bytes(cfg.out)
+    if need > free:
+        raise BuildError(f"not enough disk space in {cfg.out}: the remaining shards need about "
+                         f"{need / 1e9:.1f} GB, {free / 1e9:.1f} GB free. Free space or build fewer --hours.")
+    total_seconds = sum(p.duration for _, s in todo for p in s)
+    progress = Progress(total_seconds, unit="s audio", quiet=cfg.quiet,
+                        label=f"corpus {cfg.out.name}: {len(todo)} shards ({summary.shards_skipped} done)")
+    t_start = time.perf_counter()
+    stages: dict[str, float] = {}
+    try:
+        if not todo:
+            pass
+        elif cfg.jobs == 1:
+            _worker_init(None)
+            _WORKER["callback"] = progress.update
+            for d, s in todo:
+                res = build_shard(d, s)
+                _account(summary, stages, res)
+        else:
+            ctx = mp.get_context("fork")
+            queue = ctx.Queue()
+            with ctx.Pool(cfg.jobs, initializer=_worker_init, initargs=(queue,)) as pool:
+                pending = [pool.apply_async(build_shard, (d, s)) for d, s in todo]
+                try:
+                    while pending:
+                        _drain(queue, progress, 0.2)
+                        for r in [r for r in pending if r.ready()]:
+                            pending.remove(r)
+                            res = r.get()
+                            _account(summary, stages, res)
+                    _drain(queue, progress, 0.0)
+                except BaseException:
+                    pool.terminate()
+                    raise
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise BuildError(f"disk full while writing {cfg.out}: free space, then run the same command "
+                             f"again to resume ({summary.shards_built} new shards are complete)") from exc
+        raise
+    finally:
+        _WORKER.pop("callback", None)
+        progress.close()
+        for stale in (cfg.out / "shards").glob("*.tmp"):
+            shutil.rmtree(stale, ignore_errors=True)
+    summary.wall_seconds = time.perf_counter() - t_start
+    summary.per_stage = stages
+    return summary
+
+
+def _drain(queue, progress: Progress, timeout: float) -> None:
+    import queue as q
+
+    try:
+        while True:
+            kind, secs = queue.get(timeout=timeout)
+            if kind == "clip":
+                progress.update(secs)
+            timeout = 0.0
+    except q.Empty:
+        return
+
+
+def _account(summary: BuildSummary, stages: dict[str, float], res: dict) -> None:
+    summary.clips += res["clips"]
+    summary.audio_seconds += res["seconds"]
+    summary.shards_built += 1
+    for k, v in res["stages"].items():
+        stages[k] = stages.get(k, 0.0) + v
+
+
+def print_summary(s: BuildSummary, out: Path, file=sys.stdout) -> None:
+    print(f"built {s.shards_built} shards ({s.clips} clips, {s.audio_seconds / 3600:.2f} h of audio) in "
+          f"{s.wall_seconds:.1f} s: {s.throughput:.1f} s of finished audio per wall second; "
+          f"{s.shards_skipped} shards were already complete. Corpus: {out}", file=file)
+    if s.per_stage:
+        tot = sum(s.per_stage.values()) or 1.0
+        print("worker time by stage: " + ", ".join(f"{k} {v:.1f} s ({100 * v / tot:.0f}%)"
+                                                   for k, v in s.per_stage.items()), file=file)
