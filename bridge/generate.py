@@ -1,0 +1,215 @@
+"""`n2m generate "PROMPT" [options]`: generate clips from the terminal with a progress bar.
+
+    n2m generate "dusty boom-bap beat with rhodes chords" --bpm 88 --key "A minor" --bars 8 \
+        --variations 2 --seed 7 --out clips/
+
+Controls not given as options are parsed from the prompt ("92 bpm", "in F# minor", "3/4",
+"8 bars"); options win. The model is bridge/models/default unless --model names another folder
+under bridge/models/ or a path. Until the clip pipeline (n2m.bridge.pipeline) lands, clips are
+written as plain WAV at the model's sample rate by `_finish_clip`, the single call site where it
+plugs in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import secrets
+import sys
+import threading
+import time
+import wave
+from pathlib import Path
+
+import numpy as np
+
+from n2m.bridge.controls import ControlError, Controls, resolve
+from n2m.bridge.engine import (
+    Cancelled,
+    Engine,
+    GeneratedClip,
+    GenerationRequest,
+    ModelError,
+    RequestError,
+)
+
+MODELS_DIR = Path(__file__).resolve().parent / "models"
+DEFAULT_MODEL = "default"
+FORMATS = {"wav": 3, "wav16": 2}  # bytes per sample of plain PCM WAV (24-bit, 16-bit)
+
+
+def model_path(name_or_dir: str) -> Path:
+    """A model folder: a path if it exists or looks like one, else bridge/models/NAME."""
+    p = Path(name_or_dir).expanduser()
+    if p.exists() or "/" in name_or_dir or name_or_dir.startswith("."):
+        return p
+    return MODELS_DIR / name_or_dir
+
+
+def load_engine(name_or_dir: str, provider: str = "auto", threads: int | None = None) -> Engine:
+    path = model_path(name_or_dir)
+    if name_or_dir == DEFAULT_MODEL and not (path / "manifest.json").is_file():
+        raise ModelError(
+            f"the default model is not installed: {path / 'manifest.json'} is missing. It is filled "
+            "in by the trained cascade; until then export one with `n2m export --generator G.pt "
+            f"--vocoder V.pt --out {path}`, or pass --model DIR"
+        )
+    return Engine.load(path, provider=provider, threads=threads)
+
+
+def write_wav(path: Path, audio: np.ndarray, sample_rate: int, sample_bytes: int = 3) -> Path:
+    """Plain mono PCM WAV (16- or 24-bit), written to a temporary name and renamed."""
+    x = np.clip(np.nan_to_num(audio.astype(np.float64)), -1.0, 1.0)
+    full = float(2 ** (8 * sample_bytes - 1) - 1)
+    ints = np.round(x * full).astype("<i4")
+    if sample_bytes == 2:
+        data = ints.astype("<i2").tobytes()
+    else:
+        data = ints.view(np.uint8).reshape(-1, 4)[:, :3].tobytes()  # little-endian low 3 bytes
+    tmp = path.with_name(path.name + ".part")
+    with wave.open(str(tmp), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(sample_bytes)
+        w.setframerate(int(sample_rate))
+        w.writeframes(data)
+    tmp.replace(path)
+    return path
+
+
+def _slug(text: str, limit: int = 40) -> str:
+    s = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return (s[:limit].rstrip("-") or "clip")
+
+
+def _finish_clip(clip: GeneratedClip, out_dir: Path, fmt: str) -> Path:
+    """THE CLIP PIPELINE CALL SITE: n2m.bridge.pipeline (bar trim/loop, fades, loudness, limiter,
+    resampling, tagged 24-bit WAV/FLAC + sidecar) replaces this body when it lands. Until then: a
+    plain WAV of the raw engine output."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{_slug(clip.prompt)}-s{clip.seed}.wav"
+    return write_wav(path, clip.audio, clip.sample_rate, FORMATS[fmt])
+
+
+class ProgressBar:
+    """A one-line terminal bar fed by the engine's progress dicts."""
+
+    def __init__(self, stream=None, width: int = 30, enabled: bool = True) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        self.width, self.enabled = width, enabled
+        self.t0 = time.perf_counter()
+
+    def __call__(self, e: dict) -> None:
+        if not self.enabled:
+            return
+        frac = float(e["fraction"])
+        fill = int(round(frac * self.width))
+        bar = "#" * fill + "." * (self.width - fill)
+        self.stream.write(f"\r[{bar}] {frac * 100:5.1f}% {e['stage']:<9} {e['step']}/{e['steps']} "
+                          f"{time.perf_counter() - self.t0:6.1f}s")
+        self.stream.flush()
+
+    def done(self) -> None:
+        if self.enabled:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="n2m generate", description="Generate music clips from a prompt.")
+    p.add_argument("prompt", help='e.g. "dusty boom-bap beat with rhodes chords, 88 bpm, A minor"')
+    p.add_argument("--bpm", type=float, help="tempo (overrides the prompt)")
+    p.add_argument("--key", help='tonic, optionally with mode: "F#", "A minor", "Bbm"')
+    p.add_argument("--mode", help="major, minor, dorian or mixolydian")
+    p.add_argument("--meter", help="4/4, 3/4 or 6/8")
+    length = p.add_mutually_exclusive_group()
+    length.add_argument("--bars", type=int, help="length in bars (at the tempo)")
+    length.add_argument("--seconds", type=float, help="length in seconds")
+    p.add_argument("--seed", type=int, help="random seed (default: random, printed)")
+    p.add_argument("--steps", type=int, help="generator sampling steps (default: the model's)")
+    p.add_argument("--guidance", type=float, help="classifier-free guidance scale (default: the model's)")
+    p.add_argument("--sampler", help="ddim, dpmpp_2m or ancestral (default: the model's)")
+    p.add_argument("--variations", type=int, default=1, help="clips to generate in one batch")
+    p.add_argument("--out", default=".", help="output folder (default: current folder)")
+    p.add_argument("--format", default="wav", choices=sorted(FORMATS), help="wav = 24-bit PCM, wav16 = 16-bit")
+    p.add_argument("--model", default=DEFAULT_MODEL, help="model name under bridge/models/ or a folder")
+    p.add_argument("--provider", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def _explicit_controls(args: argparse.Namespace) -> Controls:
+    key, mode = args.key, args.mode
+    if key:
+        m = re.fullmatch(r"\s*([A-Ga-g](?:#|b|♯|♭)?)\s*(.*?)\s*", key)
+        if not m:
+            raise ControlError(f"unknown key {key!r}: use a tonic such as C, F#, Bb, optionally with a mode")
+        key, rest = m.group(1), m.group(2)
+        if rest:
+            if mode:
+                raise ControlError(f"--key {args.key!r} already names a mode; drop --mode {mode!r}")
+            mode = "minor" if rest == "m" else rest
+    return Controls(bpm=args.bpm, key=key, mode=mode, meter=args.meter, bars=args.bars, seconds=args.seconds)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        controls = resolve(args.prompt, _explicit_controls(args))
+    except ControlError as exc:
+        print(f"n2m generate: {exc}", file=sys.stderr)
+        return 2
+    seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
+    try:
+        engine = load_engine(args.model, args.provider, args.threads)
+    except (ModelError, ValueError) as exc:
+        print(f"n2m generate: {exc}", file=sys.stderr)
+        return 3 if isinstance(exc, ModelError) else 2
+    req = GenerationRequest(prompt=args.prompt, controls=controls, seed=seed, steps=args.steps,
+                            guidance=args.guidance, variations=args.variations, sampler=args.sampler)
+    try:
+        steps, guidance, sampler, seconds = engine.check(req)
+    except RequestError as exc:
+        print(f"n2m generate: {exc}", file=sys.stderr)
+        return 2
+    desc = ", ".join(f"{k} {v}" for k, v in controls.as_dict().items() if v is not None) or "no controls"
+    print(f"{engine.model_id} on {engine.provider}: {seconds:.1f} s, {desc}; seed {seed}, "
+          f"{steps} steps ({sampler}), guidance {guidance:g}", file=sys.stderr)
+    bar = ProgressBar(enabled=not args.quiet)
+    cancel = threading.Event()
+    result: dict = {}
+
+    def work() -> None:
+        try:
+            result["clips"] = engine.generate(req, progress=bar, cancel=cancel)
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+            result["error"] = exc
+
+    t0 = time.perf_counter()
+    worker = threading.Thread(target=work, name="n2m-generate", daemon=True)
+    worker.start()
+    try:
+        while worker.is_alive():
+            worker.join(0.1)
+    except KeyboardInterrupt:
+        cancel.set()  # stops between steps
+        worker.join()
+    bar.done()
+    err = result.get("error")
+    if isinstance(err, Cancelled) or cancel.is_set():
+        print("n2m generate: cancelled", file=sys.stderr)
+        return 130
+    if err is not None:
+        if isinstance(err, RequestError):
+            print(f"n2m generate: {err}", file=sys.stderr)
+            return 2
+        raise err
+    wall = time.perf_counter() - t0
+    out_dir = Path(args.out)
+    for clip in result["clips"]:
+        path = _finish_clip(clip, out_dir, args.format)
+        print(path)
+    total = seconds * len(result["clips"])
+    print(f"{len(result['clips'])} clip(s), {total:.1f} s of audio in {wall:.1f} s "
+          f"({total / wall:.1f}x real time)", file=sys.stderr)
+    return 0

@@ -1,0 +1,68 @@
+"""`n2m generate` end to end on the tiny exported cascade: files, controls, errors."""
+
+from __future__ import annotations
+
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from n2m.bridge import generate
+from n2m.bridge.cli import main as cli_main
+
+
+def test_generate_writes_wav_clips(tiny_model_dir: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "clips"
+    rc = cli_main(["generate", "rhodes chords, 88 bpm", "--key", "A minor", "--bars", "1",
+                   "--seed", "7", "--variations", "2", "--out", str(out), "--model", str(tiny_model_dir),
+                   "--provider", "cpu", "--threads", "1"])
+    cap = capsys.readouterr()
+    assert rc == 0, cap.err
+    paths = [Path(p) for p in cap.out.split()]
+    assert [p.name for p in paths] == ["rhodes-chords-88-bpm-s7.wav", "rhodes-chords-88-bpm-s8.wav"]
+    assert "generator" in cap.err and "100.0%" in cap.err and "seed 7" in cap.err
+    for p in paths:
+        with wave.open(str(p)) as w:
+            assert w.getnchannels() == 1 and w.getsampwidth() == 3 and w.getframerate() == 16000
+            # 1 bar of 4/4 at 88 bpm = 2.727 s
+            assert w.getnframes() == round(4 * 60 / 88 * 16000)
+            data = np.frombuffer(w.readframes(w.getnframes()), dtype=np.uint8)
+        assert data.any()
+
+
+def test_wav16_roundtrip(tmp_path: Path) -> None:
+    x = np.sin(np.linspace(0, 100, 1600)).astype(np.float32) * 0.5
+    p = generate.write_wav(tmp_path / "a.wav", x, 16000, 2)
+    with wave.open(str(p)) as w:
+        y = np.frombuffer(w.readframes(1600), dtype="<i2") / 32767.0
+    np.testing.assert_allclose(y, x, atol=1e-4)
+    p3 = generate.write_wav(tmp_path / "b.wav", x, 16000, 3)
+    with wave.open(str(p3)) as w:
+        raw = np.frombuffer(w.readframes(1600), dtype=np.uint8).reshape(-1, 3)
+    ints = (raw[:, 0].astype(np.int32) | (raw[:, 1].astype(np.int32) << 8) | (raw[:, 2].astype(np.int32) << 16))
+    ints = np.where(ints >= 1 << 23, ints - (1 << 24), ints)
+    np.testing.assert_allclose(ints / 8388607.0, x, atol=1e-6)
+
+
+def test_missing_default_model_is_one_clear_error(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setattr(generate, "MODELS_DIR", tmp_path / "models")
+    assert generate.main(["a beat", "--out", str(tmp_path)]) == 3
+    err = capsys.readouterr().err
+    assert "default model is not installed" in err and "manifest.json is missing" in err
+    assert "n2m export" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        (["--seconds", "500"], "out of range"), (["--bpm", "900"], "out of range"),
+        (["--key", "H"], "unknown key"), (["--steps", "0"], "steps must be"),
+        (["--guidance", "1000"], "outside this model's range"), (["--variations", "99"], "variations"),
+    ],
+)
+def test_bad_requests_are_refused(tiny_model_dir: Path, tmp_path: Path, capsys, args, match) -> None:
+    rc = generate.main(["a beat", "--model", str(tiny_model_dir), "--out", str(tmp_path), *args])
+    assert rc == 2
+    assert match in capsys.readouterr().err
+    assert not list(tmp_path.glob("*.wav"))
