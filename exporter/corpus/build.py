@@ -164,14 +164,14 @@ def build_shard(shard_dir: str, plans: list[ClipPlan]) -> dict:
     callback = _WORKER.get("callback")
     for plan in plans:
         t0 = time.perf_counter()
-        meta = clip_meta(plan)
         if plan.score is not None:
-            from .scores import compose_score
+            from .scores import compose_score, resolve_score
 
-            parts, extra = compose_score(plan)
-            meta.update(extra)
+            plan, score = resolve_score(plan)
+            parts = compose_score(plan, score)
         else:
             parts = Composer(plan).compose()
+        meta = clip_meta(plan)
         t1 = time.perf_counter()
         synth = _synth_for(plan.soundfont)
         r = render_clip(plan, parts, synth, DEFS[plan.style].mix)
@@ -204,7 +204,7 @@ def build_shard(shard_dir: str, plans: list[ClipPlan]) -> dict:
         os.fsync(f.fileno())
     os.replace(tmp, final)
     t_stage["write"] += time.perf_counter() - t0
-    return {"shard": str(final), "clips": len(plans), "seconds": sum(p.duration for p in plans),
+    return {"shard": str(final), "clips": len(plans), "seconds": audio_off / 16000.0,
             "stages": t_stage}
 
 

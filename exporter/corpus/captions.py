@@ -58,7 +58,8 @@ def instrument_names(plan: ClipPlan, rng: np.random.Generator) -> list[str]:
         n = str(rng.choice(syn))
         if role == "bass" and "bass" not in n and prog not in range(32, 40):
             n = f"{n} bass"
-        names.append(n)
+        if n not in names:
+            names.append(n)
     if plan.drum_kit is not None and DEFS[plan.style].drums != "none":
         kit = th.DRUM_KITS.get(plan.drum_kit, "drums")
         names.append(str(rng.choice([kit, "drums"])) if plan.drum_kit not in (25, 48) else kit)

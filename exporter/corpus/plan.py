@@ -90,7 +90,7 @@ def plan_composition(seed: int, k: int, style: str, soundfonts: list[str], first
     moods = [m for m in st.moods if m in fam] or list(st.moods)
     mood = str(rng.choice(moods))
     era = str(rng.choice(st.eras))
-    comp_id = score_ref.replace("/", "_") if score_ref else f"{style}-{seed}-{k:06d}"
+    comp_id = score_ref.replace("/", "_").replace("#", "_") if score_ref else f"{style}-{seed}-{k:06d}"
     n_clips = 2 if rng.random() < 0.35 else 1
     song_seed = int(rng.integers(2**31))
     plans = []
@@ -119,7 +119,12 @@ def plan_corpus(seed: int, hours: float, soundfonts: list[str], styles: tuple[st
             order = list(styles)
             rng.shuffle(order)
         style = order.pop()
-        for p in plan_composition(seed, k, style, soundfonts, len(plans)):
+        ref = None
+        if style in SCORE_STYLES:
+            from .scores import pick_score
+
+            ref = pick_score(style, np.random.default_rng([seed, k, 3]))
+        for p in plan_composition(seed, k, style, soundfonts, len(plans), score_ref=ref):
             plans.append(p)
             total += p.duration
         k += 1
