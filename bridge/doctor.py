@@ -1,0 +1,165 @@
+"""`n2m doctor`: what is installed and usable, each with the fix when it is missing.
+
+Imports only the standard library and bridge; optional packages are probed with find_spec, and
+onnxruntime is imported only to list its execution providers. Exit code 1 when something needed
+to generate is missing (runtime packages, a shipped model), 0 otherwise: corpus and training
+tools are reported but optional.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes.util
+import importlib.util
+import json
+import os
+import shutil
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+MODELS_DIR = Path(__file__).resolve().parent / "models"
+
+# (import name, pip name, extra, needed to generate)
+PACKAGES: tuple[tuple[str, str, str, bool], ...] = (
+    ("numpy", "numpy", "runtime", True),
+    ("onnxruntime", "onnxruntime", "runtime", True),
+    ("pedalboard", "pedalboard", "runtime", True),
+    ("pythonosc", "python-osc", "runtime", True),
+    ("tokenizers", "tokenizers", "runtime", True),
+    ("PyQt6", "PyQt6", "panel", False),
+    ("torch", "torch==2.13.0", "train", False),
+    ("onnx", "onnx", "train", False),
+    ("music21", "music21", "train", False),
+    ("librosa", "librosa", "train", False),
+    ("soundfile", "soundfile", "train", False),
+    ("soxr", "soxr", "train", False),
+    ("matplotlib", "matplotlib", "train", False),
+)
+
+# (name, path, Debian package)
+SOUNDFONTS: tuple[tuple[str, str, str], ...] = (
+    ("FluidR3_GM", "/usr/share/sounds/sf2/FluidR3_GM.sf2", "fluid-soundfont-gm"),
+    ("MuseScore_General", "/usr/share/sounds/sf3/MuseScore_General.sf3", "musescore-general-soundfont"),
+    ("TimGM6mb", "/usr/share/sounds/sf2/TimGM6mb.sf2", "timgm6mb-soundfont"),
+)
+
+
+@dataclass
+class Check:
+    group: str
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+    required: bool = False  # needed to generate
+
+
+def check_packages() -> list[Check]:
+    out = []
+    for mod, pip_name, extra, required in PACKAGES:
+        ok = importlib.util.find_spec(mod) is not None
+        hint = "pip install ." if extra == "runtime" else f"pip install '.[{extra}]'"
+        out.append(Check("python", pip_name, ok, "installed" if ok else "missing",
+                         "" if ok else f"{hint}  (or: pip install {pip_name})", required))
+    return out
+
+
+def check_onnxruntime() -> list[Check]:
+    if importlib.util.find_spec("onnxruntime") is None:
+        return [Check("onnxruntime", "providers", False, "onnxruntime is not installed", "pip install .", True)]
+    try:
+        import onnxruntime as ort  # noqa: PLC0415 - probed lazily on purpose
+
+        providers = list(ort.get_available_providers())
+        version = getattr(ort, "__version__", "?")
+    except Exception as exc:  # noqa: BLE001 - a broken install can raise anything
+        return [Check("onnxruntime", "providers", False, f"import failed: {exc}",
+                      "pip install --force-reinstall onnxruntime", True)]
+    ok = "CPUExecutionProvider" in providers
+    gpu = [p for p in providers if p not in ("CPUExecutionProvider", "AzureExecutionProvider")]
+    detail = f"onnxruntime {version}: {', '.join(providers)}"
+    out = [Check("onnxruntime", "CPU provider", ok, detail, "" if ok else "pip install --force-reinstall onnxruntime",
+                 True)]
+    out.append(Check("onnxruntime", "accelerated provider", bool(gpu),
+                     ", ".join(gpu) if gpu else "none (CPU only: generation works, slower)",
+                     "" if gpu else "optional: pip install onnxruntime-gpu (NVIDIA) for a GPU", False))
+    return out
+
+
+def check_fluidsynth() -> list[Check]:
+    lib = ctypes.util.find_library("fluidsynth")
+    cli = shutil.which("fluidsynth")
+    ok = bool(lib)
+    detail = f"library {lib or 'missing'}; command {cli or 'missing'}"
+    return [Check("corpus", "fluidsynth", ok, detail,
+                  "" if ok else "sudo apt-get install fluidsynth  (Debian package `fluidsynth`, needed to build the corpus)")]
+
+
+def check_soundfonts() -> list[Check]:
+    out = []
+    for name, path, pkg in SOUNDFONTS:
+        ok = os.path.isfile(path)
+        out.append(Check("corpus", f"soundfont {name}", ok, path if ok else f"{path} missing",
+                         "" if ok else f"sudo apt-get install {pkg}"))
+    n = sum(c.ok for c in out)
+    out.append(Check("corpus", "two or more soundfonts", n >= 2, f"{n} installed",
+                     "" if n >= 2 else "install at least two of: " + " ".join(p for _, _, p in SOUNDFONTS)))
+    return out
+
+
+def check_models(models_dir: Path = MODELS_DIR) -> list[Check]:
+    manifests = sorted(models_dir.glob("*/manifest.json")) if models_dir.is_dir() else []
+    if not manifests:
+        return [Check("models", "shipped model", False, f"no {models_dir}/*/manifest.json",
+                      "train and export one (`n2m train ...`, then `n2m export ...`) or reinstall n2m "
+                      "with its default model", True)]
+    out = []
+    for m in manifests:
+        try:
+            data = json.loads(m.read_text())
+            ok = isinstance(data, dict)
+            detail = f"{m} parses" + (f" (corpus {data.get('corpus_id') or data.get('corpus')})"
+                                      if isinstance(data, dict) and (data.get("corpus_id") or data.get("corpus")) else "")
+        except (OSError, json.JSONDecodeError) as exc:
+            ok, detail = False, f"{m}: {exc}"
+        out.append(Check("models", m.parent.name, ok, detail,
+                         "" if ok else f"re-export the model or reinstall n2m ({m} is unreadable)", True))
+    return out
+
+
+def run_checks(models_dir: Path = MODELS_DIR) -> list[Check]:
+    return (check_packages() + check_onnxruntime() + check_fluidsynth() + check_soundfonts()
+            + check_models(models_dir))
+
+
+def report(checks: list[Check], file=sys.stdout) -> None:
+    group = None
+    for c in checks:
+        if c.group != group:
+            group = c.group
+            print(f"\n[{group}]", file=file)
+        mark = "ok  " if c.ok else ("MISSING" if c.required else "missing")
+        print(f"  {mark:<8}{c.name}: {c.detail}", file=file)
+        if not c.ok and c.fix:
+            print(f"          fix: {c.fix}", file=file)
+    bad = [c for c in checks if c.required and not c.ok]
+    print("", file=file)
+    if bad:
+        print(f"not ready to generate: {len(bad)} required item(s) missing: {', '.join(c.name for c in bad)}",
+              file=file)
+    else:
+        print("ready to generate", file=file)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="n2m doctor", description="Check what is installed and usable.")
+    ap.add_argument("--json", action="store_true", help="print the checks as JSON")
+    ap.add_argument("--models", type=Path, default=MODELS_DIR, help="models directory to check")
+    args = ap.parse_args(argv)
+    checks = run_checks(args.models)
+    if args.json:
+        print(json.dumps([asdict(c) for c in checks], indent=1))
+    else:
+        report(checks)
+    return 1 if any(c.required and not c.ok for c in checks) else 0
