@@ -133,7 +133,8 @@ def run_checks(models_dir: Path = MODELS_DIR) -> list[Check]:
             + check_models(models_dir))
 
 
-def report(checks: list[Check], file=sys.stdout) -> None:
+def report(checks: list[Check], file=None) -> None:
+    file = file or sys.stdout
     group = None
     for c in checks:
         if c.group != group:
