@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_PROMPT = "dusty boom-bap beat with rhodes chords, 88 bpm, A minor, 4 bars"
@@ -35,6 +35,7 @@ class ScreenshotRun:
     timeout_s: float
     rc: int = 1
     phase: str = "connecting"
+    jobs: dict = field(default_factory=dict)  # phase -> the Job submitted in it
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -119,20 +120,29 @@ def _drive_screenshot(app, panel, run: ScreenshotRun, QTimer) -> None:  # noqa: 
         if online and run.phase == "connecting":
             run.phase = "first"
             panel.prompt.setText(run.prompt)
+            panel.prompt.setCursorPosition(0)
             panel.variations.setValue(2)
             panel.quality.setCurrentIndex(0)
-            if panel.generate() is None:
+            run.jobs["first"] = panel.generate()
+            if run.jobs["first"] is None:
                 grab_and_quit(1, f"the request was refused: {panel.error_text()}")
 
     def on_job(job) -> None:  # noqa: ANN001
+        QTimer.singleShot(0, lambda: after_job(job))  # let the panel finish handling the event
+
+    def after_job(job) -> None:  # noqa: ANN001
+        if job is not run.jobs.get(run.phase):
+            return
         if run.phase == "first" and job.state in {"finished", "failed", "cancelled"}:
             if job.state != "finished":
                 grab_and_quit(1, f"the generation {job.state}: {job.message}")
                 return
             run.phase = "second"
             panel.prompt.setText("warm lo-fi keys, vinyl crackle, 3/4")
+            panel.prompt.setCursorPosition(0)
             panel.variations.setValue(1)
-            panel.generate()
+            panel.quality.setCurrentIndex(2)  # more steps: long enough to be seen in progress
+            run.jobs["second"] = panel.generate()
         elif run.phase == "second" and job.state == "running" and job.fraction >= 0.3:
             panel.view.setCurrentIndex(panel.model.index(0))
             grab_and_quit(0)

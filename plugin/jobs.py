@@ -111,8 +111,16 @@ class Job:
     def active(self) -> bool:
         return self.state in ACTIVE_STATES
 
+    run_started: float = 0.0  # first progress event
+    overall: bool = True  # fractions so far never went back: they cover the whole job
+
     def on_progress(self, stage: str, fraction: float, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
+        fraction = min(1.0, max(0.0, float(fraction)))
+        if not self.run_started:
+            self.run_started = now
+        if fraction < self.fraction - 1e-6:
+            self.overall = False  # a stage restarted from 0: fractions are per stage
         if stage != self.stage:
             if self.stage:
                 self.stage_times[self.stage] = now - self.stage_started
@@ -120,7 +128,7 @@ class Job:
             if stage not in self.stage_order:
                 self.stage_order.append(stage)
         self.state = "running"
-        self.fraction = min(1.0, max(0.0, float(fraction)))
+        self.fraction = fraction
 
     def finish(self, state: str, message: str = "", now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
@@ -153,6 +161,8 @@ class EtaModel:
         if job.state != "running" or not job.stage:
             return None
         now = time.monotonic() if now is None else now
+        if job.overall and job.fraction >= 0.02 and now > job.run_started:
+            return (now - job.run_started) * (1.0 - job.fraction) / job.fraction
         elapsed = now - job.stage_started
         if job.fraction >= 0.02 and elapsed > 0:
             this = elapsed * (1.0 - job.fraction) / job.fraction

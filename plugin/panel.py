@@ -48,8 +48,10 @@ from .settings import PanelSettings, SettingsStore
 from .widgets import ElidedLabel, JobRow, PromptEdit, SettingsDialog, StatusDot
 
 AUTO = "auto"
+_JOB_EVENTS = frozenset({P.PROGRESS, P.CLIP_READY, P.DONE, P.ERROR})
 START_GRACE_S = 1.5  # wait this long for /n2m/test before starting a daemon
 QUEUE_KEEP_FINISHED = 3
+QUEUE_MAX_HEIGHT = 190  # px; more jobs scroll
 
 
 @dataclass
@@ -67,9 +69,11 @@ class DawState:
             parts.append(f"{self.bpm:g} bpm")
         if self.meter:
             parts.append(self.meter)
+        if not parts:
+            return "not reported"
         if self.samplerate:
             parts.append(f"{self.samplerate / 1000:g} kHz")
-        return " · ".join(parts) if parts else "not reported"
+        return " · ".join(parts)
 
     @property
     def known(self) -> bool:
@@ -112,6 +116,7 @@ class Panel(QWidget):
         self.last_status: dict = {}
         self._recheck_after_restart = False
         self._sync_touched = False
+        self._early: dict[str, list[tuple[str, list]]] = {}
 
         self._build()
         self.link = OscLink(self._address(), self)
@@ -278,7 +283,6 @@ class Panel(QWidget):
         self.queue_scroll.setWidget(self.queue_box)
         self.queue_scroll.setWidgetResizable(True)
         self.queue_scroll.setFrameShape(QFrame.Shape.NoFrame)
-        self.queue_scroll.setMaximumHeight(150)
         self.queue_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         root.addWidget(self.queue_scroll)
 
@@ -427,9 +431,26 @@ class Panel(QWidget):
             P.SET_TEMPO: self._msg_tempo, P.SET_METER: self._msg_meter,
             P.SET_SAMPLERATE: self._msg_samplerate, P.CLIPS: self._msg_clips,
         }.get(address)
-        if handler is not None:
-            with contextlib.suppress(IndexError, TypeError, ValueError):
-                handler(args)
+        if handler is None:
+            return
+        if address in _JOB_EVENTS and args and self._hold_early(address, args):
+            return
+        with contextlib.suppress(IndexError, TypeError, ValueError):
+            handler(args)
+
+    def _hold_early(self, address: str, args: list) -> bool:
+        """Events about a job id not yet named by /n2m/job, while our own requests await their
+        ids: the daemon may start a job (and report progress) before its /n2m/job reply arrives.
+        Such events wait and are replayed once the id is known."""
+        jid = str(args[0])
+        if not jid or jid in self._by_id or not self._awaiting_id:
+            return False
+        self._early.setdefault(jid, []).append((address, list(args)))
+        return True
+
+    def _replay_early(self, jid: str) -> None:
+        for address, args in self._early.pop(jid, []):
+            self._on_message(address, args)
 
     def _job_for(self, job_id: object, create: bool = True) -> Job | None:
         jid = str(job_id)
@@ -447,15 +468,27 @@ class Panel(QWidget):
         if not self._awaiting_id:
             self._job_for(jid)
             self._rebuild_queue()
+            self._replay_early(jid)
             return
         job = self._awaiting_id.popleft()
         job.id = jid
         self._by_id[jid] = job
         if job.state == "cancelled":  # cancelled before the daemon named it
             self.link.send(P.CANCEL, [jid])
-        else:
+        elif job.state == "sending":
             job.state = "queued"
         self._refresh_job(job)
+        self._replay_early(jid)
+        self._flush_early_if_idle()
+
+    def _flush_early_if_idle(self) -> None:
+        """Nothing of ours awaits an id: held events belong to jobs started elsewhere."""
+        if self._awaiting_id or not self._early:
+            return
+        for other in list(self._early):
+            self._job_for(other)
+            self._replay_early(other)
+        self._rebuild_queue()
 
     def _msg_progress(self, args: list) -> None:
         job = self._job_for(args[0])
@@ -541,6 +574,7 @@ class Panel(QWidget):
             job.finish("failed", message)
             self._refresh_job(job)
             self._finished(job)
+            self._flush_early_if_idle()
             return
         if job is not None:
             job.message = message
@@ -566,8 +600,8 @@ class Panel(QWidget):
 
     def _finished(self, job: Job) -> None:
         self.eta.learn(job)
-        self.job_changed.emit(job)
         self._rebuild_queue()
+        self.job_changed.emit(job)
 
     def _msg_status(self, args: list) -> None:
         try:
@@ -738,6 +772,7 @@ class Panel(QWidget):
             self.queue_layout.insertWidget(i, row)
             row.refresh(self.eta.seconds_left(j))
         self.queue_empty.setVisible(not shown)
+        self._fit_queue()
         n = len(active)
         self.queue_title.setText(f"QUEUE · {n} active" if n else "QUEUE")
         # drop old finished jobs from memory
@@ -747,12 +782,23 @@ class Panel(QWidget):
                     self._by_id.pop(j.id, None)
             self.jobs = [j for j in self.jobs[:-50] if j.active] + self.jobs[-50:]
 
+    def _fit_queue(self) -> None:
+        """Queue as tall as its rows (up to QUEUE_MAX_HEIGHT, then it scrolls)."""
+        rows = [r for r in self._rows.values()]
+        if rows:
+            sp = self.queue_layout.spacing()
+            h = sum(r.sizeHint().height() for r in rows) + sp * (len(rows) - 1)
+        else:
+            h = self.queue_empty.sizeHint().height()
+        self.queue_scroll.setFixedHeight(min(h + 2, QUEUE_MAX_HEIGHT))
+
     def _refresh_job(self, job: Job) -> None:
         row = self._rows.get(id(job))
         if row is None:
             self._rebuild_queue()
-            return
-        row.refresh(self.eta.seconds_left(job))
+        else:
+            row.refresh(self.eta.seconds_left(job))
+            self._fit_queue()
         self.job_changed.emit(job)
 
     def _on_tick(self) -> None:
@@ -852,7 +898,7 @@ class Panel(QWidget):
 
     def delete_selected(self) -> None:
         """Move the clip (and its sidecar) to the Trash; recoverable, so no confirmation."""
-        from PyQt6.QtCore import QFile
+        from PyQt6.QtCore import QFile, QStandardPaths
 
         clip = self.selected_clip()
         if clip is None:
@@ -861,6 +907,11 @@ class Panel(QWidget):
             self.player.stop()
         row = self.model.row_of(clip.path)
         if Path(clip.path).exists():
+            # Qt's freedesktop Trash needs the data folder to exist (a fresh account may lack it)
+            data = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.GenericDataLocation)
+            if data:
+                with contextlib.suppress(OSError):
+                    Path(data).mkdir(parents=True, exist_ok=True)
             ok, _ = QFile.moveToTrash(clip.path)
             if not ok:
                 self.show_error(f"could not move {Path(clip.path).name} to the Trash; it is still in {Path(clip.path).parent}")

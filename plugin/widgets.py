@@ -172,7 +172,8 @@ class JobRow(QFrame):
             text = f"queued as job {j.id}" + (f" · {j.message}" if j.message else "")
         elif j.state == "running":
             pct = f"{j.fraction * 100:.0f}%"
-            text = " · ".join(x for x in (j.stage or "running", pct, format_eta(eta_seconds), j.message) if x)
+            stage = "starting" if j.stage in {"", "queued"} else j.stage
+            text = " · ".join(x for x in (stage, pct, format_eta(eta_seconds), j.message) if x)
         elif j.state == "finished":
             n = len(j.clips)
             text = f"done · {n} clip{'s' if n != 1 else ''}"
@@ -185,6 +186,16 @@ class JobRow(QFrame):
         self.detail.setStyleSheet(f"color: {colour.name()};")
         self.cancel.setVisible(j.active)
         self.bar.setVisible(j.state in {"queued", "running", "finished"})
+
+    def sizeHint(self):  # noqa: ANN201
+        """Height from the visible-to-be parts, even before the row is first shown."""
+        m = self.layout().contentsMargins()
+        h = self.title.sizeHint().height() + self.detail.sizeHint().height() + 2
+        if not self.bar.isHidden():
+            h += self.bar.height() + 1
+        hint = super().sizeHint()
+        hint.setHeight(h + m.top() + m.bottom())
+        return hint
 
 
 class SettingsDialog(QDialog):

@@ -109,9 +109,17 @@ def test_eta_uses_this_stage_rate_and_earlier_stage_lengths():
     eta.learn(first)
     assert eta.order == ["generator", "vocoder"]
     job = Job(GenerateRequest("y"))
-    job.on_progress("generator", 0.5, now=100.0)
-    job.stage_started = 96.0  # 4 s for the first half of the generator
-    assert eta.seconds_left(job, now=100.0) == pytest.approx(4.0 + 4.0)  # 4 s more, then ~4 s vocoder
+    job.on_progress("generator", 0.9, now=90.0)
+    job.on_progress("vocoder", 0.5, now=96.0)  # went back: fractions are per stage
+    assert not job.overall
+    assert eta.seconds_left(job, now=100.0) == pytest.approx(4.0)  # 4 s for the second half
+    job.on_progress("generator", 0.6, now=100.0)
+    job.stage_started = 96.0
+    assert eta.seconds_left(job, now=100.0) == pytest.approx(8 / 3 + 4.0)  # then ~4 s of vocoder
+    whole = Job(GenerateRequest("z"))
+    whole.on_progress("text", 0.0, now=10.0)
+    whole.on_progress("generator", 0.25, now=13.0)  # fractions of the whole job: 3 s for a quarter
+    assert whole.overall and eta.seconds_left(whole, now=13.0) == pytest.approx(9.0)
     assert format_eta(8.0) == "~8 s left" and format_eta(75) == "~1:15 left" and format_eta(None) == ""
 
 
@@ -202,3 +210,77 @@ def test_settings_history_and_form_are_remembered(qtbot, qsettings):
     assert comp.currentCompletion() == "warm rhodes, 3/4"
     assert b.current_request().extra == (("samplerate", "96000"), ("format", "flac"), ("lufs", "-16"))
     b.shutdown()
+
+
+def _clip_in(panel, tmp_path, name: str = "c.wav") -> Clip:
+    path = write_pcm24(tmp_path / name, tone(0.3, 48000), 48000)
+    (tmp_path / f"{name}.json").write_text('{"prompt": "keys", "seed": 9}')
+    clip = Clip(path=str(path), prompt="keys", seed=9, bpm=90.0, bars=1, samplerate=48000, seconds=0.3)
+    panel.model.add(clip)
+    panel.view.setCurrentIndex(panel.model.index(0))
+    return clip
+
+
+def test_delete_moves_the_clip_and_sidecar_to_the_trash(qtbot, offline_panel, tmp_path):
+    p = offline_panel
+    clip = _clip_in(p, tmp_path)
+    p.delete_selected()
+    assert p.model.rowCount() == 0 and not Path(clip.path).exists()
+    trash = tmp_path / "xdg-data" / "Trash" / "files"
+    assert sorted(f.name for f in trash.iterdir()) == ["c.wav", "c.wav.json"]
+    assert p.store.recent_clips() == []
+
+
+def test_reveal_opens_the_clip_folder(qtbot, offline_panel, tmp_path):
+    p = offline_panel
+    opened = []
+    p.open_url = lambda url: opened.append(url.toLocalFile()) or True
+    _clip_in(p, tmp_path)
+    p.reveal()
+    assert opened == [str(tmp_path)]
+    p.open_url = lambda url: False
+    p.reveal()
+    assert f"the clip is in {tmp_path}" in p.error_text()
+
+
+def test_recent_clips_come_back_and_missing_files_are_dropped(qtbot, qsettings, tmp_path):
+    from n2m.plugin.panel import Panel
+
+    a = Panel(qsettings, daemon=DaemonAddress("127.0.0.1", 9), autostart=False)
+    qtbot.addWidget(a)
+    kept = _clip_in(a, tmp_path, "kept.wav")
+    gone = _clip_in(a, tmp_path, "gone.wav")
+    a.toggle_favourite()  # the selected one: gone.wav (newest first)
+    a.shutdown()
+    Path(gone.path).unlink()
+    b = Panel(qsettings, autostart=False)
+    qtbot.addWidget(b)
+    assert [c.path for c in b.model.clips()] == [kept.path]
+    assert b.model.clip(0).request.prompt == "keys"
+    b.shutdown()
+
+
+def test_compact_at_narrow_widths_in_both_themes(qtbot, offline_panel):
+    from PyQt6.QtGui import QPalette
+    from PyQt6.QtWidgets import QApplication
+
+    from n2m.plugin.theme import apply_theme
+
+    app = QApplication.instance()
+    assert offline_panel.minimumSizeHint().width() <= 320
+    try:
+        assert apply_theme(app, "dark") is True
+        assert app.palette().color(QPalette.ColorRole.Window).lightness() < 60
+        assert apply_theme(app, "light") is False
+        assert app.palette().color(QPalette.ColorRole.Window).lightness() > 200
+    finally:
+        apply_theme(app, "system")
+
+
+def test_panel_command_line_errors(capsys):
+    from n2m.plugin.app import main
+
+    assert main(["--size", "wide"]) == 2
+    assert "bad --size" in capsys.readouterr().err
+    assert main(["--daemon", "host:notaport"]) == 2
+    assert "bad port" in capsys.readouterr().err
