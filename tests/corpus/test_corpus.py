@@ -1,0 +1,222 @@
+"""The corpus builder end to end with the real FluidSynth renderer, on a few short clips."""
+
+from __future__ import annotations
+
+import errno
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from n2m.bridge.controls import BEATS_PER_BAR, METERS, MODES, TONICS, parse_controls
+from n2m.bridge.features import log_mel
+from n2m.exporter.corpus import build as build_mod
+from n2m.exporter.corpus.build import BuildConfig, BuildError, build
+from n2m.exporter.corpus.cli import main as corpus_main
+from n2m.exporter.corpus.compose import Composer
+from n2m.exporter.corpus.plan import plan_corpus
+from n2m.exporter.corpus.prompts import eval_prompts
+from n2m.exporter.corpus.reader import CorpusReader
+from n2m.exporter.corpus.styles import STYLES
+from n2m.exporter.corpus.synth import SoundFont, Synth, SynthError, load_library
+from n2m.exporter.corpus.verify import caption_problems, check_clip
+
+SF = ("FluidR3_GM", "TimGM6mb")  # fast-loading soundfonts for tests
+STY = ("house", "waltz", "bossa_nova")
+
+
+def small_cfg(out: Path, **kw) -> BuildConfig:
+    base = dict(out=out, hours=0.02, seed=5, jobs=1, shard_size=2, soundfonts=SF, styles=STY, max_shards=2,
+                quiet=True)
+    base.update(kw)
+    return BuildConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("corpus")
+    s = build(small_cfg(out))
+    assert s.shards_built == 2 and s.clips == 4
+    return out
+
+
+def test_reader_contract(corpus):
+    r = CorpusReader(corpus)
+    assert r.info["format"] == 1 and r.info["audio_rate"] == 16000 and r.info["flac_rate"] == 44100
+    clips = r.clips()
+    assert len(clips) == 4
+    for c in clips:
+        assert c["split"] in ("train", "val", "test") and c["style"] in STY
+        assert c["key"] in TONICS and c["mode"] in MODES and c["meter"] in METERS
+        assert 60 <= c["bpm"] <= 180 and len(c["captions"]) >= 4
+        # whole bars at the labelled tempo
+        assert abs(c["duration"] - c["bars"] * BEATS_PER_BAR[c["meter"]] * 60 / c["bpm"]) < 1e-4
+        y = r.audio16k(c)
+        assert y.dtype == np.float32 and y.shape == (round(c["duration"] * 16000),)
+        assert np.abs(y).max() <= 1.0 and np.sqrt(np.mean(y ** 2)) > 0.01  # not silent
+        mel = r.mel(c)
+        assert mel.shape == (80, 1 + y.shape[0] // 320) and mel.dtype == np.float32
+        # the cached mel is exactly the shared front-end of the cached audio (up to float16)
+        assert np.abs(mel - log_mel(y)).max() < 0.05
+        info = sf.info(str(r.flac_path(c)))
+        assert info.channels == 2 and info.samplerate == 44100 and info.frames == round(c["duration"] * 44100)
+        # the clip starts on a downbeat: sound within the first 50 ms
+        assert np.abs(y[:800]).max() > 0.01
+
+
+def test_verify_checks_on_real_clips(corpus):
+    r = CorpusReader(corpus)
+    for c in r.clips():
+        res = check_clip((str(corpus), c))
+        assert not res["silent"] and not res["clipped"] and not res["dc_offset"], res
+        assert res["caption_problems"] == [] and res["problems"] == [], res
+        assert res["tempo"] in ("strict", "octave", "metric", "wrong")
+
+
+def test_caption_disagreement_is_detected(corpus):
+    c = dict(CorpusReader(corpus).clips()[0])
+    # input tried: a caption that states another tempo and key than the metadata
+    wrong_key = "C#" if c["key"] != "C#" else "D"
+    c["captions"] = c["captions"][:3] + [f"{c['bpm'] + 7:g} bpm house in {wrong_key} {c['mode']}"]
+    probs = caption_problems(c)
+    assert any("bpm" in p for p in probs) and any("key" in p for p in probs)
+
+
+def test_resume_skips_complete_shards_and_redoes_interrupted(corpus, tmp_path):
+    import shutil
+
+    out = tmp_path / "c"
+    shutil.copytree(corpus, out)
+    before = (out / "shards" / "00000" / "meta.jsonl").read_text()
+    # simulate a build killed while writing shard 1: only a .tmp is left
+    shutil.rmtree(out / "shards" / "00001")
+    (out / "shards" / "00001.tmp").mkdir()
+    (out / "shards" / "00001.tmp" / "junk.flac").write_bytes(b"partial")
+    s = build(small_cfg(out))
+    assert s.shards_skipped == 1 and s.shards_built == 1
+    assert not (out / "shards" / "00001.tmp").exists()
+    assert (out / "shards" / "00000" / "meta.jsonl").read_text() == before
+    # metadata of the rebuilt shard equals the original build's: deterministic for the seed
+    assert (out / "shards" / "00001" / "meta.jsonl").read_text() == \
+        (corpus / "shards" / "00001" / "meta.jsonl").read_text()
+
+
+def test_disk_full_stops_cleanly_and_resumes(corpus, tmp_path, monkeypatch):
+    out = tmp_path / "full"
+    real_save = np.save
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    # input tried: the disk fills while the first shard is written
+    monkeypatch.setattr(build_mod.np, "save", full)
+    with pytest.raises(BuildError, match="disk full"):
+        build(small_cfg(out, max_shards=1))
+    assert not list((out / "shards").glob("*.tmp")) and not list((out / "shards").glob("0*"))
+    monkeypatch.setattr(build_mod.np, "save", real_save)
+    s = build(small_cfg(out, max_shards=1))
+    assert s.shards_built == 1 and CorpusReader(out).clips()
+
+
+def test_other_settings_in_same_dir_refused(corpus, tmp_path):
+    import shutil
+
+    out = tmp_path / "c2"
+    shutil.copytree(corpus, out)
+    # input tried: resuming a corpus with another seed
+    with pytest.raises(BuildError, match="another corpus"):
+        build(small_cfg(out, seed=6))
+
+
+def test_not_enough_disk_is_refused_before_work(tmp_path, monkeypatch):
+    monkeypatch.setattr(build_mod, "_free_bytes", lambda p: 1000)  # input tried: 1 kB free
+    with pytest.raises(BuildError, match="not enough disk space"):
+        build(small_cfg(tmp_path / "x"))
+
+
+@pytest.mark.parametrize("argv, reason", [
+    (["build", "--out", "X", "--hours", "-1", "--seed", "1"], "positive"),
+    (["build", "--out", "X", "--hours", "abc", "--seed", "1"], "not a number"),
+    (["build", "--out", "X", "--hours", "1", "--seed", "-2"], ">= 0"),
+    (["build", "--out", "X", "--hours", "1", "--seed", "1", "--jobs", "0"], "jobs"),
+])
+def test_nonsense_arguments_refused(argv, reason, capsys):
+    with pytest.raises(SystemExit) as e:
+        corpus_main(argv)
+    assert e.value.code == 2 and reason in capsys.readouterr().err
+
+
+def test_unknown_style_and_huge_hours_refused(tmp_path, capsys):
+    rc = corpus_main(["build", "--out", str(tmp_path / "x"), "--hours", "1", "--seed", "1", "--styles", "polka"])
+    assert rc == 2 and "unknown styles" in capsys.readouterr().err
+    rc = corpus_main(["build", "--out", str(tmp_path / "x"), "--hours", "5000", "--seed", "1"])
+    assert rc == 2 and "2000 hours" in capsys.readouterr().err
+
+
+def test_missing_fluidsynth_names_debian_package(monkeypatch):
+    monkeypatch.setenv("N2M_LIBFLUIDSYNTH", "/nonexistent/libfluidsynth.so.3")  # input tried: no library
+    with pytest.raises(SynthError, match="apt-get install fluidsynth"):
+        load_library()
+
+
+def test_missing_soundfont_names_debian_package():
+    # input tried: a soundfont file that is not installed
+    with pytest.raises(SynthError, match="apt-get install fluid-soundfont-gm"):
+        Synth(SoundFont("FluidR3_GM", "/nonexistent/FluidR3_GM.sf2", "fluid-soundfont-gm", 1.0))
+
+
+def test_renderer_is_deterministic_and_reacts_to_notes():
+    from n2m.exporter.corpus.synth import soundfont_by_name
+
+    s = Synth(soundfont_by_name("TimGM6mb"))
+    ev = [(0, 0, 0, 60, 100), (22050, 1, 0, 60, 0)]
+    a = s.render({0: (0, 0)}, ev, 44100)
+    s.render({1: (0, 30), 9: (128, 0)}, [(0, 0, 1, 40, 120), (0, 0, 9, 36, 120)], 30000)  # leaves notes on
+    b = s.render({0: (0, 0)}, ev, 44100)
+    silent = s.render({0: (0, 0)}, [], 44100)
+    assert a.shape == (2, 44100) and np.abs(a).max() > 0.05
+    assert np.abs(silent).max() == 0.0  # nothing carries over from the previous render
+    assert np.abs(a - b).max() < 0.01 * np.abs(a).max()  # same events, same sound (to -40 dB)
+
+
+def test_plan_and_notes_are_deterministic_and_cover_controls():
+    a = plan_corpus(11, 0.6, list(SF))
+    b = plan_corpus(11, 0.6, list(SF))
+    assert a == b
+    assert {p.style for p in a} == set(STYLES)
+    assert plan_corpus(12, 0.6, list(SF)) != a
+    for p in a[:12]:
+        if p.score is None:
+            n1 = [(n.start, n.pitch) for part in Composer(p).compose() for n in part.notes]
+            n2 = [(n.start, n.pitch) for part in Composer(p).compose() for n in part.notes]
+            assert n1 == n2 and n1
+
+
+def test_eval_prompts_disjoint_and_controls_read_back():
+    caps = {"A dark house track at 120 BPM in A minor, featuring piano."}
+    ps = eval_prompts(1, caps)
+    assert len(ps) >= 120 and {p["style"] for p in ps} == set(STYLES)
+    assert not {p["prompt"] for p in ps} & caps
+    for p in ps:
+        c = parse_controls(p["prompt"])
+        assert (c.bpm, c.key, c.mode, c.meter, c.bars) == (p["bpm"], p["key"], p["mode"], p["meter"], p["bars"])
+
+
+def test_chorale_score_is_reorchestrated():
+    from n2m.exporter.corpus.plan import plan_composition
+    from n2m.exporter.corpus.scores import compose_score, resolve_score
+
+    plan = plan_composition(3, 0, "chorale", list(SF), 0, score_ref="bach/bwv1.6.mxl")[0]
+    resolved, sc = resolve_score(plan)
+    assert resolved.meter in METERS and resolved.mode in ("major", "minor")
+    parts = compose_score(resolved, sc)
+    roles = [p.role for p in parts]
+    assert roles[:4] == ["voice1", "voice2", "voice3", "voice4"] and "accompaniment" in roles
+    # every note lies inside the clip (looped or cut to whole bars)
+    end = resolved.bars * BEATS_PER_BAR[resolved.meter]
+    assert all(0 <= n.start < end for p in parts for n in p.notes)
+    corpus_json = json.dumps(replace(resolved).__dict__, default=str)
+    assert "bwv1.6" in corpus_json
