@@ -188,3 +188,29 @@ def test_starts_a_daemon_when_none_answers(qtbot, qsettings, request, tmp_path):
     assert pid > 0
     panel.shutdown()  # stops the daemon it started
     assert not panel.daemon_proc.running
+
+
+def test_screenshot_command_renders_after_a_real_generation(qtbot, request, tmp_path, monkeypatch):
+    try:
+        model = request.getfixturevalue("tiny_model_dir")
+    except pytest.FixtureLookupError:
+        pytest.skip("needs the `tiny_model_dir` fixture (tests/conftest.py), which is not there yet")
+    from PyQt6.QtGui import QImage
+    from PyQt6.QtWidgets import QApplication
+
+    from n2m.plugin.app import main
+    from n2m.plugin.theme import apply_theme
+
+    monkeypatch.setenv("N2M_HOME", str(tmp_path / "home"))  # the daemon it starts keeps clips here
+    png = tmp_path / "panel.png"
+    try:
+        rc = main(["--screenshot", str(png), "--model", str(model), "--daemon", f"127.0.0.1:{_free_port()}",
+                   "--size", "340x760", "--timeout", "120"])
+    finally:
+        apply_theme(QApplication.instance(), "system")
+    assert rc == 0
+    img = QImage(str(png))
+    assert (img.width(), img.height()) == (340, 760)
+    assert len(list((tmp_path / "home" / "clips").glob("*.wav"))) == 2  # the first job's two takes
+    colours = {img.pixel(x, y) for x in range(0, 340, 7) for y in range(0, 760, 7)}
+    assert len(colours) > 20  # a real picture, not a blank window
