@@ -284,3 +284,20 @@ def test_panel_command_line_errors(capsys):
     assert "bad --size" in capsys.readouterr().err
     assert main(["--daemon", "host:notaport"]) == 2
     assert "bad port" in capsys.readouterr().err
+
+
+def test_settings_dialog_checks_the_address_inline(qtbot):
+    from n2m.plugin.settings import PanelSettings
+    from n2m.plugin.widgets import SettingsDialog
+
+    dlg = SettingsDialog(PanelSettings())
+    qtbot.addWidget(dlg)
+    dlg.daemon.setText("127.0.0.1:notaport")
+    dlg._accept()
+    assert "bad port" in dlg.error.text() and dlg.result() == 0
+    dlg.daemon.setText("127.0.0.1:9900")
+    dlg.format.setCurrentIndex(dlg.format.findData("wav32f"))
+    dlg.loudness.setValue(-18.0)
+    dlg._accept()
+    s = dlg.result_settings()
+    assert dlg.result() == 1 and (s.daemon, s.format, s.loudness) == ("127.0.0.1:9900", "wav32f", -18.0)
