@@ -90,10 +90,12 @@ class GeneratorData:
         if n >= f:
             start = int(rng.integers(0, n - f + 1))
             crop = mel[:, start:start + f]
-        else:  # short clip: pad with silence (the log floor)
+        else:  # short clip: loop it (clips are whole bars, so the grid phase stays exact)
             start = 0
-            crop = np.full((mel.shape[0], f), np.log(self.spec.log_floor), dtype=np.float32)
-            crop[:, :n] = mel
+            period = int(round(float(clip.get("duration", 0.0)) * self.spec.frame_rate))
+            period = period if 0 < period <= n else n
+            reps = -(-f // period)
+            crop = np.tile(mel[:, :period], (1, reps))[:, :f]
         caps = clip.get("captions") or [""]
         caption = caps[int(rng.integers(len(caps)))]
         bpm, key, mode, meter = ctl.bpm, ctl.key, ctl.mode, ctl.meter

@@ -1,0 +1,219 @@
+"""An audio classifier trained on the corpus: style (single label) and instruments (multi-label).
+
+A small 2D CNN over the log-mel (bridge.features, normalised), trained on random ~5 s crops. Its
+pooled penultimate layer is the embedding `n2m eval` uses for Frechet distances; its style head
+measures style adherence. Held-out accuracy on the corpus' test split is stored in the checkpoint.
+
+    python -m n2m.exporter.classifier --corpus /work/corpus/v1 --out /work/runs/classifier [--steps N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from n2m.bridge.features import MelSpec, log_mel
+from n2m.exporter.corpus.reader import CorpusError, CorpusReader
+
+
+@dataclass
+class ClassifierConfig:
+    styles: list[str]
+    instruments: list[str]
+    channels: tuple[int, ...] = (24, 48, 96, 160)
+    embed_dim: int = 128
+    crop_frames: int = 256
+    mel_mean: float = -4.5
+    mel_scale: float = 7.0
+    extra: dict = field(default_factory=dict)
+
+
+class AudioClassifier(nn.Module):
+    def __init__(self, cfg: ClassifierConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        layers: list[nn.Module] = []
+        c_in = 1
+        for c in cfg.channels:
+            layers += [nn.Conv2d(c_in, c, 3, padding=1), nn.BatchNorm2d(c), nn.ReLU(),
+                       nn.Conv2d(c, c, 3, padding=1), nn.BatchNorm2d(c), nn.ReLU(), nn.MaxPool2d(2)]
+            c_in = c
+        self.features = nn.Sequential(*layers)
+        self.embed = nn.Linear(c_in, cfg.embed_dim)
+        self.style_head = nn.Linear(cfg.embed_dim, len(cfg.styles))
+        self.inst_head = nn.Linear(cfg.embed_dim, max(1, len(cfg.instruments)))
+
+    def embedding(self, mel_norm: torch.Tensor) -> torch.Tensor:
+        """[B, 80, T] normalised log-mel -> [B, embed_dim]."""
+        h = self.features(mel_norm[:, None])
+        h = h.mean(dim=(2, 3))
+        return F.relu(self.embed(h))
+
+    def forward(self, mel_norm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        e = self.embedding(mel_norm)
+        return self.style_head(e), self.inst_head(e), e
+
+
+class ClipClassifier:
+    """A trained classifier applied to whole clips (log-mel or 16 kHz audio): crops averaged."""
+
+    def __init__(self, model: AudioClassifier, info: dict | None = None) -> None:
+        self.model = model.eval()
+        self.cfg = model.cfg
+        self.info = info or {}
+
+    @classmethod
+    def load(cls, path: str | Path) -> ClipClassifier:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"classifier {path} not found: train one with "
+                f"`python -m n2m.exporter.classifier --corpus DIR --out {path.parent}`")
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        cfg = ClassifierConfig(**ckpt["config"])
+        model = AudioClassifier(cfg)
+        model.load_state_dict(ckpt["model"])
+        return cls(model, ckpt.get("info", {}))
+
+    def _crops(self, mel: np.ndarray) -> torch.Tensor:
+        f = self.cfg.crop_frames
+        norm = (mel - self.cfg.mel_mean) / self.cfg.mel_scale
+        if norm.shape[1] < f:
+            pad = np.full((norm.shape[0], f - norm.shape[1]), (np.log(1e-5) - self.cfg.mel_mean) / self.cfg.mel_scale)
+            norm = np.concatenate([norm, pad], axis=1)
+        n = norm.shape[1]
+        starts = sorted({0, max(0, n - f), *range(0, max(1, n - f + 1), f // 2)})
+        return torch.from_numpy(np.stack([norm[:, s:s + f] for s in starts]).astype(np.float32))
+
+    @torch.no_grad()
+    def analyse_mel(self, mel: np.ndarray) -> dict:
+        """{"style_probs", "inst_probs", "embedding"} averaged over the clip's crops."""
+        s, i, e = self.model(self._crops(mel))
+        return {"style_probs": torch.softmax(s, -1).mean(0).numpy(),
+                "inst_probs": torch.sigmoid(i).mean(0).numpy(), "embedding": e.mean(0).numpy()}
+
+    def analyse_audio(self, audio: np.ndarray) -> dict:
+        return self.analyse_mel(log_mel(audio, MelSpec()))
+
+
+def _labels(reader: CorpusReader) -> tuple[list[str], list[str]]:
+    clips = reader.clips()
+    styles = reader.styles or sorted({c["style"] for c in clips})
+    insts = sorted({i for c in clips for i in (c.get("instruments") or [])})
+    return list(styles), insts
+
+
+def _batch(reader: CorpusReader, clips: list[dict], cfg: ClassifierConfig, rng: np.random.Generator,
+           n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    mels, ys, yi = [], [], []
+    for _ in range(n):
+        c = clips[int(rng.integers(len(clips)))]
+        mel = reader.mel(c)
+        f = cfg.crop_frames
+        if mel.shape[1] >= f:
+            s = int(rng.integers(0, mel.shape[1] - f + 1))
+            crop = mel[:, s:s + f]
+        else:
+            crop = np.full((mel.shape[0], f), np.log(1e-5), dtype=np.float32)
+            crop[:, :mel.shape[1]] = mel
+        crop = crop + rng.uniform(-1.0, 1.0)  # gain augmentation (+-~9 dB)
+        mels.append((crop - cfg.mel_mean) / cfg.mel_scale)
+        ys.append(cfg.styles.index(c["style"]))
+        multi = np.zeros(max(1, len(cfg.instruments)), dtype=np.float32)
+        for i in c.get("instruments") or []:
+            if i in cfg.instruments:
+                multi[cfg.instruments.index(i)] = 1.0
+        yi.append(multi)
+    return (torch.from_numpy(np.stack(mels).astype(np.float32)), torch.tensor(ys),
+            torch.from_numpy(np.stack(yi)))
+
+
+@torch.no_grad()
+def held_out_metrics(clf: ClipClassifier, reader: CorpusReader, split: str = "test",
+                     limit: int | None = None) -> dict:
+    clips = reader.clips(split)[:limit] if limit else reader.clips(split)
+    if not clips:
+        return {"split": split, "clips": 0}
+    correct, tp, fp, fn = 0, 0, 0, 0
+    for c in clips:
+        out = clf.analyse_mel(reader.mel(c))
+        correct += int(clf.cfg.styles[int(np.argmax(out["style_probs"]))] == c["style"])
+        pred = {clf.cfg.instruments[i] for i in np.flatnonzero(out["inst_probs"] > 0.5)}
+        true = set(c.get("instruments") or [])
+        tp, fp, fn = tp + len(pred & true), fp + len(pred - true), fn + len(true - pred)
+    f1 = 2 * tp / max(1, 2 * tp + fp + fn)
+    return {"split": split, "clips": len(clips), "style_accuracy": correct / len(clips), "instrument_f1": f1}
+
+
+def train_classifier(corpus: str | Path, out: str | Path, steps: int = 3000, batch: int = 24,
+                     lr: float = 1e-3, seed: int = 0, threads: int = 1, log=print) -> dict:
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    reader = CorpusReader(corpus)
+    styles, insts = _labels(reader)
+    train = reader.clips("train")
+    if not train:
+        raise CorpusError(f"corpus {corpus} has no train clips")
+    cfg = ClassifierConfig(styles=styles, instruments=insts)
+    model = AudioClassifier(cfg)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
+    rng = np.random.default_rng(seed)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
+    for step in range(1, steps + 1):
+        model.train()
+        x, ys, yi = _batch(reader, train, cfg, rng, batch)
+        s, i, _ = model(x)
+        loss = F.cross_entropy(s, ys) + F.binary_cross_entropy_with_logits(i, yi)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        if step % 50 == 0 or step == steps:
+            acc = float((s.argmax(-1) == ys).float().mean())
+            rate = step / (time.monotonic() - t0)
+            log(f"classifier step {step}/{steps} loss {float(loss):.3f} batch acc {acc:.2f} "
+                f"{rate:.1f} steps/s eta {(steps - step) / rate:.0f}s")
+    clf = ClipClassifier(model)
+    info = {"corpus_id": reader.info.get("id"), "steps": steps,
+            "test": held_out_metrics(clf, reader, "test"), "val": held_out_metrics(clf, reader, "val")}
+    path = out / "classifier.pt"
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({"config": asdict(cfg), "model": model.state_dict(), "info": info}, tmp)
+    os.replace(tmp, path)
+    (out / "classifier.json").write_text(json.dumps(info, indent=1))
+    return info
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m n2m.exporter.classifier",
+                                description="Train the evaluation audio classifier on a corpus.")
+    p.add_argument("--corpus", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--batch", type=int, default=24)
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args(argv)
+    try:
+        info = train_classifier(args.corpus, args.out, args.steps, args.batch, threads=args.threads)
+    except CorpusError as exc:
+        print(f"classifier: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(info, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
