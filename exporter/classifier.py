@@ -30,7 +30,7 @@ from n2m.exporter.corpus.reader import CorpusError, CorpusReader
 class ClassifierConfig:
     styles: list[str]
     instruments: list[str]
-    channels: tuple[int, ...] = (24, 48, 96, 160)
+    channels: tuple[int, ...] = (16, 32, 64, 128)
     embed_dim: int = 128
     crop_frames: int = 256
     mel_mean: float = -4.5
@@ -42,11 +42,12 @@ class AudioClassifier(nn.Module):
     def __init__(self, cfg: ClassifierConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        layers: list[nn.Module] = []
-        c_in = 1
+        # a strided stem, then conv + pool blocks: cheap enough to train on one CPU thread
+        layers: list[nn.Module] = [nn.Conv2d(1, cfg.channels[0], 5, stride=2, padding=2),
+                                   nn.BatchNorm2d(cfg.channels[0]), nn.ReLU()]
+        c_in = cfg.channels[0]
         for c in cfg.channels:
-            layers += [nn.Conv2d(c_in, c, 3, padding=1), nn.BatchNorm2d(c), nn.ReLU(),
-                       nn.Conv2d(c, c, 3, padding=1), nn.BatchNorm2d(c), nn.ReLU(), nn.MaxPool2d(2)]
+            layers += [nn.Conv2d(c_in, c, 3, padding=1), nn.BatchNorm2d(c), nn.ReLU(), nn.MaxPool2d(2)]
             c_in = c
         self.features = nn.Sequential(*layers)
         self.embed = nn.Linear(c_in, cfg.embed_dim)
