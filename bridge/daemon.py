@@ -483,6 +483,8 @@ class Daemon:
                     raise RequestError(f"too many subscribers (at most {MAX_SUBSCRIBERS})")
                 self._subscribers.append(sub)
         self._send(peer, P.SUBSCRIBE, [sub.host, sub.port, sub.proto])
+        if sub != peer:  # the new subscriber hears the acknowledgement too
+            self._send(sub, P.SUBSCRIBE, [sub.host, sub.port, sub.proto])
 
     def _on_unsubscribe(self, args: list[Any], peer: Peer) -> None:
         sub = self._subscriber(args, peer)
