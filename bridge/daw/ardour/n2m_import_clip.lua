@@ -1,0 +1,44 @@
+ardour {
+  ["type"] = "EditorAction",
+  name = "n2m: import clip",
+  author = "n2m",
+  description = [[Import the newest n2m clip at the playhead on the selected audio track (or the first one).
+Bind it to a Lua action slot (Edit > Lua Scripts > Script Manager > Action 1); the n2m side writes the
+clip path to the hand-off file and sends OSC /access_action "LuaAction/script-1" to Ardour.]]
+}
+
+function factory () return function ()
+  local function handoff_path ()
+    local env = os.getenv ("N2M_DAW_HANDOFF")
+    if env then return env end
+    local home = os.getenv ("N2M_HOME")
+    if home then return home .. "/daw/next_clip.txt" end
+    local xdg = os.getenv ("XDG_DATA_HOME") or (os.getenv ("HOME") .. "/.local/share")
+    return xdg .. "/n2m/daw/next_clip.txt"
+  end
+  local f = io.open (handoff_path (), "r")
+  if not f then print ("n2m: no clip hand-off file") return end
+  local path = f:read ("*l")
+  f:close ()
+  if not path or path == "" then return end
+
+  -- the target track: the first selected audio track, else the first audio track
+  local track = nil
+  for r in Editor:get_selection ():tracks ():routelist ():iter () do
+    if not r:to_track ():isnil () and r:data_type ():to_string () == "audio" then track = r:to_track () break end
+  end
+  if not track then
+    for r in Session:get_tracks ():iter () do
+      if r:data_type ():to_string () == "audio" then track = r break end
+    end
+  end
+  if not track then print ("n2m: no audio track to import to") return end
+
+  local files = C.StringVector ()
+  files:push_back (path)
+  local pos = Temporal.timepos_t (Session:transport_sample ())
+  Editor:do_import (files, Editing.ImportMergeFiles, Editing.ImportToTrack, ARDOUR.SrcQuality.SrcBest,
+                    ARDOUR.MidiTrackNameSource.SMFTrackName, ARDOUR.MidiTempoMapDisposition.SMFTempoIgnore,
+                    pos, ARDOUR.PluginInfo (), track, false)
+  Session:save_state ("", false, false, false, false, false)
+end end
