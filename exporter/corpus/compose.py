@@ -90,8 +90,8 @@ DRUMS: dict[str, dict[str, dict[int, str]]] = {
         "6/8": {P.KICK: "X-----x-----", P.SNARE: "------X-----", P.CHH: "x-o-o-x-o-o-"},
     },
     "metal": {
-        "4/4": {P.KICK: "X-x-X-x-X-x-X-x-", P.SNARE: "----X-------X---", P.CRASH: "x-------x-------",
-                P.CHH: "x-x-x-x-x-x-x-x-"},
+        "4/4": {P.KICK: "X-o-X-o-X-o-X-o-", P.SNARE: "----X-------X---", P.CRASH: "x-------x-------",
+                P.CHH: "x-o-x-o-x-o-x-o-"},
     },
     "pop": {
         "4/4": {P.KICK: "X-------X-x-----", P.CLAP: "----X-------X---", P.CHH: "x-o-x-o-x-o-x-o-"},
@@ -102,7 +102,8 @@ DRUMS: dict[str, dict[str, dict[int, str]]] = {
                 P.SNARE: "------g-------g-"},
     },
     "bossa": {
-        "4/4": {P.RIM: "x--x--x---x--x--", P.KICK: "x--ox--ox--ox--o", P.SHAKER: "xoxoxoxoxoxoxoxo"},
+        "4/4": {P.RIM: "o--o--o---o--o--", P.KICK: "X--oX--oX--oX--o", P.SHAKER: "x-o-x-o-x-o-x-o-",
+                P.CHH: "o-g-o-g-o-g-o-g-"},
     },
     "one_drop": {
         "4/4": {P.KICK: "--------X-------", P.RIM: "--------x-------", P.CHH: "x-o-x-o-x-o-x-o-"},

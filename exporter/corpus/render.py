@@ -164,6 +164,7 @@ def render_clip(plan: ClipPlan, parts: list[th.Part], synth: Synth, mix: str,
     peak = float(np.abs(out).max())
     if peak > PEAK_CEILING:
         out *= np.float32(PEAK_CEILING / peak)
+    out -= out.mean(axis=1, keepdims=True)  # the limiter and drive can leave a small offset
     out[:, -fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)
     mono = out.mean(axis=0)
     m = int(round(plan.duration * AUDIO_RATE))

@@ -40,7 +40,7 @@ GM_NAMES: tuple[str, ...] = (
 FRIENDLY: dict[int, tuple[str, ...]] = {
     0: ("piano", "grand piano", "acoustic piano"), 1: ("bright piano", "piano"),
     2: ("electric grand", "CP-70 style piano"), 3: ("honky-tonk piano", "saloon piano"),
-    4: ("rhodes", "electric piano", "Rhodes keys"), 5: ("DX electric piano", "FM keys", "electric piano"),
+    4: ("rhodes", "electric piano", "Rhodes keys"), 5: ("DX electric piano", "digital electric piano", "electric piano"),
     6: ("harpsichord",), 7: ("clavinet", "clav"), 8: ("celesta",), 9: ("glockenspiel", "glock"),
     10: ("music box",), 11: ("vibraphone", "vibes"), 12: ("marimba",), 13: ("xylophone",),
     16: ("organ", "drawbar organ", "Hammond organ"), 17: ("percussive organ", "organ"),
