@@ -1,0 +1,379 @@
+"""`n2m bench [engine]`: torch eager vs ONNX Runtime unfused vs ONNX Runtime fused, in one run.
+
+    n2m bench --tiny --out runs/bench            # tiny random cascade (seconds)
+    n2m bench --size default --out runs/bench    # the default-size U-Nets with random weights
+    n2m bench --checkpoints GEN.pt VOC.pt        # trained weights
+    n2m bench corpus ...                         # the corpus benchmark (n2m.exporter.corpus.bench)
+
+Same weights, same steps, same sampler for every backend. The ORT backends run the real runtime
+(`bridge.engine.Engine`) on two model folders that differ only in the U-Net graphs: "fused"
+(opset 23 Attention, InstanceNorm GroupNorm: what `n2m export` ships) and "unfused" (opset 18
+stock translation: MatMul/Softmax attention, decomposed GroupNorm). Torch eager runs the
+training-side pipeline (exporter.models.pipeline), which a test shows computes the same audio.
+
+Reported per backend and clip length (10 s and 30 s): per-stage and end-to-end seconds (medians
+of interleaved repeats, the order rotated each repeat because the machine drifts), real-time
+factor, achieved GFLOP/s per stage (conv/matmul/attention FLOPs counted by torch's FlopCounterMode)
+beside a matmul peak measured in the same run, and the peak RSS of a runtime-only process (no
+torch) generating a 30 s clip. CUDA figures are added when onnxruntime has the CUDA provider.
+Writes bench.json and bench.png to --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+CLIP_SECONDS = (10.0, 30.0)
+PROMPT = "dusty boom-bap beat with rhodes chords, 88 bpm, A minor"
+BACKENDS = ("torch_eager", "ort_unfused", "ort_fused")
+
+
+# ----------------------------------------------------------------------------- set-up
+
+
+def _checkpoints(args, work: Path) -> tuple[Path, Path]:
+    from n2m.exporter.export import random_checkpoint
+    from n2m.exporter.models.unet import UNetConfig, VocoderConfig
+
+    if args.checkpoints:
+        return Path(args.checkpoints[0]), Path(args.checkpoints[1])
+    if args.tiny:
+        return (random_checkpoint("generator", work / "generator.pt", seed=0),
+                random_checkpoint("vocoder", work / "vocoder.pt", seed=1))
+    return (random_checkpoint("generator", work / "generator.pt", seed=0, config=UNetConfig()),
+            random_checkpoint("vocoder", work / "vocoder.pt", seed=1, config=VocoderConfig()))
+
+
+def _unfused_dir(fused_dir: Path, gen, voc, out: Path) -> Path:
+    """A second model folder: the same text encoder, the U-Nets exported without fusions."""
+    from n2m.bridge.manifest import FileEntry, Manifest
+    from n2m.exporter import onnx_unet
+
+    out.mkdir(parents=True, exist_ok=True)
+    man = Manifest.load(fused_dir)
+    for name in (man.text_encoder.files["fp32"], man.text_encoder.tokenizer):
+        dst = out / name
+        if not dst.exists():
+            dst.symlink_to((fused_dir / name).resolve())
+    onnx_unet.export_stage(gen, out / "generator.onnx", fused=False)
+    onnx_unet.export_stage(voc, out / "vocoder.onnx", fused=False)
+    stages = {k: replace(s, files={"fp32": f"{k}.onnx"}) for k, s in man.stages.items()}
+    listed = [man.text_encoder.files["fp32"], man.text_encoder.tokenizer, "generator.onnx", "vocoder.onnx"]
+    files = {rel: FileEntry.of(out / rel) for rel in listed}
+    replace(man, model_id=man.model_id + "-unfused", stages=stages, files=files).write(out)
+    return out
+
+
+def matmul_peak_gflops(threads: int, n: int = 1024, repeats: int = 5) -> dict[str, float]:
+    """fp32 GEMM GFLOP/s of torch and of ORT at this thread count (best of `repeats`)."""
+    import onnxruntime as ort
+    import torch
+    from onnx import TensorProto, helper
+
+    torch.set_num_threads(threads)
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - t0)
+    out = {"torch_gflops": 2 * n**3 / best / 1e9}
+    g = helper.make_graph([helper.make_node("MatMul", ["a", "b"], ["c"])], "mm",
+                          [helper.make_tensor_value_info("a", TensorProto.FLOAT, [n, n]),
+                           helper.make_tensor_value_info("b", TensorProto.FLOAT, [n, n])],
+                          [helper.make_tensor_value_info("c", TensorProto.FLOAT, [n, n])])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    feeds = {"a": a.numpy(), "b": b.numpy()}
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        sess.run(None, feeds)
+        best = min(best, time.perf_counter() - t0)
+    out["ort_gflops"] = 2 * n**3 / best / 1e9
+    return out
+
+
+def stage_flops(gen, voc, frames: int, tokens: int) -> dict[str, float]:
+    """FLOPs of one forward pass, batch 1 (conv, matmul and attention ops)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from n2m.exporter import onnx_unet
+
+    out = {}
+    for name, model in (("generator", gen), ("vocoder", voc)):
+        inputs = onnx_unet.example_inputs(name, model.cfg, batch=1, frames=frames, tokens=tokens)
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(**inputs)
+        out[name] = float(counter.get_total_flops())
+    return out
+
+
+# ----------------------------------------------------------------------------- runs
+
+
+class TorchCascade:
+    """The training-side torch pipeline: MiniLM (transformers), guided generator, vocoder."""
+
+    def __init__(self, gen, voc, max_tokens: int, threads: int) -> None:
+        import torch
+
+        from n2m.exporter.models.pipeline import GeneratorRunner, VocoderRunner
+        from n2m.exporter.textenc import TextCache, TextEncoder
+
+        torch.set_num_threads(threads)
+        self.encoder = TextEncoder(max_tokens)
+        self.gen = GeneratorRunner(gen, TextCache(self.encoder))
+        self.voc = VocoderRunner(voc)
+
+    def run(self, controls, frames: int, seed: int, steps: int, guidance: float, sampler: str,
+            voc_steps: int, voc_sampler: str) -> dict[str, float]:
+        from n2m.exporter.models.pipeline import SampleOptions
+
+        t0 = time.perf_counter()
+        self.encoder.encode([PROMPT, ""])
+        t1 = time.perf_counter()
+        mel = self.gen.generate(PROMPT, controls, frames, seed,
+                                SampleOptions(steps=steps, guidance=guidance, sampler=sampler))
+        t2 = time.perf_counter()
+        self.voc.vocode(mel, seed, steps=voc_steps, sampler=voc_sampler)
+        t3 = time.perf_counter()
+        return {"text_s": t1 - t0, "generator_s": t2 - t1, "cascader_s": t3 - t2, "total_s": t3 - t0}
+
+
+def _engine_run(engine, controls, seed: int) -> dict[str, float]:
+    from n2m.bridge.engine import GenerationRequest
+
+    t0 = time.perf_counter()
+    clip = engine.generate(GenerationRequest(PROMPT, controls, seed=seed))[0]
+    total = time.perf_counter() - t0
+    return {"text_s": clip.info["text_s"], "generator_s": clip.info["generator_s"],
+            "cascader_s": clip.info["cascader_s"], "total_s": total}
+
+
+_RSS_SCRIPT = """
+import resource, sys, time
+from n2m.bridge.controls import Controls
+from n2m.bridge.engine import Engine, GenerationRequest
+e = Engine.load(sys.argv[1], provider=sys.argv[2], threads=int(sys.argv[3]))
+t0 = time.perf_counter()
+e.generate(GenerationRequest("{prompt}", Controls(seconds=30.0), seed=0))
+wall = time.perf_counter() - t0
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, wall, "torch" in sys.modules)
+""".replace("{prompt}", PROMPT)
+
+
+def runtime_peak_rss(model_dir: Path, provider: str, threads: int) -> dict[str, float]:
+    """Peak RSS of a fresh runtime-only process generating one 30 s clip."""
+    out = subprocess.run([sys.executable, "-c", _RSS_SCRIPT, str(model_dir), provider, str(threads)],
+                         capture_output=True, text=True, check=True)
+    rss_kb, wall, torch_loaded = out.stdout.split()
+    return {"peak_rss_mb": int(rss_kb) / 1024.0, "wall_30s_clip_s": float(wall),
+            "torch_imported": torch_loaded == "True"}
+
+
+def _median(rows: list[dict[str, float]]) -> dict[str, float]:
+    return {k: statistics.median(r[k] for r in rows) for k in rows[0]}
+
+
+def run_bench(args) -> dict:
+    import onnxruntime as ort
+    import torch
+
+    from n2m.bridge.controls import Controls
+    from n2m.bridge.engine import Engine
+    from n2m.bridge.manifest import Manifest
+    from n2m.exporter.export import ExportOptions, export_cascade, load_checkpoint
+
+    out = Path(args.out)
+    work = out / "work"
+    work.mkdir(parents=True, exist_ok=True)
+
+    def log(msg: str) -> None:
+        print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+    threads = args.threads
+    gen_ckpt, voc_ckpt = _checkpoints(args, work)
+    gen, _ = load_checkpoint(gen_ckpt)
+    voc, _ = load_checkpoint(voc_ckpt)
+    fused_dir = work / "fused"
+    if args.model:
+        fused_dir = Path(args.model)
+    elif not (fused_dir / "manifest.json").is_file() or args.reexport:
+        log("exporting the fused cascade")
+        export_cascade(gen_ckpt, voc_ckpt, fused_dir,
+                       ExportOptions(force=True, variants=("fp32",), steps=args.steps,
+                                     vocoder_steps=args.vocoder_steps), log=log)
+    man = Manifest.load(fused_dir)
+    unfused_dir = work / "unfused"
+    log("exporting the unfused U-Nets")
+    _unfused_dir(fused_dir, gen, voc, unfused_dir)
+
+    steps, voc_steps = man.generator.default_steps, man.vocoder.default_steps
+    guidance = man.generator.guidance.default if man.generator.guidance else 1.0
+    sampler, voc_sampler = man.generator.default_sampler, man.vocoder.default_sampler
+    engines = {"ort_fused": Engine.load(fused_dir, provider="cpu", threads=threads),
+               "ort_unfused": Engine.load(unfused_dir, provider="cpu", threads=threads)}
+    torch_cascade = TorchCascade(gen, voc, man.text_encoder.max_tokens, threads)
+
+    peak = matmul_peak_gflops(threads)
+    log(f"matmul peak: torch {peak['torch_gflops']:.1f}, ORT {peak['ort_gflops']:.1f} GFLOP/s")
+    results: dict = {}
+    for seconds in CLIP_SECONDS:
+        controls = Controls(bpm=88.0, key="A", mode="minor", seconds=seconds)
+        frames = engines["ort_fused"].frames_for(seconds)
+        runs: dict[str, list] = {b: [] for b in BACKENDS}
+        order = list(BACKENDS)
+        for rep in range(args.repeats + 1):  # the first round is a warm-up, dropped
+            for b in order:
+                if b == "torch_eager":
+                    r = torch_cascade.run(controls, frames, 0, steps, guidance, sampler, voc_steps, voc_sampler)
+                else:
+                    r = _engine_run(engines[b], controls, 0)
+                if rep > 0:
+                    runs[b].append(r)
+                log(f"{seconds:.0f} s clip, repeat {rep}, {b}: {r['total_s']:.2f} s")
+            order = order[1:] + order[:1]
+        flops = stage_flops(gen, voc, frames, tokens=16)
+        rows = 2 if guidance != 1.0 else 1
+        work_flops = {"generator": flops["generator"] * rows * steps, "vocoder": flops["vocoder"] * voc_steps}
+        per = {}
+        for b in BACKENDS:
+            med = _median(runs[b])
+            med["rtf"] = med["total_s"] / seconds
+            med["x_realtime"] = seconds / med["total_s"]
+            med["generator_gflops"] = work_flops["generator"] / med["generator_s"] / 1e9
+            med["cascader_gflops"] = work_flops["vocoder"] / med["cascader_s"] / 1e9
+            med["all_repeats_total_s"] = [r["total_s"] for r in runs[b]]
+            per[b] = med
+        per["speedup_fused_vs_eager"] = per["torch_eager"]["total_s"] / per["ort_fused"]["total_s"]
+        per["speedup_fused_vs_unfused"] = per["ort_unfused"]["total_s"] / per["ort_fused"]["total_s"]
+        per["gflop_per_step"] = {k: v / 1e9 for k, v in flops.items()}
+        per["frames"] = frames
+        results[f"{seconds:.0f}s"] = per
+
+    log("peak RSS of a runtime-only process (30 s clip)")
+    rss = {"cpu": runtime_peak_rss(fused_dir, "cpu", threads)}
+    cuda = None
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        cuda = {}
+        eng = Engine.load(fused_dir, provider="cuda")
+        for seconds in CLIP_SECONDS:
+            controls = Controls(seconds=seconds)
+            _engine_run(eng, controls, 0)
+            rows_c = [_engine_run(eng, controls, 0) for _ in range(args.repeats)]
+            med = _median(rows_c)
+            med["x_realtime"] = seconds / med["total_s"]
+            cuda[f"{seconds:.0f}s"] = med
+        rss["cuda"] = runtime_peak_rss(fused_dir, "cuda", threads)
+    return {
+        "model": {"id": man.model_id, "generator_params": man.generator.params,
+                  "vocoder_params": man.vocoder.params, "source": str(args.checkpoints or
+                  ("tiny random" if args.tiny else "default-size random"))},
+        "settings": {"threads": threads, "repeats": args.repeats, "steps": steps, "sampler": sampler,
+                     "guidance": guidance, "vocoder_steps": voc_steps, "vocoder_sampler": voc_sampler,
+                     "prompt": PROMPT},
+        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
+                    "torch": torch.__version__, "onnxruntime": ort.__version__,
+                    "providers": ort.get_available_providers()},
+        "matmul_peak": peak,
+        "cpu": results,
+        "runtime_process": rss,
+        "cuda": cuda,
+    }
+
+
+def plot(report: dict, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    clips = list(report["cpu"])
+    fig, axes = plt.subplots(1, len(clips) + 1, figsize=(5 * (len(clips) + 1), 4))
+    colours = {"text_s": "#999999", "generator_s": "#4c72b0", "cascader_s": "#dd8452"}
+    for ax, clip in zip(axes, clips, strict=False):
+        res = report["cpu"][clip]
+        bottom = np.zeros(len(BACKENDS))
+        for key, colour in colours.items():
+            vals = np.array([res[b][key] for b in BACKENDS])
+            ax.bar(BACKENDS, vals, bottom=bottom, color=colour, label=key[:-2])
+            bottom += vals
+        ax.set_title(f"{clip} clip: seconds per stage")
+        ax.set_ylabel("wall seconds (median)")
+        ax.tick_params(axis="x", rotation=15)
+        ax.legend()
+    ax = axes[-1]
+    width = 0.25
+    x = np.arange(len(clips))
+    for i, b in enumerate(BACKENDS):
+        ax.bar(x + (i - 1) * width, [report["cpu"][c][b]["x_realtime"] for c in clips], width, label=b)
+    ax.set_xticks(x, clips)
+    ax.set_title("times real time (higher is better)")
+    ax.legend()
+    s = report["settings"]
+    fig.suptitle(f"{report['model']['id']}: {s['steps']} generator + {s['vocoder_steps']} cascader steps, "
+                 f"{s['threads']} threads")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="n2m bench [engine]", description=__doc__.split("\n\n")[0])
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--tiny", action="store_true", help="tiny random cascade")
+    src.add_argument("--size", choices=["default"], help="default-size U-Nets with random weights")
+    src.add_argument("--checkpoints", nargs=2, metavar=("GEN", "VOC"), help="trained checkpoints")
+    p.add_argument("--model", help="an exported model folder of the same checkpoints (skips the export)")
+    p.add_argument("--out", default="runs/bench", help="folder for bench.json, bench.png and work files")
+    p.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--steps", type=int, default=25, help="generator steps (when exporting)")
+    p.add_argument("--vocoder-steps", type=int, default=12, help="cascader steps (when exporting)")
+    p.add_argument("--reexport", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "corpus":
+        from n2m.exporter.corpus.bench import main as corpus_main
+
+        return int(corpus_main(argv[1:]) or 0)
+    if argv and argv[0] == "engine":
+        argv = argv[1:]
+    args = build_parser().parse_args(argv)
+    if args.model and not args.checkpoints and not args.tiny and not args.size:
+        print("n2m bench: --model needs the checkpoints it was exported from (--checkpoints GEN VOC) "
+              "so that torch eager runs the same weights", file=sys.stderr)
+        return 2
+    if args.repeats < 1:
+        print("n2m bench: --repeats must be at least 1", file=sys.stderr)
+        return 2
+    report = run_bench(args)
+    out = Path(args.out)
+    (out / "bench.json").write_text(json.dumps(report, indent=2) + "\n")
+    plot(report, out / "bench.png")
+    for clip, res in report["cpu"].items():
+        line = ", ".join(f"{b} {res[b]['total_s']:.2f} s ({res[b]['x_realtime']:.1f}x)" for b in BACKENDS)
+        print(f"{clip}: {line}; fused vs eager {res['speedup_fused_vs_eager']:.2f}x")
+    r = report["runtime_process"]["cpu"]
+    print(f"runtime process, 30 s clip: {r['wall_30s_clip_s']:.2f} s, peak RSS {r['peak_rss_mb']:.0f} MB")
+    print(f"wrote {out / 'bench.json'} and {out / 'bench.png'}")
+    return 0
