@@ -165,15 +165,18 @@ def _engine_run(engine, controls, seed: int) -> dict[str, float]:
             "cascader_s": clip.info["cascader_s"], "total_s": total}
 
 
+# VmHWM of the child's own address space: ru_maxrss would carry over the forking parent's peak
+# (torch loaded) across exec.
 _RSS_SCRIPT = """
-import resource, sys, time
+import sys, time
 from n2m.bridge.controls import Controls
 from n2m.bridge.engine import Engine, GenerationRequest
 e = Engine.load(sys.argv[1], provider=sys.argv[2], threads=int(sys.argv[3]))
 t0 = time.perf_counter()
 e.generate(GenerationRequest("{prompt}", Controls(seconds=30.0), seed=0))
 wall = time.perf_counter() - t0
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, wall, "torch" in sys.modules)
+hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM:")][0].split()[1]
+print(hwm, wall, "torch" in sys.modules)
 """.replace("{prompt}", PROMPT)
 
 
