@@ -185,7 +185,7 @@ def train_classifier(corpus: str | Path, out: str | Path, steps: int = 3000, bat
         if step % 50 == 0 or step == steps:
             acc = float((s.argmax(-1) == ys).float().mean())
             rate = step / (time.monotonic() - t0)
-            log(f"classifier step {step}/{steps} loss {float(loss):.3f} batch acc {acc:.2f} "
+            log(f"classifier step {step}/{steps} loss {float(loss.detach()):.3f} batch acc {acc:.2f} "
                 f"{rate:.1f} steps/s eta {(steps - step) / rate:.0f}s")
     clf = ClipClassifier(model)
     info = {"corpus_id": reader.info.get("id"), "steps": steps,

@@ -159,7 +159,7 @@ class Progress:
             self.bar.set_postfix(loss=f"{loss:.4f}")
         else:
             eta = (self.total - step) / rate if rate > 0 else float("inf")
-            eta_s = time.strftime("%H:%M:%S", time.gmtime(eta)) if math.isfinite(eta) and eta < 8.64e6 else "?"
+            eta_s = f"{int(eta // 3600)}h{int(eta % 3600 // 60):02d}m" if math.isfinite(eta) else "?"
             print(f"step {step}/{self.total} loss {loss:.4f} {rate:.2f} steps/s eta {eta_s}", flush=True)
 
     def close(self) -> None:
@@ -177,6 +177,8 @@ class Trainer:
         self.stage = self.stage_cfg.stage
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
+        if self.rank == 0:
+            self.out.mkdir(parents=True, exist_ok=True)
         if self.world > 1 and not torch.distributed.is_initialized():
             torch.distributed.init_process_group("gloo")
         torch.set_num_threads(max(1, int(cfg.threads)))

@@ -1,0 +1,104 @@
+"""Evaluation: the analysers on signals with known answers, and `n2m eval` end to end on tiny models."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from n2m.exporter.classifier import ClipClassifier, train_classifier
+from n2m.exporter.data import write_synthetic_corpus
+from n2m.exporter.evaluate import (
+    frechet,
+    key_scores,
+    main,
+    measure_key,
+    measure_tempo,
+    sanity,
+    tempo_scores,
+)
+from n2m.exporter.train import Trainer, load_config
+
+SR = 16000
+
+
+def _clicks(bpm: float, seconds: float = 8.0) -> np.ndarray:
+    audio = np.zeros(int(seconds * SR), dtype=np.float32)
+    n = int(0.03 * SR)
+    click = (np.exp(-np.arange(n) / (0.005 * SR)) * np.sin(2 * np.pi * 1000 * np.arange(n) / SR)).astype(np.float32)
+    for k in range(int(seconds * bpm / 60)):
+        s = int(k * 60 / bpm * SR)
+        audio[s:s + n] += click[: len(audio) - s]
+    return audio
+
+
+def test_tempo_of_a_click_track():
+    measured = measure_tempo(_clicks(120.0))
+    assert tempo_scores(120.0, measured)["octave"]
+    assert tempo_scores(100.0, 200.0) == {"strict": False, "octave": True, "rel_error": 1.0,
+                                          "octave_rel_error": 0.0}
+
+
+def test_key_of_a_triad_progression():
+    t = np.arange(int(6 * SR)) / SR
+    audio = np.zeros_like(t)
+    for j, (root, third) in enumerate(((9, 3), (2, 3), (4, 4))):  # Am, Dm, E: A minor
+        seg = (t >= 2 * j) & (t < 2 * j + 2)
+        for semis in (0, third, 7):
+            f = 220.0 * 2 ** ((root + semis - 9) / 12)
+            audio += np.where(seg, np.sin(2 * np.pi * f * t), 0) / 9
+    est = measure_key(audio.astype(np.float32))
+    assert key_scores("A", "minor", est)["tonic_or_relative"]
+    assert key_scores("C", "major", (9, "minor"))["tonic_or_relative"]
+    assert key_scores("D", "dorian", (0, "major"))["tonic_or_relative"]
+    assert not key_scores("F#", "major", (9, "minor"))["tonic_or_relative"]
+
+
+def test_sanity_flags():
+    ok = 0.1 * np.sin(np.arange(SR) / 10).astype(np.float32)
+    assert not any(sanity(ok)[k] for k in ("nan", "clipping", "silence", "dc"))
+    assert sanity(np.full(SR, np.nan, dtype=np.float32))["nan"]
+    assert sanity(np.ones(SR, dtype=np.float32))["clipping"]
+    assert sanity(np.zeros(SR, dtype=np.float32))["silence"]
+    assert sanity(ok + 0.05)["dc"]
+
+
+def test_frechet_distance():
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((400, 4)), rng.standard_normal((400, 4))
+    assert frechet(a, b) < 0.2
+    assert frechet(a, b + 3.0) == pytest.approx(36.0, rel=0.1)
+
+
+def test_eval_end_to_end_on_tiny_models(tmp_path, capsys):
+    corpus = write_synthetic_corpus(tmp_path / "corpus", n_clips=16, seconds=3.0, seed=4, n_eval_prompts=4)
+    info = train_classifier(corpus, tmp_path / "clf", steps=4, batch=4, log=lambda m: None)
+    assert 0.0 <= info["test"]["style_accuracy"] <= 1.0
+    clf = ClipClassifier.load(tmp_path / "clf" / "classifier.pt")
+    assert clf.analyse_audio(np.zeros(SR, dtype=np.float32))["embedding"].shape == (128,)
+    runs = {}
+    for name in ("tiny_generator", "tiny_vocoder"):
+        cfg = load_config(f"exporter/configs/{name}.json")
+        cfg.corpus = str(corpus)
+        Trainer(cfg, tmp_path / name).run(2)
+        runs[name] = tmp_path / name / "last.pt"
+    out = tmp_path / "eval"
+    rc = main([f"{runs['tiny_generator']},{runs['tiny_vocoder']}", "--corpus", str(corpus),
+               "--classifier", str(tmp_path / "clf" / "classifier.pt"), "--out", str(out),
+               "--steps", "2", "--vocoder-steps", "2", "--max-seconds", "2"])
+    assert rc == 0
+    data = json.loads((out / "eval.json").read_text())
+    s = data["summary"]
+    assert s["prompts"] == 4 and len(data["rows"]) == 4
+    assert s["tempo"]["n"] == 4 and s["key"]["n"] == 4
+    for k in ("fjd", "fjd_shuffled_prompts", "fjd_floor", "fd_audio"):
+        assert np.isfinite(s["frechet"][k])
+    assert (out / "report.md").read_text().startswith("# n2m evaluation")
+    for png in ("confusion.png", "tempo.png", "spectrograms.png"):
+        assert (out / png).stat().st_size > 0
+
+
+def test_eval_reports_missing_inputs(tmp_path, capsys):
+    assert main([str(tmp_path / "nope.pt"), "--vocoder", "griffin-lim", "--out", str(tmp_path / "e")]) == 2
+    assert "not found" in capsys.readouterr().err
