@@ -78,6 +78,7 @@ class TrainConfig:
     sample_seconds: float = 5.0
     sample_steps: int = 25
     sample_guidance: float = 3.0
+    sample_vocoder: str = ""  # generator previews: a vocoder checkpoint (or run dir); "" = Griffin-Lim
     text_max_tokens: int = DEFAULT_MAX_TOKENS
     dropout: dict = field(default_factory=lambda: asdict(DropoutConfig()))
 
@@ -229,6 +230,10 @@ class Trainer:
     def save(self) -> None:
         if self.rank == 0:
             atomic_save(self.state(), self.out / "last.pt")
+            try:
+                plot_log(self.out / "log.jsonl", self.out / "loss.png")
+            except Exception as exc:  # a plot must never kill a long run
+                print(f"loss plot failed: {exc!r}", file=sys.stderr, flush=True)
 
     def load(self, path: Path) -> None:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
@@ -303,6 +308,14 @@ class Trainer:
                 runner = GeneratorRunner(self.ema.model, self.text, self.schedule)
                 from n2m.bridge.controls import parse_controls
 
+                vocoder = None
+                voc_path = Path(self.cfg.sample_vocoder) if self.cfg.sample_vocoder else None
+                if voc_path is not None and voc_path.is_dir():
+                    voc_path = voc_path / "last.pt"
+                if voc_path is not None and voc_path.is_file():
+                    from n2m.exporter.models.pipeline import load_checkpoint
+
+                    vocoder = VocoderRunner(load_checkpoint(voc_path)[0], self.schedule)
                 for i, prompt in enumerate(self.cfg.sample_prompts):
                     ctl = parse_controls(prompt)
                     frames = frames_for(self.cfg.sample_seconds, self.stage_cfg.frame_multiple)
@@ -313,7 +326,8 @@ class Trainer:
                                           opts=SampleOptions(steps=self.cfg.sample_steps,
                                                              guidance=self.cfg.sample_guidance))
                     stem = sdir / f"step{self.step:07d}_{i}"
-                    sf.write(str(stem) + ".wav", griffin_lim(mel), self.spec.sample_rate)
+                    audio = griffin_lim(mel) if vocoder is None else np.clip(vocoder.vocode(mel, seed=i), -1, 1)
+                    sf.write(str(stem) + ".wav", audio, self.spec.sample_rate)
                     np.save(str(stem) + ".npy", mel.astype(np.float16))
                     _save_spectrogram(mel, str(stem) + ".png", prompt)
             else:
@@ -395,6 +409,34 @@ class Trainer:
             with open(log_path, "a") as f:
                 f.write(json.dumps({"event": "end", **result, "time": time.time()}) + "\n")
         return result
+
+
+def plot_log(log_path: Path, png: Path) -> None:
+    """Loss against step (raw and smoothed) from a run's log.jsonl."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    recs = [json.loads(line) for line in Path(log_path).read_text().splitlines() if line.strip()]
+    recs = [r for r in recs if "loss" in r]
+    if not recs:
+        return
+    steps = np.array([r["step"] for r in recs])
+    loss = np.array([r["loss"] for r in recs])
+    k = max(1, len(loss) // 50)
+    smooth = np.convolve(loss, np.ones(k) / k, mode="valid")
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    ax.plot(steps, loss, lw=0.5, alpha=0.4, label="loss")
+    ax.plot(steps[k - 1:], smooth, lw=1.5, label=f"mean of {k}")
+    ax.set_xlabel("step")
+    ax.set_ylabel("v-prediction MSE")
+    ax.legend()
+    fig.tight_layout()
+    tmp = png.with_name(png.name + ".tmp.png")
+    fig.savefig(tmp, dpi=80)
+    plt.close(fig)
+    os.replace(tmp, png)
 
 
 def _save_spectrogram(mel: np.ndarray, path: str, title: str) -> None:
