@@ -170,6 +170,9 @@ class Composer:
         """(start, length, degree) for the whole clip, from the composition's progression."""
         st = self.style
         prog = st.progressions[int(self.song_rng.integers(len(st.progressions)))]
+        if len(prog) == 2 and 0 in prog:  # two-chord vamps lean on the tonic: i iv i i, not i iv i iv
+            other = prog[1] if prog[0] == 0 else prog[0]
+            prog = (0, other, 0, 0) if prog[0] == 0 else (other, 0, other, 0)
         bars_per = float(st.chord_bars[int(self.song_rng.integers(len(st.chord_bars)))])
         if self.plan.meter != "4/4" and bars_per < 1:
             bars_per = 1.0
@@ -180,8 +183,8 @@ class Composer:
             out.append((t, ln, prog[i % len(prog)]))
             t += ln
             i += 1
-        # cadence: the last chord of the clip returns home when the progression allows
-        if len(out) >= 2 and self.style.name in ("cinematic", "waltz", "pop", "swing_jazz", "bossa_nova"):
+        # cadence: the clip's last chord is the tonic (the loop comes home)
+        if len(out) >= 2:
             s, ln, _ = out[-1]
             out[-1] = (s, ln, 0)
         return out
@@ -441,9 +444,13 @@ class Composer:
                 if k == 0 or q % 1 == 0:
                     ct = [deg + 7, deg + 9, deg + 11]
                     deg_pos = min(ct, key=lambda c: abs(c - deg_pos))
+                    if (deg % 7) in (0, 2, 5) and (k == 0 and bar % 2 == 0 or bar == self.plan.bars - 1):
+                        deg_pos = 7  # phrases start and end on the tonic (a chord tone of I, iii, vi)
                 else:
                     deg_pos += int(contour[k]) if bar % 4 != 3 else -1
                 deg_pos = int(np.clip(deg_pos, 3, 13))
                 p = th.scale_pitch(self.tonic, self.plan.mode, deg_pos, 4)
+                if kind == "riff" and k % 2 == 1:  # pedal riff: every other note back on the tonic
+                    p = th.scale_pitch(self.tonic, self.plan.mode, 7 if deg_pos >= 7 else 0, 4)
                 notes.append(th.Note(bar * qpb + self.swung(q), max(0.2, d * 0.9), p, self.vel(96)))
         return notes

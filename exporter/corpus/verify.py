@@ -4,7 +4,8 @@ On a deterministic sample of clips (spread over shards and styles):
 - tempo by librosa beat tracking (beat times fitted with a line, so the estimate is not limited to
   the tracker's tempo bins): strict = within 4 % of the label; octave = within 4 % of 2x, 1/2x (and,
   reported apart, 3/2x, 2/3x for triple and compound metres);
-- key by chroma (CQT) correlated with Krumhansl-Kessler profiles: the label's tonic or its relative;
+- key by chroma (CQT) correlated with Krumhansl-Kessler profiles, plus a bonus for the pitch class the
+  bass register dwells on: the label's tonic or its relative;
 - no silent, clipped or DC-offset clips; sizes and offsets consistent with the labels;
 - every caption agrees with the metadata (controls parsed back with bridge.controls.parse_controls,
   and the genre named).
@@ -26,6 +27,7 @@ from .styles import DEFS
 
 TEMPO_TOL = 0.04
 PRIOR_BPM = (55.0, 190.0)
+BASS_WEIGHT = 0.4
 KK_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
 KK_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
 THRESHOLDS = {"tempo": 0.95, "key": 0.90}
@@ -68,10 +70,14 @@ def estimate_key(y: np.ndarray, sr: int = 16000) -> tuple[int, str]:
 
     chroma = librosa.feature.chroma_cqt(y=y, sr=sr, hop_length=1024, bins_per_octave=36)
     prof = chroma.mean(axis=1)
+    # the bass register's strongest pitch class per frame: the home note a listener hears
+    low = np.abs(librosa.cqt(y, sr=sr, hop_length=1024, fmin=librosa.note_to_hz("C1"), n_bins=24,
+                             bins_per_octave=12))
+    bass = np.bincount(low.reshape(2, 12, -1).sum(axis=0).argmax(axis=0), minlength=12) / low.shape[1]
     best = (-2.0, 0, "major")
     for k in range(12):
         for tmpl, m in ((KK_MAJOR, "major"), (KK_MINOR, "minor")):
-            c = float(np.corrcoef(prof, np.roll(tmpl, k))[0, 1])
+            c = float(np.corrcoef(prof, np.roll(tmpl, k))[0, 1]) + BASS_WEIGHT * float(bass[k])
             if c > best[0]:
                 best = (c, k, m)
     return best[1], best[2]
