@@ -102,3 +102,24 @@ def test_eval_end_to_end_on_tiny_models(tmp_path, capsys):
 def test_eval_reports_missing_inputs(tmp_path, capsys):
     assert main([str(tmp_path / "nope.pt"), "--vocoder", "griffin-lim", "--out", str(tmp_path / "e")]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_eval_through_an_exported_onnx_cascade(tmp_path):
+    from n2m.exporter.export import main as export_main
+
+    corpus = write_synthetic_corpus(tmp_path / "corpus", n_clips=16, seconds=3.0, seed=5, n_eval_prompts=3)
+    train_classifier(corpus, tmp_path / "clf", steps=4, batch=4, log=lambda m: None)
+    ckpts = []
+    for name in ("tiny_generator", "tiny_vocoder"):
+        cfg = load_config(f"exporter/configs/{name}.json")
+        cfg.corpus = str(corpus)
+        Trainer(cfg, tmp_path / name).run(2)
+        ckpts.append(str(tmp_path / name / "last.pt"))
+    assert export_main([*ckpts, "--out", str(tmp_path / "model"), "--variants", "fp32"]) == 0
+    out = tmp_path / "eval"
+    assert main([str(tmp_path / "model"), "--corpus", str(corpus), "--classifier",
+                 str(tmp_path / "clf" / "classifier.pt"), "--out", str(out), "--steps", "2",
+                 "--max-seconds", "2"]) == 0
+    s = json.loads((out / "eval.json").read_text())["summary"]
+    assert s["model"].startswith("onnx:") and s["prompts"] == 3

@@ -159,3 +159,16 @@ def test_sampling_is_deterministic_for_a_seed(corpus, tmp_path):
     w1, w2 = voc.vocode(a[:, :4], seed=1, steps=2), voc.vocode(a[:, :4], seed=1, steps=2)
     assert w1.shape == (4 * 320,)
     np.testing.assert_array_equal(w1, w2)
+
+
+def test_text_cache_pads_masks_and_persists(tmp_path):
+    cache = TextCache(directory=tmp_path / "tc", max_tokens=16)
+    states, mask = cache.batch(["warm rhodes chords, 88 bpm", ""])
+    assert states.shape[0] == 2 and states.shape[2] == 384
+    assert mask[0].sum() > mask[1].sum() == 2  # "" is [CLS] [SEP]
+    assert torch.all(states[1, 2:] == 0)
+    assert len(list((tmp_path / "tc").glob("*.npy"))) == 2
+    again = TextCache(encoder=cache.encoder, directory=tmp_path / "tc")
+    np.testing.assert_array_equal(again.get(""), cache.get(""))
+    long = cache.get(" ".join(["groove"] * 50))
+    assert long.shape[0] == 16  # truncated to max_tokens
