@@ -220,3 +220,25 @@ def test_chorale_score_is_reorchestrated():
     assert all(0 <= n.start < end for p in parts for n in p.notes)
     corpus_json = json.dumps(replace(resolved).__dict__, default=str)
     assert "bwv1.6" in corpus_json
+
+
+def test_stats_table_and_plot(corpus, tmp_path, capsys):
+    png = tmp_path / "stats.png"
+    rc = corpus_main(["stats", str(corpus), "--plot", str(png)])
+    out = capsys.readouterr().out
+    assert rc == 0 and "4 clips" in out and "style:" in out and "tempo:" in out
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+
+
+def test_stats_and_verify_refuse_a_missing_corpus(tmp_path, capsys):
+    # input tried: a directory with no corpus.json
+    assert corpus_main(["stats", str(tmp_path)]) == 2
+    assert corpus_main(["verify", str(tmp_path)]) == 2
+    assert "build a corpus first" in capsys.readouterr().out
+
+
+def test_bench_refuses_nonsense(capsys):
+    from n2m.exporter.corpus.bench import main as bench_main
+
+    assert bench_main(["--hours", "0"]) == 2  # input tried: zero hours
+    assert "--hours" in capsys.readouterr().err
