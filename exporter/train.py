@@ -231,6 +231,12 @@ class Trainer:
         if self.rank == 0:
             atomic_save(self.state(), self.out / "last.pt")
             try:
+                summary = summarize_log(self.out / "log.jsonl")
+                summary.update(stage=self.stage, params=count_params(self.model), corpus_id=self.corpus_id,
+                               threads=torch.get_num_threads(), train_seconds=self.elapsed)
+                tmp = self.out / "summary.json.tmp"
+                tmp.write_text(json.dumps(summary, indent=1))
+                os.replace(tmp, self.out / "summary.json")
                 plot_log(self.out / "log.jsonl", self.out / "loss.png")
             except Exception as exc:  # a plot must never kill a long run
                 print(f"loss plot failed: {exc!r}", file=sys.stderr, flush=True)
@@ -409,6 +415,23 @@ class Trainer:
             with open(log_path, "a") as f:
                 f.write(json.dumps({"event": "end", **result, "time": time.time()}) + "\n")
         return result
+
+
+def summarize_log(log_path: Path) -> dict:
+    """Steps, loss at the start and over the last records, and the step rate, from log.jsonl."""
+    path = Path(log_path)
+    recs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+    recs = [r for r in recs if "loss" in r]
+    if not recs:
+        return {"step": 0}
+    tail = recs[-20:]
+    return {
+        "step": recs[-1]["step"], "first_loss": recs[0]["loss"],
+        "recent_loss": float(np.mean([r["loss"] for r in tail])),
+        "recent_steps_per_s": float(np.mean([r["steps_per_s"] for r in tail])),
+        "loss_by_1000_steps": {str(int(k)): float(np.mean([r["loss"] for r in recs if r["step"] // 1000 == k]))
+                               for k in sorted({r["step"] // 1000 for r in recs})},
+    }
 
 
 def plot_log(log_path: Path, png: Path) -> None:

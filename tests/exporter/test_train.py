@@ -57,6 +57,9 @@ def test_tiny_config_loss_falls(name, corpus, tmp_path):
     assert (tmp_path / "last.pt").is_file()
     log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert log[-1]["event"] == "end" and log[0]["step"] == 1 and "loss" in log[0]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["step"] == 80 and summary["recent_loss"] > 0
+    assert (tmp_path / "loss.png").stat().st_size > 0
 
 
 def test_checkpoint_format_and_resume(corpus, tmp_path):
