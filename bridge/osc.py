@@ -48,7 +48,7 @@ def encode_message(address: str, args: Iterable[Any] = ()) -> bytes:
     return builder.build().dgram
 
 
-_TYPE_TAGS = frozenset("ifsbhtdScrmTFNI[]")
+_TYPE_TAGS = frozenset("ihfdsbrmtTFN[]")  # what python-osc parses; S, c, I are refused
 MAX_BUNDLE_DEPTH = 8
 
 
@@ -208,6 +208,7 @@ class OscServer:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.stats = {"packets": 0, "bad_packets": 0, "tcp_connections": 0}
+        self._rbuf = bytearray(MAX_DATAGRAM + 1)
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -284,7 +285,8 @@ class OscServer:
     def _read_udp(self) -> None:
         for _ in range(256):  # drain, bounded
             try:
-                data, addr = self.udp.recvfrom(MAX_DATAGRAM + 1)
+                n, addr = self.udp.recvfrom_into(self._rbuf)  # one reused buffer: no 64 KiB churn
+                data = bytes(self._rbuf[:n])
             except (BlockingIOError, InterruptedError):
                 return
             except OSError:  # e.g. ICMP port unreachable surfacing as ECONNREFUSED on Linux
