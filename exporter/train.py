@@ -65,6 +65,7 @@ class TrainConfig:
     weight_decay: float = 0.01
     warmup_steps: int = 500
     steps: int = 100_000  # target (ETA and the default stopping point)
+    max_hours: float = 0.0  # also stop once this much training time has accumulated (0 = no limit)
     grad_clip: float = 1.0
     ema_decay: float = 0.999
     crop_frames: int = 512  # generator: 10.24 s crops
@@ -154,12 +155,14 @@ class Progress:
 
             self.bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True)
 
-    def update(self, step: int, n: int, loss: float, rate: float) -> None:
+    def update(self, step: int, n: int, loss: float, rate: float, budget_left_s: float | None = None) -> None:
         if self.bar is not None:
             self.bar.update(n)
             self.bar.set_postfix(loss=f"{loss:.4f}")
         else:
             eta = (self.total - step) / rate if rate > 0 else float("inf")
+            if budget_left_s is not None:
+                eta = min(eta, budget_left_s)
             eta_s = f"{int(eta // 3600)}h{int(eta % 3600 // 60):02d}m" if math.isfinite(eta) else "?"
             print(f"step {step}/{self.total} loss {loss:.4f} {rate:.2f} steps/s eta {eta_s}", flush=True)
 
@@ -371,7 +374,8 @@ class Trainer:
         first_loss = None
         last_loss = float("nan")
         try:
-            while self.step < target and not stop["flag"]:
+            budget_s = self.cfg.max_hours * 3600.0
+            while self.step < target and not stop["flag"] and not (budget_s > 0 and self.elapsed >= budget_s):
                 t0 = time.monotonic()
                 loss = self.train_step()
                 self.elapsed += time.monotonic() - t0
@@ -389,7 +393,8 @@ class Trainer:
                     with open(log_path, "a") as f:
                         f.write(json.dumps(rec) + "\n")
                     if progress is not None:
-                        progress.update(self.step, steps_since, rec["loss"], rate)
+                        progress.update(self.step, steps_since, rec["loss"], rate,
+                                        max(0.0, budget_s - self.elapsed) if budget_s > 0 else None)
                     t_log, steps_since, loss_acc = now, 0, 0.0
                 if now - last_ckpt > self.cfg.checkpoint_minutes * 60:
                     self.save()
@@ -406,7 +411,7 @@ class Trainer:
                 signal.signal(signal.SIGTERM, old)
         self.save()
         result = {"step": self.step, "first_loss": first_loss, "last_loss": last_loss,
-                  "interrupted": stop["flag"]}
+                  "interrupted": stop["flag"], "train_hours": self.elapsed / 3600.0}
         if self.world > 1:
             sums = [None] * self.world
             torch.distributed.all_gather_object(sums, param_checksum(self.model))

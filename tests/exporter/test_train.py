@@ -175,3 +175,10 @@ def test_text_cache_pads_masks_and_persists(tmp_path):
     np.testing.assert_array_equal(again.get(""), cache.get(""))
     long = cache.get(" ".join(["groove"] * 50))
     assert long.shape[0] == 16  # truncated to max_tokens
+
+
+def test_time_budget_stops_training(corpus, tmp_path):
+    cfg = _cfg("tiny_vocoder.json", corpus)
+    cfg.max_hours = 1e-9  # spent after the first step
+    result = Trainer(cfg, tmp_path).run(50)
+    assert result["step"] == 1 and not result["interrupted"]
