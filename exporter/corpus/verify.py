@@ -4,7 +4,7 @@ On a deterministic sample of clips (spread over shards and styles):
 - tempo by librosa beat tracking (beat times fitted with a line, so the estimate is not limited to
   the tracker's tempo bins): strict = within 4 % of the label; octave = within 4 % of 2x, 1/2x (and,
   reported apart, 3/2x, 2/3x for triple and compound metres);
-- key by chroma (CQT) correlated with Krumhansl-Kessler profiles, plus a bonus for the pitch class the
+- key by chroma (CQT) correlated with Krumhansl-Kessler profiles extended by the notes' harmonics, plus a bonus for the pitch class the
   bass register dwells on: the label's tonic or its relative;
 - no silent, clipped or DC-offset clips; sizes and offsets consistent with the labels;
 - every caption agrees with the metadata (controls parsed back with bridge.controls.parse_controls,
@@ -27,10 +27,23 @@ from .styles import DEFS
 
 TEMPO_TOL = 0.04
 PRIOR_BPM = (55.0, 190.0)
-BASS_WEIGHT = 0.4
+BASS_WEIGHT = 0.2
 KK_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
 KK_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
 THRESHOLDS = {"tempo": 0.95, "key": 0.90}
+
+
+def harmonic_profile(profile: np.ndarray, decay: float = 0.5, harmonics: int = 6) -> np.ndarray:
+    """A symbolic key profile as audio chroma sees it: every note also sounds its harmonics
+    (octaves, the twelfth, the major seventeenth...), with amplitudes decay**(h-1) (as HPCP key
+    profiles do). Without this, audio chroma leans towards the dominant key."""
+    out = np.zeros(12)
+    for h in range(1, harmonics + 1):
+        out += decay ** (h - 1) * np.roll(profile, int(round(12 * np.log2(h))) % 12)
+    return out
+
+
+AUDIO_MAJOR, AUDIO_MINOR = harmonic_profile(KK_MAJOR), harmonic_profile(KK_MINOR)
 
 
 def estimate_tempo(y: np.ndarray, sr: int = 16000) -> float:
@@ -76,7 +89,7 @@ def estimate_key(y: np.ndarray, sr: int = 16000) -> tuple[int, str]:
     bass = np.bincount(low.reshape(2, 12, -1).sum(axis=0).argmax(axis=0), minlength=12) / low.shape[1]
     best = (-2.0, 0, "major")
     for k in range(12):
-        for tmpl, m in ((KK_MAJOR, "major"), (KK_MINOR, "minor")):
+        for tmpl, m in ((AUDIO_MAJOR, "major"), (AUDIO_MINOR, "minor")):
             c = float(np.corrcoef(prof, np.roll(tmpl, k))[0, 1]) + BASS_WEIGHT * float(bass[k])
             if c > best[0]:
                 best = (c, k, m)
