@@ -5,9 +5,10 @@
 
 Controls not given as options are parsed from the prompt ("92 bpm", "in F# minor", "3/4",
 "8 bars"); options win. The model is bridge/models/default unless --model names another folder
-under bridge/models/ or a path. Until the clip pipeline (n2m.bridge.pipeline) lands, clips are
-written as plain WAV at the model's sample rate by `_finish_clip`, the single call site where it
-plugs in.
+under bridge/models/ or a path. Each clip goes through the clip pipeline (n2m.bridge.pipeline):
+bar-exact length at the tempo (or a seamless loop with --loop), fades, loudness normalisation,
+a true-peak limiter, resampling to --samplerate, and a tagged 24-bit WAV (or 32-bit float WAV, or
+FLAC) with a JSON sidecar, written atomically. --raw writes the engine's output untouched.
 """
 
 from __future__ import annotations
@@ -32,10 +33,19 @@ from n2m.bridge.engine import (
     ModelError,
     RequestError,
 )
+from n2m.bridge.pipeline import (
+    SAMPLE_RATES,
+    PipelineError,
+    PipelineOptions,
+    process_clip,
+    write_clip,
+)
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 DEFAULT_MODEL = "default"
-FORMATS = {"wav": 3, "wav16": 2}  # bytes per sample of plain PCM WAV (24-bit, 16-bit)
+
+FORMATS = {"wav": "wav24", "wav32f": "wav32f", "flac": "flac"}  # --format -> pipeline format
+RAW_FORMATS = {"wav": 3, "wav16": 2}  # --raw: bytes per sample of plain PCM WAV
 
 
 def model_path(name_or_dir: str) -> Path:
@@ -81,13 +91,22 @@ def _slug(text: str, limit: int = 40) -> str:
     return (s[:limit].rstrip("-") or "clip")
 
 
-def _finish_clip(clip: GeneratedClip, out_dir: Path, fmt: str) -> Path:
-    """THE CLIP PIPELINE CALL SITE: n2m.bridge.pipeline (bar trim/loop, fades, loudness, limiter,
-    resampling, tagged 24-bit WAV/FLAC + sidecar) replaces this body when it lands. Until then: a
-    plain WAV of the raw engine output."""
+def _pipeline_options(args: argparse.Namespace, controls: Controls) -> PipelineOptions:
+    return PipelineOptions(bpm=controls.bpm, bars=controls.bars, meter=controls.meter, loop=args.loop,
+                           sample_rate=args.samplerate, format=FORMATS[args.format],
+                           target_lufs=args.lufs).validated()
+
+
+def _finish_clip(clip: GeneratedClip, out_dir: Path, args: argparse.Namespace) -> Path:
+    """The clip pipeline call site: processed and written atomically, or raw with --raw."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{_slug(clip.prompt)}-s{clip.seed}.wav"
-    return write_wav(path, clip.audio, clip.sample_rate, FORMATS[fmt])
+    if args.raw:
+        path = out_dir / f"{_slug(clip.prompt)}-s{clip.seed}.wav"
+        if path.exists():
+            raise FileExistsError(f"{path} exists; n2m never overwrites a clip")
+        return write_wav(path, clip.audio, clip.sample_rate, RAW_FORMATS[args.format])
+    processed = process_clip(clip, _pipeline_options(args, clip.controls))
+    return write_clip(processed, out_dir).audio
 
 
 class ProgressBar:
@@ -130,7 +149,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sampler", help="ddim, dpmpp_2m or ancestral (default: the model's)")
     p.add_argument("--variations", type=int, default=1, help="clips to generate in one batch")
     p.add_argument("--out", default=".", help="output folder (default: current folder)")
-    p.add_argument("--format", default="wav", choices=sorted(FORMATS), help="wav = 24-bit PCM, wav16 = 16-bit")
+    p.add_argument("--format", default="wav", choices=sorted(set(FORMATS) | set(RAW_FORMATS)),
+                   help="wav = 24-bit PCM (default), wav32f = 32-bit float, flac; wav16 with --raw only")
+    p.add_argument("--samplerate", type=int, default=48000, choices=SAMPLE_RATES, help="output rate (Hz)")
+    p.add_argument("--lufs", type=float, default=-14.0, help="loudness target (LUFS, default -14)")
+    p.add_argument("--loop", action="store_true", help="make a seamless loop of whole bars")
+    p.add_argument("--raw", action="store_true",
+                   help="write the engine's output untouched (model rate, no length/loudness processing)")
     p.add_argument("--model", default=DEFAULT_MODEL, help="model name under bridge/models/ or a folder")
     p.add_argument("--provider", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
@@ -157,6 +182,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         controls = resolve(args.prompt, _explicit_controls(args))
     except ControlError as exc:
+        print(f"n2m generate: {exc}", file=sys.stderr)
+        return 2
+    try:
+        if args.raw:
+            if args.format not in RAW_FORMATS:
+                raise PipelineError(f"--raw writes plain WAV: --format wav or wav16, not {args.format}")
+        else:
+            if args.format not in FORMATS:
+                raise PipelineError(f"--format {args.format} needs --raw")
+            _pipeline_options(args, controls)
+    except PipelineError as exc:
         print(f"n2m generate: {exc}", file=sys.stderr)
         return 2
     seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
@@ -207,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     wall = time.perf_counter() - t0
     out_dir = Path(args.out)
     for clip in result["clips"]:
-        path = _finish_clip(clip, out_dir, args.format)
+        path = _finish_clip(clip, out_dir, args)
         print(path)
     total = seconds * len(result["clips"])
     print(f"{len(result['clips'])} clip(s), {total:.1f} s of audio in {wall:.1f} s "

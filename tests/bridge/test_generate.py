@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import wave
 from pathlib import Path
 
@@ -10,9 +11,11 @@ import pytest
 
 from n2m.bridge import generate
 from n2m.bridge.cli import main as cli_main
+from n2m.bridge.pipeline import measure_file, read_wav_info
 
 
 def test_generate_writes_wav_clips(tiny_model_dir: Path, tmp_path: Path, capsys) -> None:
+    """Through the pipeline: bar-exact 24-bit WAV at 48 kHz, loudness-normalised, tagged, sidecar."""
     out = tmp_path / "clips"
     rc = cli_main(["generate", "rhodes chords, 88 bpm", "--key", "A minor", "--bars", "1",
                    "--seed", "7", "--variations", "2", "--out", str(out), "--model", str(tiny_model_dir),
@@ -20,15 +23,38 @@ def test_generate_writes_wav_clips(tiny_model_dir: Path, tmp_path: Path, capsys)
     cap = capsys.readouterr()
     assert rc == 0, cap.err
     paths = [Path(p) for p in cap.out.split()]
-    assert [p.name for p in paths] == ["rhodes-chords-88-bpm-s7.wav", "rhodes-chords-88-bpm-s8.wav"]
+    assert len(paths) == 2 and all(p.name.endswith(f"rhodes-chords-88-bpm-s{s}.wav" if i == 0 else
+                                                   f"rhodes-chords-88-bpm-s{s}-v1.wav")
+                                   for i, (p, s) in enumerate(zip(paths, (7, 8), strict=True)))
     assert "generator" in cap.err and "100.0%" in cap.err and "seed 7" in cap.err
-    for p in paths:
+    for p, seed in zip(paths, (7, 8), strict=True):
         with wave.open(str(p)) as w:
-            assert w.getnchannels() == 1 and w.getsampwidth() == 3 and w.getframerate() == 16000
-            # 1 bar of 4/4 at 88 bpm = 2.727 s
-            assert w.getnframes() == round(4 * 60 / 88 * 16000)
-            data = np.frombuffer(w.readframes(w.getnframes()), dtype=np.uint8)
-        assert data.any()
+            assert w.getnchannels() == 1 and w.getsampwidth() == 3 and w.getframerate() == 48000
+            # 1 bar of 4/4 at 88 bpm = 2.727 s, exact to the sample
+            assert w.getnframes() == round(4 * 60 / 88 * 48000)
+        side = json.loads(p.with_name(p.name + ".json").read_text())
+        assert side["seed"] == seed and side["bpm"] == 88.0 and side["bars"] == 1
+        assert side["controls"]["key"] == "A" and side["controls"]["mode"] == "minor"
+        assert read_wav_info(p)  # prompt, seed and model id in the file's own metadata
+        m = measure_file(p)
+        assert abs(m["loudness_lufs"] - (-14.0)) < 0.5 and m["true_peak_dbtp"] <= -1.0 + 1e-3
+
+
+def test_generate_raw_writes_engine_output(tiny_model_dir: Path, tmp_path: Path, capsys) -> None:
+    rc = cli_main(["generate", "rhodes chords, 88 bpm", "--bars", "1", "--seed", "7", "--raw",
+                   "--out", str(tmp_path), "--model", str(tiny_model_dir), "--threads", "1"])
+    cap = capsys.readouterr()
+    assert rc == 0, cap.err
+    (p,) = [Path(x) for x in cap.out.split()]
+    assert p.name == "rhodes-chords-88-bpm-s7.wav"
+    with wave.open(str(p)) as w:
+        assert w.getframerate() == 16000 and w.getnframes() == round(4 * 60 / 88 * 16000)
+    # the same request again would collide with an existing file: refused, nothing overwritten
+    before = p.read_bytes()
+    with pytest.raises(FileExistsError):
+        cli_main(["generate", "rhodes chords, 88 bpm", "--bars", "1", "--seed", "7", "--raw",
+                  "--out", str(tmp_path), "--model", str(tiny_model_dir), "--threads", "1"])
+    assert p.read_bytes() == before
 
 
 def test_wav16_roundtrip(tmp_path: Path) -> None:
@@ -59,6 +85,7 @@ def test_missing_default_model_is_one_clear_error(tmp_path: Path, monkeypatch, c
         (["--seconds", "500"], "out of range"), (["--bpm", "900"], "out of range"),
         (["--key", "H"], "unknown key"), (["--steps", "0"], "steps must be"),
         (["--guidance", "1000"], "outside this model's range"), (["--variations", "99"], "variations"),
+        (["--format", "wav16"], "needs --raw"), (["--lufs", "12"], "out of range"),
     ],
 )
 def test_bad_requests_are_refused(tiny_model_dir: Path, tmp_path: Path, capsys, args, match) -> None:
