@@ -348,6 +348,13 @@ class Trainer:
                 audio = runner.vocode(mel, seed=0, steps=12)
                 stem = sdir / f"step{self.step:07d}"
                 sf.write(str(stem) + ".wav", np.clip(audio, -1, 1), self.spec.sample_rate)
+                from n2m.bridge.features import log_mel
+
+                floor = np.log(self.spec.log_floor) + 0.5
+                again = log_mel(np.nan_to_num(audio), self.spec)[:, : mel.shape[1]]
+                l1 = float(np.abs(np.maximum(again, floor) - np.maximum(mel[:, : again.shape[1]], floor)).mean())
+                with open(sdir / "metrics.jsonl", "a") as f:
+                    f.write(json.dumps({"step": self.step, "mel_l1_12_steps": l1}) + "\n")
                 if not (sdir / "reference.wav").exists():
                     sf.write(str(sdir / "reference.wav"), ref, self.spec.sample_rate)
         except Exception as exc:  # a preview must never kill a long run

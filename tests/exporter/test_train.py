@@ -182,3 +182,19 @@ def test_time_budget_stops_training(corpus, tmp_path):
     cfg.max_hours = 1e-9  # spent after the first step
     result = Trainer(cfg, tmp_path).run(50)
     assert result["step"] == 1 and not result["interrupted"]
+
+
+def test_previews_are_written(corpus, tmp_path):
+    vcfg = _cfg("tiny_vocoder.json", corpus)
+    voc = Trainer(vcfg, tmp_path / "voc")
+    voc.run(1)
+    voc.sample()
+    metrics = [json.loads(x) for x in (tmp_path / "voc" / "samples" / "metrics.jsonl").read_text().splitlines()]
+    assert metrics[-1]["step"] == 1 and metrics[-1]["mel_l1_12_steps"] > 0
+    gcfg = _cfg("tiny_generator.json", corpus)
+    gcfg.sample_prompts, gcfg.sample_seconds, gcfg.sample_steps = ["techno, 120 bpm"], 1.0, 2
+    gcfg.sample_vocoder = str(tmp_path / "voc")
+    gen = Trainer(gcfg, tmp_path / "gen")
+    gen.sample()
+    names = sorted(p.name for p in (tmp_path / "gen" / "samples").iterdir())
+    assert names == ["step0000000_0.npy", "step0000000_0.png", "step0000000_0.wav"]
