@@ -141,7 +141,9 @@ def _synth_for(name: str):
 
     synths = _WORKER.setdefault("synths", {})
     if name not in synths:
+        t0 = time.perf_counter()
         synths[name] = Synth(soundfont_by_name(name), sample_rate=44100)
+        _WORKER["load_seconds"] = _WORKER.get("load_seconds", 0.0) + time.perf_counter() - t0
     return synths[name]
 
 
@@ -173,7 +175,11 @@ def build_shard(shard_dir: str, plans: list[ClipPlan]) -> dict:
             parts = Composer(plan).compose()
         meta = clip_meta(plan)
         t1 = time.perf_counter()
+        load0 = _WORKER.get("load_seconds", 0.0)
         synth = _synth_for(plan.soundfont)
+        loaded = _WORKER.get("load_seconds", 0.0) - load0
+        t_stage["load soundfonts"] = t_stage.get("load soundfonts", 0.0) + loaded
+        t1 += loaded
         r = render_clip(plan, parts, synth, DEFS[plan.style].mix)
         t2 = time.perf_counter()
         flac = f"{meta['id']}.flac"
