@@ -408,8 +408,9 @@ class Daemon:
                     break
                 del self._jobs[old]
             self.counters["accepted"] += 1
+            # announced under the lock, so /n2m/job reaches the sender before any of its progress
+            self._broadcast(peer, P.JOB, [job.id])
             self._cond.notify_all()
-        self._broadcast(peer, P.JOB, [job.id])
 
     def _on_cancel(self, args: list[Any], peer: Peer) -> None:
         if len(args) != 1 or not isinstance(args[0], str):
@@ -503,7 +504,7 @@ class Daemon:
         else:
             Controls(bpm=bpm).validated()
             self.tempo = float(bpm)
-        self._send(peer, P.SET_TEMPO, [self.tempo or 0.0])
+        self._broadcast(peer, P.SET_TEMPO, [self.tempo or 0.0])
 
     def _on_set_meter(self, args: list[Any], peer: Peer) -> None:
         if len(args) == 1 and isinstance(args[0], str):
@@ -517,7 +518,7 @@ class Daemon:
         except ControlError:
             raise RequestError(f"meter {meter!r} not supported: one of {', '.join(METERS)}") from None
         num, den = self.meter.split("/")
-        self._send(peer, P.SET_METER, [int(num), int(den)])
+        self._broadcast(peer, P.SET_METER, [int(num), int(den)])
 
     def _on_set_samplerate(self, args: list[Any], peer: Peer) -> None:
         if len(args) != 1:
@@ -526,7 +527,7 @@ class Daemon:
         if sr not in SAMPLE_RATES:
             raise RequestError(f"samplerate {sr} not supported: one of {SAMPLE_RATES}")
         self.sample_rate = sr
-        self._send(peer, P.SET_SAMPLERATE, [sr])
+        self._broadcast(peer, P.SET_SAMPLERATE, [sr])
 
     def _on_clips(self, args: list[Any], peer: Peer) -> None:
         query = str(args[0]) if args else ""
@@ -588,10 +589,12 @@ class Daemon:
         from n2m.bridge.engine import Cancelled
 
         self.library.set_job_state(job.id, "running")
-        emit = lambda stage, fraction: self._broadcast(job.reply_to, P.PROGRESS, [job.id, stage, float(fraction)])  # noqa: E731
+        def emit(stage: str, fraction: float, step: int = 0, steps: int = 0) -> None:
+            self._broadcast(job.reply_to, P.PROGRESS, [job.id, stage, float(fraction), int(step), int(steps)])
 
         def progress(d: dict) -> None:
-            emit(str(d.get("stage", "generate")), float(d.get("fraction", 0.0)))
+            emit(str(d.get("stage", "generate")), float(d.get("fraction", 0.0)),
+                 int(d.get("step", 0)), int(d.get("steps", 0)))
 
         emit("queued", 0.0)
         request = self._request(job)

@@ -24,7 +24,7 @@ CLIPS = "/n2m/clips"  # [query] [limit] -> /n2m/clips json
 
 # events (daemon -> sender and subscribers)
 JOB = "/n2m/job"  # id
-PROGRESS = "/n2m/progress"  # id stage fraction
+PROGRESS = "/n2m/progress"  # id stage fraction step steps
 CLIP_READY = "/n2m/clip/ready"  # id path samplerate bpm bars
 ERROR = "/n2m/error"  # id message   (id is "" when the error is not about a job)
 DONE = "/n2m/done"  # id state ("finished" | "failed" | "cancelled")

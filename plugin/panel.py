@@ -496,7 +496,7 @@ class Panel(QWidget):
             return
         new = id(job) not in self._rows
         job.on_progress(str(args[1]), float(args[2]))
-        if len(args) >= 5:  # optional: step and total steps
+        if len(args) >= 5 and int(args[4]) > 0:  # step and total steps of a sampling stage
             job.message = f"step {int(args[3])}/{int(args[4])}"
         else:
             job.message = ""
