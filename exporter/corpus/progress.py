@@ -31,11 +31,11 @@ class Progress:
         frac = min(1.0, self.done / self.total)
         el = now - self.t0
         rate = self.done / el if el > 0 else 0.0
-        eta = (self.total - self.done) / rate if rate > 0 else float("inf")
+        eta = max(0.0, self.total - self.done) / rate if rate > 0 else float("inf")
         width = 30
         bar = "#" * int(frac * width) + "-" * (width - int(frac * width))
         eta_s = f"{eta:5.0f}s" if eta != float("inf") else "    ?"
-        self.stream.write(f"\r[{bar}] {100 * frac:5.1f}% {self.done:.0f}/{self.total:.0f} {self.unit} "
+        self.stream.write(f"\r[{bar}] {100 * frac:5.1f}% {self.done:.0f}/{max(self.total, self.done):.0f} {self.unit} "
                           f"{rate:.1f}/s ETA {eta_s} ")
         self.stream.flush()
 
