@@ -6,9 +6,10 @@ module only runs one in the thread pool and reports the result to the panel.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
-from PyQt6.QtCore import QObject, QRunnable, QThreadPool, pyqtSignal
+from PyQt6.QtCore import QObject, pyqtSignal
 
 from n2m.bridge import daw as adapters
 
@@ -30,9 +31,8 @@ class _Signals(QObject):
     done = pyqtSignal(bool, str)
 
 
-class _Task(QRunnable):
+class _Task:
     def __init__(self, path: str, target: str, signals: _Signals) -> None:
-        super().__init__()
         self.path, self.target, self.signals = path, target, signals
 
     def run(self) -> None:
@@ -45,8 +45,8 @@ class _Task(QRunnable):
 
 
 def send_async(parent: QObject, path: str, target: str, on_done: Callable[[bool, str], None]) -> None:
-    """Run `send` in the global thread pool; `on_done(ok, message)` is called on the GUI thread."""
+    """Run `send` on a worker thread; `on_done(ok, message)` is called on the GUI thread."""
     signals = _Signals(parent)
     signals.done.connect(on_done)
     signals.done.connect(signals.deleteLater)
-    QThreadPool.globalInstance().start(_Task(path, target, signals))
+    threading.Thread(target=_Task(path, target, signals).run, name="n2m-send-to-daw", daemon=True).start()

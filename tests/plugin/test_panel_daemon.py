@@ -195,20 +195,21 @@ def test_screenshot_command_renders_after_a_real_generation(qtbot, request, tmp_
         model = request.getfixturevalue("tiny_model_dir")
     except pytest.FixtureLookupError:
         pytest.skip("needs the `tiny_model_dir` fixture (tests/conftest.py), which is not there yet")
+    import os
+    import subprocess
+    import sys
+
     from PyQt6.QtGui import QImage
-    from PyQt6.QtWidgets import QApplication
 
-    from n2m.plugin.app import main
-    from n2m.plugin.theme import apply_theme
-
-    monkeypatch.setenv("N2M_HOME", str(tmp_path / "home"))  # the daemon it starts keeps clips here
+    # the real command in its own process, as a producer or CI would run it
+    env = dict(os.environ, N2M_HOME=str(tmp_path / "home"), QT_QPA_PLATFORM="offscreen")
     png = tmp_path / "panel.png"
-    try:
-        rc = main(["--screenshot", str(png), "--model", str(model), "--daemon", f"127.0.0.1:{_free_port()}",
-                   "--size", "340x760", "--timeout", "120"])
-    finally:
-        apply_theme(QApplication.instance(), "system")
-    assert rc == 0
+    proc = subprocess.run(
+        [sys.executable, "-m", "n2m.bridge.cli", "panel", "--screenshot", str(png), "--model", str(model),
+         "--daemon", f"127.0.0.1:{_free_port()}", "--size", "340x760", "--timeout", "120"],
+        env=env, capture_output=True, text=True, timeout=240)
+    rc = proc.returncode
+    assert rc == 0, proc.stderr[-2000:]
     img = QImage(str(png))
     assert (img.width(), img.height()) == (340, 760)
     assert len(list((tmp_path / "home" / "clips").glob("*.wav"))) == 2  # the first job's two takes
