@@ -8,12 +8,16 @@ clip path to the hand-off file and sends OSC /access_action "LuaAction/script-1"
 }
 
 function factory () return function ()
+  -- the same rule as n2m.bridge.daw.handoff_path (an empty variable counts as unset)
+  local function env (name)
+    local v = os.getenv (name)
+    if v == "" then return nil end
+    return v
+  end
   local function handoff_path ()
-    local env = os.getenv ("N2M_DAW_HANDOFF")
-    if env then return env end
-    local home = os.getenv ("N2M_HOME")
-    if home then return home .. "/daw/next_clip.txt" end
-    local xdg = os.getenv ("XDG_DATA_HOME") or (os.getenv ("HOME") .. "/.local/share")
+    if env ("N2M_DAW_HANDOFF") then return env ("N2M_DAW_HANDOFF") end
+    if env ("N2M_HOME") then return env ("N2M_HOME") .. "/daw/next_clip.txt" end
+    local xdg = env ("XDG_DATA_HOME") or ((env ("HOME") or "") .. "/.local/share")
     return xdg .. "/n2m/daw/next_clip.txt"
   end
   local f = io.open (handoff_path (), "r")
@@ -23,13 +27,21 @@ function factory () return function ()
   if not path or path == "" then return end
 
   -- the target track: the first selected audio track, else the first audio track
+  -- (Selection.tracks is a field, not a method; a Route is an audio track when both casts succeed)
+  local function audio_track (r)
+    local t = r:to_track ()
+    if t:isnil () or t:to_audio_track ():isnil () then return nil end
+    return t
+  end
   local track = nil
-  for r in Editor:get_selection ():tracks ():routelist ():iter () do
-    if not r:to_track ():isnil () and r:data_type ():to_string () == "audio" then track = r:to_track () break end
+  for r in Editor:get_selection ().tracks:routelist ():iter () do
+    track = audio_track (r)
+    if track then break end
   end
   if not track then
     for r in Session:get_tracks ():iter () do
-      if r:data_type ():to_string () == "audio" then track = r break end
+      track = audio_track (r)
+      if track then break end
     end
   end
   if not track then print ("n2m: no audio track to import to") return end
