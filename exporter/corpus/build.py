@@ -33,7 +33,7 @@ from .reader import FORMAT
 from .styles import DEFS, STYLES
 
 SHARD_SIZE = 24
-GENERATOR_VERSION = 2  # bump when composition/rendering changes what a seed produces
+GENERATOR_VERSION = 3  # bump when composition/rendering changes what a seed produces
 BYTES_PER_AUDIO_SECOND = 150_000  # FLAC 44.1 kHz stereo + 16 kHz int16 + float16 mel, measured ~120 kB
 
 

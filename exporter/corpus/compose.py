@@ -102,7 +102,7 @@ DRUMS: dict[str, dict[str, dict[int, str]]] = {
                 P.SNARE: "------g-------g-"},
     },
     "bossa": {
-        "4/4": {P.RIM: "o--o--o---o--o--", P.KICK: "X--oX--oX--oX--o", P.SHAKER: "x-o-x-o-x-o-x-o-",
+        "4/4": {P.RIM: "g--g--g---g--g--", P.KICK: "X--oX--oX--oX--o", P.SHAKER: "x-o-x-o-x-o-x-o-",
                 P.CHH: "o-g-o-g-o-g-o-g-"},
     },
     "one_drop": {
