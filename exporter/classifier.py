@@ -156,7 +156,7 @@ def held_out_metrics(clf: ClipClassifier, reader: CorpusReader, split: str = "te
     return {"split": split, "clips": len(clips), "style_accuracy": correct / len(clips), "instrument_f1": f1}
 
 
-def train_classifier(corpus: str | Path, out: str | Path, steps: int = 3000, batch: int = 24,
+def train_classifier(corpus: str | Path, out: str | Path, steps: int = 4000, batch: int = 24,
                      lr: float = 1e-3, seed: int = 0, threads: int = 1, log=print) -> dict:
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
                                 description="Train the evaluation audio classifier on a corpus.")
     p.add_argument("--corpus", required=True)
     p.add_argument("--out", required=True)
-    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--steps", type=int, default=4000)
     p.add_argument("--batch", type=int, default=24)
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
