@@ -253,7 +253,8 @@ def evaluate(model, corpus: str | Path, classifier: str | Path, out: str | Path,
     prompts = reader.eval_prompts()
     if not prompts:
         raise ValueError(f"{corpus} has no eval_prompts.jsonl")
-    prompts = prompts[:n] if n else prompts
+    if n and n < len(prompts):  # an evenly spread subset (the file is grouped by style)
+        prompts = [prompts[int(i)] for i in np.unique(np.linspace(0, len(prompts) - 1, n).round())]
     out = Path(out)
     (out / "audio").mkdir(parents=True, exist_ok=True)
     styles = clf.cfg.styles
@@ -471,7 +472,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--corpus", default="/work/corpus/v1")
     p.add_argument("--classifier", default="/work/runs/classifier/classifier.pt")
     p.add_argument("--out", default="runs/eval")
-    p.add_argument("--n", type=int, help="evaluate only the first N prompts")
+    p.add_argument("--n", type=int, help="evaluate N prompts spread evenly over the set (default all)")
     p.add_argument("--steps", type=int, default=25)
     p.add_argument("--guidance", type=float, default=3.0)
     p.add_argument("--sampler", default="ddim", choices=["ddim", "dpmpp_2m", "ancestral"])
