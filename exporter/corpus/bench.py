@@ -59,8 +59,9 @@ def main(argv: list[str]) -> int:
         "throughput_per_cpu_s": round(s.audio_seconds / cpu, 2) if cpu > 0 else None,
         "idle_machine_estimate": round(min(args.jobs, cores) * s.audio_seconds / cpu, 2) if cpu > 0 else None,
         "soundfont_load_seconds": round(s.per_stage.get("load soundfonts", 0.0), 2),
+        "soundfont_load_cpu_seconds": round(s.per_stage.get("load soundfonts cpu", 0.0), 2),
         "steady_state_idle_estimate": round(min(args.jobs, cores) * s.audio_seconds
-                                            / max(cpu - s.per_stage.get("load soundfonts", 0.0), 1e-9), 2)
+                                            / max(cpu - s.per_stage.get("load soundfonts cpu", 0.0), 1e-9), 2)
         if cpu > 0 else None,
         "loadavg_before": [round(x, 2) for x in load0], "loadavg_after": [round(x, 2) for x in load1],
         "stages_worker_seconds": {k: round(v, 2) for k, v in s.per_stage.items()},
@@ -73,6 +74,6 @@ def main(argv: list[str]) -> int:
           f"{cpu:.1f} CPU s used = {res['throughput_per_cpu_s']} s of audio per CPU second, so about "
           f"{res['idle_machine_estimate']} s/s on {min(args.jobs, cores)} idle cores "
           f"({res['steady_state_idle_estimate']} s/s once the soundfonts are loaded: "
-          f"{res['soundfont_load_seconds']} s of loading). "
+          f"{res['soundfont_load_cpu_seconds']} CPU s of loading). "
           f"Load average before {load0[0]:.1f}, after {load1[0]:.1f}. JSON: {args.json}")
     return 0

@@ -141,9 +141,10 @@ def _synth_for(name: str):
 
     synths = _WORKER.setdefault("synths", {})
     if name not in synths:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         synths[name] = Synth(soundfont_by_name(name), sample_rate=44100)
         _WORKER["load_seconds"] = _WORKER.get("load_seconds", 0.0) + time.perf_counter() - t0
+        _WORKER["load_cpu_seconds"] = _WORKER.get("load_cpu_seconds", 0.0) + time.process_time() - c0
     return synths[name]
 
 
@@ -210,6 +211,9 @@ def build_shard(shard_dir: str, plans: list[ClipPlan]) -> dict:
         os.fsync(f.fileno())
     os.replace(tmp, final)
     t_stage["write"] += time.perf_counter() - t0
+    cpu_now = _WORKER.get("load_cpu_seconds", 0.0)
+    t_stage["load soundfonts cpu"] = cpu_now - _WORKER.get("load_cpu_reported", 0.0)
+    _WORKER["load_cpu_reported"] = cpu_now
     return {"shard": str(final), "clips": len(plans), "seconds": audio_off / 16000.0,
             "stages": t_stage}
 
