@@ -38,6 +38,7 @@ from n2m.bridge.manifest import (
 from n2m.bridge.sampling import SAMPLERS
 from n2m.bridge.schedule import Schedule
 from n2m.exporter import onnx_text, onnx_unet
+from n2m.exporter.models.pipeline import load_checkpoint
 
 TEXT_FILE = "text_encoder.onnx"
 TOKENIZER_FILE = "tokenizer.json"
@@ -63,22 +64,6 @@ class ExportOptions:
 
 
 Log = Callable[[str], None]
-
-
-def load_checkpoint(path: str | Path, use_ema: bool = True) -> tuple[torch.nn.Module, dict]:
-    """(model in eval mode, checkpoint dict); the EMA weights when present."""
-    from n2m.exporter.models.unet import build_model
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} not found")
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    if not isinstance(ckpt, dict) or "config" not in ckpt or "model" not in ckpt:
-        raise ValueError(f"{path} is not an n2m training checkpoint (no 'config'/'model')")
-    model = build_model(ckpt["config"])
-    state = ckpt.get("ema") if use_ema and ckpt.get("ema") else ckpt["model"]
-    model.load_state_dict(state)
-    return model.eval(), ckpt
 
 
 def random_checkpoint(stage: str, path: str | Path, seed: int = 0, config=None,
