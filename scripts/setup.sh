@@ -31,10 +31,15 @@ if [ ${#apt_pkgs[@]} -gt 0 ]; then
 fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v "is ignored" || true
 case "$profile" in
   runtime) spec="." ;;
   dev) spec=".[dev]" ;;
 esac
-.venv/bin/python -m pip install -q -e "$spec" 2>&1 | grep -vE "is ignored|^\s*$" || true
+# pip's output goes to a log, shown only when something fails
+log=.venv/setup.log
+if ! { .venv/bin/python -m pip install -q --upgrade pip && .venv/bin/python -m pip install -q -e "$spec"; } >"$log" 2>&1; then
+  grep -v "is ignored" "$log" | tail -n 40 >&2
+  echo "setup.sh: pip install failed (full log: $log)" >&2
+  exit 1
+fi
 .venv/bin/n2m --version
