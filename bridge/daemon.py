@@ -206,7 +206,8 @@ class Daemon:
             P.STATUS: self._on_status, P.SUBSCRIBE: self._on_subscribe,
             P.UNSUBSCRIBE: self._on_unsubscribe, P.SET_TEMPO: self._on_set_tempo,
             P.SET_METER: self._on_set_meter, P.SET_SAMPLERATE: self._on_set_samplerate,
-            P.CLIPS: self._on_clips,
+            P.CLIPS: self._on_clips, P.CLIP_FAVOURITE: self._on_clip_favourite,
+            P.CLIP_DELETE: self._on_clip_delete,
         }
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -541,6 +542,25 @@ class Daemon:
             items.pop()
             text = json.dumps(items)
         self._send(peer, P.CLIPS, [text])
+
+    def _library_clip(self, args: list[Any], usage: str, nargs: int) -> Any:
+        if len(args) != nargs or not isinstance(args[0], str) or not args[0]:
+            raise RequestError(f"usage: {usage}")
+        rec = self.library.clip_by_path(args[0])
+        if rec is None:
+            raise RequestError(f"no clip at {args[0]!r} in the library")
+        return rec
+
+    def _on_clip_favourite(self, args: list[Any], peer: Peer) -> None:
+        rec = self._library_clip(args, f"{P.CLIP_FAVOURITE} path on (1 or 0)", 2)
+        on = _num(args[1], "on", int, 0, 1)
+        self.library.set_favourite(rec.id, bool(on))
+        self._broadcast(peer, P.CLIP_FAVOURITE, [rec.path, on])
+
+    def _on_clip_delete(self, args: list[Any], peer: Peer) -> None:
+        rec = self._library_clip(args, f"{P.CLIP_DELETE} path", 1)
+        self.library.forget(rec.id)
+        self._broadcast(peer, P.CLIP_DELETE, [rec.path])
 
     # -- the worker --------------------------------------------------------------------------------
     def _finish(self, job: Job, state: str, error: str | None = None) -> None:

@@ -218,6 +218,14 @@ class Library:
     def set_favourite(self, clip_id: int, on: bool = True) -> bool:
         return self._tx("UPDATE clips SET favourite=? WHERE id=?", (int(on), clip_id)).rowcount == 1
 
+    def clip_by_path(self, path: str | os.PathLike[str]) -> ClipRecord | None:
+        rows = self._query("SELECT * FROM clips WHERE path=?", (str(path),))
+        return self._clip(rows[0]) if rows else None
+
+    def forget(self, clip_id: int) -> bool:
+        """Remove a clip's row (its files are the caller's: the panel moves them to the Trash)."""
+        return self._tx("DELETE FROM clips WHERE id=?", (clip_id,)).rowcount == 1
+
     def export(self, clip_id: int, dest: str | os.PathLike[str]) -> Path:
         """Copy a clip (and its sidecar) to dest (a folder or a new file name); never overwrites."""
         rec = self.clip(clip_id)

@@ -21,6 +21,8 @@ SET_TEMPO = "/n2m/set/tempo"  # bpm (the DAW's tempo; used when a request gives 
 SET_METER = "/n2m/set/meter"  # numerator denominator
 SET_SAMPLERATE = "/n2m/set/samplerate"  # Hz
 CLIPS = "/n2m/clips"  # [query] [limit] -> /n2m/clips json
+CLIP_FAVOURITE = "/n2m/clip/favourite"  # path on(0|1) -> /n2m/clip/favourite path on
+CLIP_DELETE = "/n2m/clip/delete"  # path -> /n2m/clip/delete path (the library row; files are the caller's)
 
 # events (daemon -> sender and subscribers)
 JOB = "/n2m/job"  # id

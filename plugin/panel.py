@@ -870,6 +870,7 @@ class Panel(QWidget):
             return
         clip.favourite = not clip.favourite
         self.model.touch(self.model.row_of(clip.path))
+        self.link.send(P.CLIP_FAVOURITE, [clip.path, int(clip.favourite)])  # the daemon's library too
 
     def vary(self) -> Job | None:
         clip = self.selected_clip()
@@ -919,6 +920,7 @@ class Panel(QWidget):
             for side in (Path(clip.path).with_suffix(".json"), Path(clip.path + ".json")):
                 if side.exists():
                     QFile.moveToTrash(str(side))
+        self.link.send(P.CLIP_DELETE, [clip.path])  # forget it in the daemon's library
         self.model.remove(row)
 
     def send_to_daw(self) -> None:

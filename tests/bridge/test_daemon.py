@@ -308,3 +308,22 @@ def test_liblo_oscsend_and_oscdump_drive_a_whole_generation(running: Running, pr
     assert len(ready) == 1 and lines[-1].startswith(P.DONE) and "finished" in lines[-1]
     path = next(tok.strip('"') for tok in ready[0].split() if tok.strip('"').endswith(".wav"))
     assert Path(path).is_file()
+
+
+def test_favourite_and_delete_reach_the_library(running: Running) -> None:
+    """Inputs tried: a real clip's path, a path the library does not know, a bad flag, no arguments."""
+    with running.client() as c:
+        job = c.generate("warm rhodes chords, 96 bpm", steps=2, bars=1, bpm=120, seed=5)
+        replies = follow(c, job)
+        path = next(r for r in replies if r.address == P.CLIP_READY).params[1]
+        assert tuple(c.request(P.CLIP_FAVOURITE, path, 1).params) == (path, 1)
+        assert running.library.clip_by_path(path).favourite is True
+        assert tuple(c.request(P.CLIP_FAVOURITE, path, 0).params) == (path, 0)
+        assert running.library.clip_by_path(path).favourite is False
+        for bad, reason in [([str(running.out / "nope.wav"), 1], "no clip at"), ([path, 7], "on"),
+                            ([], "usage")]:
+            err = c.request(P.CLIP_FAVOURITE, *bad)
+            assert err.address == P.ERROR and reason in err.params[1], err
+        assert tuple(c.request(P.CLIP_DELETE, path).params) == (path,)
+    assert running.library.clip_by_path(path) is None
+    assert Path(path).exists()  # the daemon forgets the row; the files are the caller's

@@ -50,7 +50,15 @@ def _generate(qtbot, panel, prompt: str = SHORT):
     return job
 
 
-def test_generate_progress_clip_waveform_play_and_drag(qtbot, panel):
+def _library_favourite(library: Path, path: str) -> int | None:
+    import sqlite3
+
+    with sqlite3.connect(library) as db:  # the daemon's own SQLite library, read as a second client
+        row = db.execute("SELECT favourite FROM clips WHERE path=?", (path,)).fetchone()
+    return None if row is None else int(row[0])
+
+
+def test_generate_progress_clip_waveform_play_and_drag(qtbot, panel, daemon):
     seen: list[tuple[str, str, float]] = []
     panel.job_changed.connect(lambda j: seen.append((j.state, j.stage, j.fraction)))
     job = _generate(qtbot, panel)
@@ -100,6 +108,9 @@ def test_generate_progress_clip_waveform_play_and_drag(qtbot, panel):
     panel.toggle_favourite()
     assert panel.model.clip(0).favourite and panel.fav_btn.text() == "★"
     assert panel.store.recent_clips()[0]["favourite"] is True
+    # ... and in the daemon's clip library
+    path = panel.model.clip(0).path
+    qtbot.waitUntil(lambda: _library_favourite(daemon.library, path) == 1, timeout=WAIT)
 
 
 def test_cancel_a_queued_and_a_running_job(qtbot, panel):
