@@ -37,7 +37,7 @@ case "$profile" in
 esac
 # pip's output goes to a log, shown only when something fails
 log=.venv/setup.log
-if ! { .venv/bin/python -m pip install -q --upgrade pip && .venv/bin/python -m pip install -q -e "$spec"; } >"$log" 2>&1; then
+if ! .venv/bin/python -m pip install -q -e "$spec" >"$log" 2>&1; then
   grep -v "is ignored" "$log" | tail -n 40 >&2
   echo "setup.sh: pip install failed (full log: $log)" >&2
   exit 1
