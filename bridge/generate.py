@@ -38,6 +38,7 @@ from n2m.bridge.pipeline import (
     PipelineError,
     PipelineOptions,
     process_clip,
+    slug,
     write_clip,
 )
 
@@ -86,11 +87,6 @@ def write_wav(path: Path, audio: np.ndarray, sample_rate: int, sample_bytes: int
     return path
 
 
-def _slug(text: str, limit: int = 40) -> str:
-    s = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
-    return (s[:limit].rstrip("-") or "clip")
-
-
 def _pipeline_options(args: argparse.Namespace, controls: Controls) -> PipelineOptions:
     return PipelineOptions(bpm=controls.bpm, bars=controls.bars, meter=controls.meter, loop=args.loop,
                            sample_rate=args.samplerate, format=FORMATS[args.format],
@@ -101,7 +97,7 @@ def _finish_clip(clip: GeneratedClip, out_dir: Path, args: argparse.Namespace) -
     """The clip pipeline call site: processed and written atomically, or raw with --raw."""
     out_dir.mkdir(parents=True, exist_ok=True)
     if args.raw:
-        path = out_dir / f"{_slug(clip.prompt)}-s{clip.seed}.wav"
+        path = out_dir / f"{slug(clip.prompt)}-s{clip.seed}.wav"
         if path.exists():
             raise FileExistsError(f"{path} exists; n2m never overwrites a clip")
         return write_wav(path, clip.audio, clip.sample_rate, RAW_FORMATS[args.format])
