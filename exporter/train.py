@@ -1,4 +1,10 @@
-"""`n2m train CONFIG [--out RUN_DIR] [--steps N] [--resume]`: train one cascade stage.
+"""`n2m train CONFIG [--out RUN_DIR] [--steps N] [--resume] [--init MODEL]`: train one cascade stage.
+
+`--init` starts a new run from trained weights instead of random ones: a training checkpoint
+(`.pt`, its EMA weights) or an exported cascade directory (`bridge/models/NAME`, the stage's fp32
+graph turned back into weights by `exporter.warmstart`, checked against ONNX Runtime). The
+optimizer starts fresh (with warm-up) and step counting starts at 0; the source is recorded in the
+checkpoint and the run's summary as `init_from`.
 
 CONFIG is a JSON file (see exporter/configs/): ``{"model": {stage config}, "corpus": DIR, ...}``
 with the fields of `TrainConfig`. The run directory holds:
@@ -67,6 +73,10 @@ class TrainConfig:
     steps: int = 100_000  # target (ETA and the default stopping point)
     max_hours: float = 0.0  # also stop once this much training time has accumulated (0 = no limit)
     grad_clip: float = 1.0
+    # "constant" after warm-up, or "cosine_time": cosine decay to lr * lr_min_ratio over max_hours of
+    # training time (a time budget is what a CPU run has; steps/s varies with machine load)
+    lr_schedule: str = "constant"
+    lr_min_ratio: float = 0.1
     ema_decay: float = 0.999
     crop_frames: int = 512  # generator: 10.24 s crops
     seed: int = 0
@@ -108,6 +118,8 @@ def load_config(path: str | Path) -> TrainConfig:
     try:
         cfg = TrainConfig(**raw)
         cfg.stage_config()
+        if cfg.lr_schedule not in ("constant", "cosine_time"):
+            raise ValueError(f"lr_schedule {cfg.lr_schedule!r} is not 'constant' or 'cosine_time'")
         DropoutConfig(**cfg.dropout)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{path}: {exc}") from exc
@@ -195,6 +207,7 @@ class Trainer:
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.step = 0
         self.elapsed = 0.0
+        self.init_source: str | None = None
         self.rng = np.random.default_rng([cfg.seed, self.rank])
         if isinstance(self.stage_cfg, UNetConfig):
             self.data = GeneratorData(self.corpus_dir, "train", cfg.crop_frames, self.stage_cfg.mel_mean,
@@ -224,7 +237,7 @@ class Trainer:
             "corpus_id": self.corpus_id, "text_encoder": ENCODER_ID,
             "text_max_tokens": self.cfg.text_max_tokens, "train_config": asdict(self.cfg),
             "rng": {"numpy": self.rng.bit_generator.state, "torch": torch.get_rng_state()},
-            "elapsed_s": self.elapsed,
+            "elapsed_s": self.elapsed, "init_from": self.init_source,
         }
         if isinstance(c, VocoderConfig):
             d["audio_scale"] = c.audio_scale
@@ -236,13 +249,38 @@ class Trainer:
             try:
                 summary = summarize_log(self.out / "log.jsonl")
                 summary.update(stage=self.stage, params=count_params(self.model), corpus_id=self.corpus_id,
-                               threads=torch.get_num_threads(), train_seconds=self.elapsed)
+                               threads=torch.get_num_threads(), train_seconds=self.elapsed,
+                               init_from=self.init_source)
                 tmp = self.out / "summary.json.tmp"
                 tmp.write_text(json.dumps(summary, indent=1))
                 os.replace(tmp, self.out / "summary.json")
                 plot_log(self.out / "log.jsonl", self.out / "loss.png")
             except Exception as exc:  # a plot must never kill a long run
                 print(f"loss plot failed: {exc!r}", file=sys.stderr, flush=True)
+
+    def init_from(self, source: str | Path) -> None:
+        """Start from trained weights: a checkpoint (.pt; its EMA weights) or an exported model
+        directory. Model and EMA both take them; optimizer and step stay fresh."""
+        source = Path(source)
+        if source.is_dir():
+            from n2m.exporter.warmstart import WarmStartError, stage_state_dict
+
+            try:
+                state = stage_state_dict(source, self.stage, build_model(self.stage_cfg))
+            except WarmStartError as exc:
+                raise ConfigError(str(exc)) from None
+        elif source.is_file():
+            ckpt = torch.load(source, map_location="cpu", weights_only=False)
+            if ckpt.get("stage") != self.stage:
+                raise ConfigError(f"{source} holds a {ckpt.get('stage')!r} stage, the config trains {self.stage!r}")
+            if ckpt["config"] != asdict(self.stage_cfg):
+                raise ConfigError(f"{source} was trained with a different model config")
+            state = ckpt.get("ema") or ckpt["model"]
+        else:
+            raise ConfigError(f"--init {source}: no such checkpoint or model directory")
+        self.model.load_state_dict(state)
+        self.ema.model.load_state_dict(state)
+        self.init_source = str(source)
 
     def load(self, path: Path) -> None:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
@@ -255,6 +293,7 @@ class Trainer:
         self.opt.load_state_dict(ckpt["optimizer"])
         self.step = int(ckpt["step"])
         self.elapsed = float(ckpt.get("elapsed_s", 0.0))
+        self.init_source = ckpt.get("init_from")
         rng = ckpt.get("rng") or {}
         if self.world == 1 and "numpy" in rng:
             self.rng.bit_generator.state = rng["numpy"]
@@ -265,7 +304,12 @@ class Trainer:
 
     # -- one step
     def lr_at(self, step: int) -> float:
-        return self.cfg.lr * min(1.0, (step + 1) / max(1, self.cfg.warmup_steps))
+        lr = self.cfg.lr * min(1.0, (step + 1) / max(1, self.cfg.warmup_steps))
+        if self.cfg.lr_schedule == "cosine_time" and self.cfg.max_hours > 0:
+            frac = min(1.0, self.elapsed / (self.cfg.max_hours * 3600.0))
+            r = self.cfg.lr_min_ratio
+            lr *= r + (1.0 - r) * 0.5 * (1.0 + math.cos(math.pi * frac))
+        return lr
 
     def loss(self, batch: dict) -> torch.Tensor:
         net = self.ddp if self.ddp is not None else self.model
@@ -496,6 +540,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pt if it exists")
     p.add_argument("--corpus", help="corpus directory (overrides the config)")
     p.add_argument("--threads", type=int, help="torch threads (overrides the config)")
+    p.add_argument("--init", metavar="MODEL",
+                   help="start a new run from trained weights: a checkpoint (.pt) or an exported model "
+                        "directory (bridge/models/NAME)")
     args = p.parse_args(argv)
     try:
         cfg = load_config(args.config)
@@ -527,6 +574,14 @@ def main(argv: list[str] | None = None) -> int:
         trainer.load(ckpt)
         if rank == 0:
             print(f"resumed from {ckpt} at step {trainer.step}", flush=True)
+    elif args.init:
+        try:
+            trainer.init_from(args.init)
+        except ConfigError as exc:
+            print(f"n2m train: {exc}", file=sys.stderr)
+            return 2
+        if rank == 0:
+            print(f"initialised from {args.init}", flush=True)
     try:
         result = trainer.run(args.steps)
     finally:
