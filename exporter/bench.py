@@ -36,7 +36,7 @@ import numpy as np
 
 CLIP_SECONDS = (10.0, 30.0)
 PROMPT = "dusty boom-bap beat with rhodes chords, 88 bpm, A minor"
-BACKENDS = ("torch_eager", "ort_unfused", "ort_fused")
+BACKENDS = ("torch_eager", "ort_unfused", "ort_fused", "ort_fused_conv2d")
 
 
 # ----------------------------------------------------------------------------- set-up
@@ -72,6 +72,30 @@ def _unfused_dir(fused_dir: Path, gen, voc, out: Path) -> Path:
     listed = [man.text_encoder.files["fp32"], man.text_encoder.tokenizer, "generator.onnx", "vocoder.onnx"]
     files = {rel: FileEntry.of(out / rel) for rel in listed}
     replace(man, model_id=man.model_id + "-unfused", stages=stages, files=files).write(out)
+    return out
+
+
+def _conv2d_dir(fused_dir: Path, out: Path) -> Path:
+    """A third model folder: the fused graphs with every 1-D Conv computed as a 2-D one, so ORT's
+    NCHWc transformer can block them (exporter.onnx_layout)."""
+    import onnx
+
+    from n2m.bridge.manifest import FileEntry, Manifest
+    from n2m.exporter.onnx_layout import conv1d_as_conv2d
+
+    out.mkdir(parents=True, exist_ok=True)
+    man = Manifest.load(fused_dir)
+    for name in (man.text_encoder.files["fp32"], man.text_encoder.tokenizer):
+        dst = out / name
+        if not dst.exists():
+            dst.symlink_to((fused_dir / name).resolve())
+    for k, st in man.stages.items():
+        proto, _ = conv1d_as_conv2d(onnx.load(str(fused_dir / st.files["fp32"])))
+        onnx.save(proto, str(out / f"{k}.onnx"))
+    stages = {k: replace(s, files={"fp32": f"{k}.onnx"}) for k, s in man.stages.items()}
+    listed = [man.text_encoder.files["fp32"], man.text_encoder.tokenizer, *(f"{k}.onnx" for k in man.stages)]
+    files = {rel: FileEntry.of(out / rel) for rel in listed}
+    replace(man, model_id=man.model_id + "-conv2d", stages=stages, files=files).write(out)
     return out
 
 
@@ -225,12 +249,14 @@ def run_bench(args) -> dict:
     unfused_dir = work / "unfused"
     log("exporting the unfused U-Nets")
     _unfused_dir(fused_dir, gen, voc, unfused_dir)
+    conv2d_dir = _conv2d_dir(fused_dir, work / "conv2d")
 
     steps, voc_steps = man.generator.default_steps, man.vocoder.default_steps
     guidance = man.generator.guidance.default if man.generator.guidance else 1.0
     sampler, voc_sampler = man.generator.default_sampler, man.vocoder.default_sampler
     engines = {"ort_fused": Engine.load(fused_dir, provider="cpu", threads=threads),
-               "ort_unfused": Engine.load(unfused_dir, provider="cpu", threads=threads)}
+               "ort_unfused": Engine.load(unfused_dir, provider="cpu", threads=threads),
+               "ort_fused_conv2d": Engine.load(conv2d_dir, provider="cpu", threads=threads)}
     torch_cascade = TorchCascade(gen, voc, man.text_encoder.max_tokens, threads)
 
     peak = matmul_peak_gflops(threads)
@@ -265,6 +291,7 @@ def run_bench(args) -> dict:
             per[b] = med
         per["speedup_fused_vs_eager"] = per["torch_eager"]["total_s"] / per["ort_fused"]["total_s"]
         per["speedup_fused_vs_unfused"] = per["ort_unfused"]["total_s"] / per["ort_fused"]["total_s"]
+        per["speedup_conv2d_vs_fused"] = per["ort_fused"]["total_s"] / per["ort_fused_conv2d"]["total_s"]
         per["gflop_per_step"] = {k: v / 1e9 for k, v in flops.items()}
         per["frames"] = frames
         results[f"{seconds:.0f}s"] = per
@@ -321,10 +348,10 @@ def plot(report: dict, path: Path) -> Path:
         ax.tick_params(axis="x", rotation=15)
         ax.legend()
     ax = axes[-1]
-    width = 0.25
+    width = 0.8 / len(BACKENDS)
     x = np.arange(len(clips))
     for i, b in enumerate(BACKENDS):
-        ax.bar(x + (i - 1) * width, [report["cpu"][c][b]["x_realtime"] for c in clips], width, label=b)
+        ax.bar(x + (i - (len(BACKENDS) - 1) / 2) * width, [report["cpu"][c][b]["x_realtime"] for c in clips], width, label=b)
     ax.set_xticks(x, clips)
     ax.set_title("times real time (higher is better)")
     ax.legend()

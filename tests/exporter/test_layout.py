@@ -1,0 +1,74 @@
+"""exporter.onnx_layout: 1-D convolutions rewritten as 2-D ones compute the same thing, and ORT's
+NCHWc transformer then takes them (which one is faster is for `n2m bench` to say)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+from n2m.exporter.onnx_layout import conv1d_as_conv2d
+
+
+def _session(model_or_path, optimized: Path | None = None) -> ort.InferenceSession:
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.log_severity_level = 3
+    if optimized is not None:
+        so.optimized_model_filepath = str(optimized)
+    src = model_or_path.SerializeToString() if isinstance(model_or_path, onnx.ModelProto) else str(model_or_path)
+    return ort.InferenceSession(src, so, providers=["CPUExecutionProvider"])
+
+
+def _feeds(sess: ort.InferenceSession, frames: int, seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    out = {}
+    for i in sess.get_inputs():
+        if i.name == "x":
+            ch = i.shape[1]
+            out["x"] = rng.standard_normal((2, ch, frames * (320 if ch == 1 else 1))).astype(np.float32)
+        elif i.name == "t":
+            out["t"] = rng.random(2).astype(np.float32)
+        elif i.name == "mel":
+            out["mel"] = rng.standard_normal((2, 80, frames)).astype(np.float32)
+        elif i.name == "text":
+            out["text"] = rng.standard_normal((2, 16, i.shape[2])).astype(np.float32)
+        elif i.name == "text_mask":
+            out["text_mask"] = np.ones((2, 16), np.float32)
+        elif i.name == "bpm":
+            out["bpm"] = np.array([0.0, 120.0], np.float32)
+        elif i.name in ("key", "mode", "meter"):
+            out[i.name] = np.array([0, 1], np.int64)
+        elif i.name == "grid":
+            out["grid"] = rng.standard_normal((2, i.shape[1], frames)).astype(np.float32)
+    return out
+
+
+@pytest.mark.parametrize("stage", ["generator", "vocoder"])
+def test_conv2d_layout_matches_and_is_blocked(stage, tiny_model_dir, tmp_path):
+    src = onnx.load(str(tiny_model_dir / f"{stage}.onnx"))
+    n_conv = sum(1 for n in src.graph.node if n.op_type == "Conv")
+    rewritten, count = conv1d_as_conv2d(src)
+    assert count == n_conv > 0
+    # the rewrite is standard ONNX: every Conv now has a 4-D kernel, nothing ORT-specific saved
+    ops = Counter(n.op_type for n in rewritten.graph.node)
+    assert ops["Unsqueeze"] >= count and ops["Squeeze"] >= count
+    assert all(n.domain in ("", "ai.onnx", "com.microsoft") for n in rewritten.graph.node)
+    a, b = _session(src), _session(rewritten, optimized=tmp_path / "opt.onnx")
+    for frames, seed in ((64, 0), (128, 1)):
+        feeds = _feeds(a, frames, seed)
+        ref, got = a.run(None, feeds)[0], b.run(None, feeds)[0]
+        assert np.abs(ref - got).max() < 1e-4
+    domains = Counter(n.domain for n in onnx.load(str(tmp_path / "opt.onnx")).graph.node)
+    assert domains["com.microsoft.nchwc"] > 0  # ORT took the 2-D convolutions into NCHWc
+
+
+def test_source_graph_is_not_modified(tiny_model_dir):
+    src = onnx.load(str(tiny_model_dir / "vocoder.onnx"))
+    before = src.SerializeToString()
+    conv1d_as_conv2d(src)
+    assert src.SerializeToString() == before
