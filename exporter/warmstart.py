@@ -42,10 +42,9 @@ def _fit(want: tuple[int, ...], arr: np.ndarray, is_norm: bool) -> np.ndarray | 
         return arr.T  # a renamed linear weight is the transpose a MatMul reads (square ones too)
     if arr.shape == want:
         return arr
-    if len(want) == 1 and arr.ndim == 2 and arr.size == want[0]:
-        # GroupNorm's affine weights become (C, 1); a learned vector gains a leading axis (1, C)
-        if arr.shape == ((want[0], 1) if is_norm else (1, want[0])):
-            return arr.reshape(want)
+    # GroupNorm's affine weights become (C, 1); a learned vector gains a leading axis (1, C)
+    if len(want) == 1 and arr.ndim == 2 and arr.shape == ((want[0], 1) if is_norm else (1, want[0])):
+        return arr.reshape(want)
     return None
 
 
