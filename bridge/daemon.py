@@ -50,7 +50,7 @@ MAX_SUBSCRIBERS = 32
 MAX_VARIATIONS = 8
 POSITIONAL = ("bpm", "key", "bars", "seed")  # /n2m/generate prompt [bpm] [key] [bars] [seed]
 KEYS = {"prompt", "bpm", "key", "mode", "meter", "bars", "seconds", "seed", "variations", "steps",
-        "guidance", "sampler", "loop", "format", "samplerate", "lufs", "name", "dir", "stretch"}
+        "guidance", "sampler", "decoder", "loop", "format", "samplerate", "lufs", "name", "dir", "stretch"}
 _KEY_RE = re.compile(r"^\s*([A-Ga-g])\s*(#|♯|b|♭)?\s*(m|min|minor|maj|major|dorian|mixolydian)?\s*$")
 
 
@@ -110,6 +110,7 @@ class Job:
     reply_to: Peer
     state: str = "queued"
     error: str | None = None
+    decoder: str | None = None
     clips: list[str] = field(default_factory=list)
     cancel: threading.Event = field(default_factory=threading.Event)
     shutdown: bool = False
@@ -354,6 +355,7 @@ class Daemon:
         steps = _num(kv.pop("steps"), "steps", int, 1, 1000) if "steps" in kv else None
         guidance = _num(kv.pop("guidance"), "guidance", float, 0, 30) if "guidance" in kv else None
         sampler = str(kv.pop("sampler")) if "sampler" in kv else None
+        decoder = str(kv.pop("decoder")) if "decoder" in kv else None
         sr = self.sample_rate or self.config.sample_rate
         if "samplerate" in kv:
             sr = _num(kv.pop("samplerate"), "samplerate", int)
@@ -381,7 +383,7 @@ class Daemon:
         assert not kv, kv
         return Job(id=uuid.uuid4().hex[:12], prompt=prompt, controls=controls, seed=int(seed),
                    variations=int(variations), steps=steps, guidance=guidance, sampler=sampler,
-                   options=options, name=name, out_dir=out_dir, reply_to=peer)
+                   options=options, name=name, out_dir=out_dir, reply_to=peer, decoder=decoder)
 
     def _on_generate(self, args: list[Any], peer: Peer) -> None:
         job = self._parse_generate(args, peer)
@@ -603,7 +605,7 @@ class Daemon:
         from n2m.bridge.engine import GenerationRequest
 
         return GenerationRequest(job.prompt, job.controls, job.seed, steps=job.steps, guidance=job.guidance,
-                                 variations=job.variations, sampler=job.sampler)
+                                 variations=job.variations, sampler=job.sampler, decoder=job.decoder)
 
     def _run(self, job: Job) -> None:
         from n2m.bridge.engine import Cancelled

@@ -33,8 +33,10 @@ import numpy as np
 import onnxruntime as ort
 
 from n2m.bridge.controls import ControlError, Controls
+from n2m.bridge.features import MelSpec
 from n2m.bridge.grid import beat_grid
-from n2m.bridge.manifest import Manifest, ModelError
+from n2m.bridge.griffinlim import griffin_lim
+from n2m.bridge.manifest import DECODERS, Manifest, ModelError
 from n2m.bridge.sampling import SAMPLERS
 from n2m.bridge.schedule import timesteps
 from n2m.bridge.tokenizer import PromptTokenizer
@@ -67,6 +69,7 @@ class GenerationRequest:
     guidance: float | None = None  # None = the manifest's default
     variations: int = 1
     sampler: str | None = None  # generator sampler; None = the manifest's default
+    decoder: str | None = None  # "cascader" | "griffin-lim"; None = the manifest's default_decoder
 
 
 @dataclass
@@ -209,6 +212,12 @@ class Engine:
 
     # ------------------------------------------------------------------ requests
 
+    def decoder_for(self, req: GenerationRequest) -> str:
+        decoder = req.decoder or self.manifest.default_decoder
+        if decoder not in DECODERS:
+            raise RequestError(f"unknown decoder {decoder!r}: one of {', '.join(DECODERS)}")
+        return decoder
+
     def check(self, req: GenerationRequest) -> tuple[int, float, str, float]:
         """(steps, guidance, sampler, seconds) of a request, or RequestError with the reason."""
         gen = self.manifest.generator
@@ -234,6 +243,7 @@ class Engine:
                                f"got {req.seed!r}")
         if not isinstance(req.prompt, str):
             raise RequestError("prompt must be text")
+        self.decoder_for(req)
         try:
             controls = req.controls.validated()
         except ControlError as exc:
@@ -269,7 +279,8 @@ class Engine:
         frames = self.frames_for(seconds)
         guided = guidance != 1.0
         rows = 2 * n if guided else n
-        voc_steps = voc.default_steps
+        decoder = self.decoder_for(req)
+        voc_steps = voc.default_steps if decoder == "cascader" else 1
         # progress weights: measured per-step costs from the export, scaled by rows and duration
         w_gen = steps * gen.step_cost * rows
         w_voc = voc_steps * voc.step_cost * n
@@ -350,8 +361,35 @@ class Engine:
 
         # --- vocoder cascader
         log_mel = mel * gen.mel_norm["scale"] + gen.mel_norm["mean"]
-        mel_v = ((log_mel - voc.mel_norm["mean"]) / voc.mel_norm["scale"]).astype(np.float32)
         samples = frames * man.hop
+        if decoder == "griffin-lim":
+            check_cancel("before the decoder")
+            report("cascader", 0, 1)
+            t0 = time.perf_counter()
+            spec = MelSpec(**man.mel)
+            audio = np.stack([griffin_lim(log_mel[i], spec, seed=seeds[i], length=samples)[None]
+                              for i in range(n)]) * voc.audio_scale
+            report("cascader", 1, 1)
+            timings["cascader_s"] = time.perf_counter() - t0
+        else:
+            audio = self._cascade(log_mel, n, samples, seeds, voc_steps, report, check_cancel, timings)
+
+        keep = min(samples, int(round(seconds * self.sample_rate)))
+        audio = (audio[:, 0, :keep] / voc.audio_scale).astype(np.float32)
+        info = {"provider": self.provider, "variants": dict(self.variants), "sampler": sampler,
+                "cascader_steps": voc_steps, "decoder": decoder, "frames": frames, "seconds": seconds, **timings}
+        return [
+            GeneratedClip(audio=np.ascontiguousarray(audio[i]), sample_rate=self.sample_rate,
+                          prompt=req.prompt, controls=req.controls, seed=seeds[i], index=i,
+                          model_id=self.model_id, steps=steps, guidance=guidance, info=dict(info))
+            for i in range(n)
+        ]
+
+    def _cascade(self, log_mel: np.ndarray, n: int, samples: int, seeds: list[int], voc_steps: int,
+                 report, check_cancel, timings: dict) -> np.ndarray:
+        """The diffusion vocoder: [n, 80, frames] log-mel -> [n, 1, samples] audio * audio_scale."""
+        voc = self.manifest.vocoder
+        mel_v = ((log_mel - voc.mel_norm["mean"]) / voc.mel_norm["scale"]).astype(np.float32)
         vrunner = self._runners["vocoder"]
         vrunner.begin({"mel": np.ascontiguousarray(mel_v)}, (n, 1, samples), (n, 1, samples))
 
@@ -372,17 +410,7 @@ class Engine:
         )
         timings["cascader_s"] = time.perf_counter() - t0
         vrunner.end()
-
-        keep = min(samples, int(round(seconds * self.sample_rate)))
-        audio = (audio[:, 0, :keep] / voc.audio_scale).astype(np.float32)
-        info = {"provider": self.provider, "variants": dict(self.variants), "sampler": sampler,
-                "cascader_steps": voc_steps, "frames": frames, "seconds": seconds, **timings}
-        return [
-            GeneratedClip(audio=np.ascontiguousarray(audio[i]), sample_rate=self.sample_rate,
-                          prompt=req.prompt, controls=req.controls, seed=seeds[i], index=i,
-                          model_id=self.model_id, steps=steps, guidance=guidance, info=dict(info))
-            for i in range(n)
-        ]
+        return audio
 
 
 class _CudaUnusable(RuntimeError):

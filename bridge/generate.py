@@ -143,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, help="generator sampling steps (default: the model's)")
     p.add_argument("--guidance", type=float, help="classifier-free guidance scale (default: the model's)")
     p.add_argument("--sampler", help="ddim, dpmpp_2m or ancestral (default: the model's)")
+    p.add_argument("--decoder", choices=["cascader", "griffin-lim"],
+                   help="log-mel to audio: the diffusion cascader or Griffin-Lim (default: the model's)")
     p.add_argument("--variations", type=int, default=1, help="clips to generate in one batch")
     p.add_argument("--out", default=".", help="output folder (default: current folder)")
     p.add_argument("--format", default="wav", choices=sorted(set(FORMATS) | set(RAW_FORMATS)),
@@ -198,7 +200,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"n2m generate: {exc}", file=sys.stderr)
         return 3 if isinstance(exc, ModelError) else 2
     req = GenerationRequest(prompt=args.prompt, controls=controls, seed=seed, steps=args.steps,
-                            guidance=args.guidance, variations=args.variations, sampler=args.sampler)
+                            guidance=args.guidance, variations=args.variations, sampler=args.sampler,
+                            decoder=args.decoder)
     try:
         steps, guidance, sampler, seconds = engine.check(req)
     except RequestError as exc:

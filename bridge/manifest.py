@@ -129,6 +129,9 @@ class ControlsSpec:
     bars_max: int = BARS_MAX
 
 
+DECODERS = ("cascader", "griffin-lim")
+
+
 @dataclass
 class Manifest:
     model_id: str
@@ -146,6 +149,9 @@ class Manifest:
     corpus_id: str = "unknown"
     created: str = ""
     default_seconds: float = 10.0
+    # how the generator's log-mel becomes audio by default: "cascader" (the diffusion vocoder stage)
+    # or "griffin-lim" (bridge.griffinlim, no network); chosen at export from measurements
+    default_decoder: str = "cascader"
     exporter: dict[str, Any] = field(default_factory=dict)  # tool versions, opset, options
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
@@ -222,6 +228,8 @@ class Manifest:
             raise ValueError("sample_rate, hop and frame_rate must be positive")
         if "fp32" not in self.text_encoder.files:
             raise ValueError("text encoder has no fp32 file")
+        if self.default_decoder not in DECODERS:
+            raise ValueError(f"default_decoder {self.default_decoder!r} is not one of {', '.join(DECODERS)}")
 
     @classmethod
     def load(cls, model_dir: str | Path) -> Manifest:

@@ -133,6 +133,7 @@ class EvalOptions:
     vocoder_steps: int = 12
     max_seconds: float = 10.0
     seed: int = 0
+    decoder: str | None = None  # exported cascades: "cascader" | "griffin-lim" (None = the model's)
 
 
 class TorchCascade:
@@ -177,7 +178,7 @@ class OnnxCascade:
 
         self.engine = Engine.load(model_dir, provider="cpu", threads=threads)
         self.opts = opts
-        self.id = f"onnx:{model_dir}"
+        self.id = f"onnx:{model_dir}" + (f"+{opts.decoder}" if opts.decoder else "")
 
     def __call__(self, prompt: str, controls: Controls, seconds: float, seed: int) -> np.ndarray:
         from dataclasses import replace
@@ -187,7 +188,8 @@ class OnnxCascade:
         c = replace(controls, bars=None, seconds=seconds).validated()
         clip = self.engine.generate(GenerationRequest(prompt, c, seed, steps=self.opts.steps,
                                                       guidance=self.opts.guidance,
-                                                      sampler=self.opts.sampler))[0]
+                                                      sampler=self.opts.sampler,
+                                                      decoder=self.opts.decoder))[0]
         if clip.sample_rate != SR:
             import soxr
 
@@ -203,6 +205,11 @@ def _ckpt_path(p: str | Path) -> Path:
 def open_model(model: str, vocoder: str | None, opts: EvalOptions, threads: int | None):
     path = Path(model)
     if path.is_dir() and (path / "manifest.json").is_file():
+        if vocoder == "griffin-lim":
+            opts.decoder = "griffin-lim"
+        elif vocoder:
+            raise ValueError("an exported cascade brings its own vocoder: --vocoder takes only "
+                             "'griffin-lim' with it (or use --decoder)")
         return OnnxCascade(path, opts, threads)
     if "," in model:
         gen, voc = model.split(",", 1)
@@ -469,7 +476,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="n2m eval", description="Evaluate a cascade on the evaluation prompt set.")
     p.add_argument("model", help="ONNX cascade dir, or GEN.pt,VOC.pt (run dirs work), or a dir with generator.pt/vocoder.pt")
     p.add_argument("--vocoder", help="vocoder checkpoint or run dir, or 'griffin-lim'")
-    p.add_argument("--corpus", default="/work/corpus/v1")
+    p.add_argument("--corpus", default="/work/corpus/v4")
+    p.add_argument("--decoder", choices=["cascader", "griffin-lim"],
+                   help="exported cascades: how log-mel becomes audio (default: the model's)")
     p.add_argument("--classifier", default="/work/runs/classifier/classifier.pt")
     p.add_argument("--out", default="runs/eval")
     p.add_argument("--n", type=int, help="evaluate N prompts spread evenly over the set (default all)")
@@ -481,7 +490,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None)
     args = p.parse_args(argv)
-    opts = EvalOptions(args.steps, args.guidance, args.sampler, args.vocoder_steps, args.max_seconds, args.seed)
+    opts = EvalOptions(args.steps, args.guidance, args.sampler, args.vocoder_steps, args.max_seconds, args.seed,
+                       decoder=args.decoder)
     if args.threads:
         import torch
 

@@ -98,7 +98,7 @@ def test_cancel_between_steps(engine: Engine) -> None:
         ({"guidance": -1.0}, "guidance -1 is outside"), ({"guidance": 99.0}, "outside this model's range"),
         ({"guidance": float("nan")}, "guidance must be a number"), ({"variations": 0}, "variations"),
         ({"variations": 100}, "variations"), ({"sampler": "euler"}, "unknown sampler"),
-        ({"seed": -1}, "seed"),
+        ({"seed": -1}, "seed"), ({"decoder": "wavenet"}, "unknown decoder"),
     ],
 )
 def test_impossible_requests_are_refused(engine: Engine, kw: dict, match: str) -> None:
@@ -168,3 +168,16 @@ def test_tokenizer_matches_training_side(tiny_model_dir: Path) -> None:
         prompts, padding=True, truncation=True, max_length=40, return_tensors="np")
     np.testing.assert_array_equal(ids, ref["input_ids"])
     np.testing.assert_array_equal(mask, ref["attention_mask"])
+
+
+def test_griffin_lim_decoder_skips_the_cascader(engine: Engine) -> None:
+    events: list[dict] = []
+    gl = engine.generate(req(2.5, seed=3, decoder="griffin-lim"), progress=events.append)[0]
+    cas = engine.generate(req(2.5, seed=3))[0]
+    assert gl.info["decoder"] == "griffin-lim" and cas.info["decoder"] == "cascader"
+    assert gl.audio.shape == cas.audio.shape == (int(2.5 * 16000),)
+    assert np.isfinite(gl.audio).all() and float(np.abs(gl.audio).max()) > 0
+    assert not np.allclose(gl.audio, cas.audio)
+    assert [e["step"] for e in events if e["stage"] == "cascader"] == [0, 1]
+    again = engine.generate(req(2.5, seed=3, decoder="griffin-lim"))[0]
+    np.testing.assert_array_equal(gl.audio, again.audio)  # deterministic for a seed
