@@ -153,7 +153,7 @@ def stage_flops(gen, voc, frames: int, tokens: int) -> dict[str, float]:
 class TorchCascade:
     """The training-side torch pipeline: MiniLM (transformers), guided generator, vocoder."""
 
-    def __init__(self, gen, voc, max_tokens: int, threads: int) -> None:
+    def __init__(self, gen, voc, max_tokens: int, threads: int, decoder: str = "cascader") -> None:
         import torch
 
         from n2m.exporter.models.pipeline import GeneratorRunner, VocoderRunner
@@ -163,6 +163,7 @@ class TorchCascade:
         self.encoder = TextEncoder(max_tokens)
         self.gen = GeneratorRunner(gen, TextCache(self.encoder))
         self.voc = VocoderRunner(voc)
+        self.decoder = decoder  # the model's default decoder, as the engine uses it
 
     def run(self, controls, frames: int, seed: int, steps: int, guidance: float, sampler: str,
             voc_steps: int, voc_sampler: str) -> dict[str, float]:
@@ -174,7 +175,12 @@ class TorchCascade:
         mel = self.gen.generate(PROMPT, controls, frames, seed,
                                 SampleOptions(steps=steps, guidance=guidance, sampler=sampler))
         t2 = time.perf_counter()
-        self.voc.vocode(mel, seed, steps=voc_steps, sampler=voc_sampler)
+        if self.decoder == "griffin-lim":
+            from n2m.bridge.griffinlim import griffin_lim
+
+            griffin_lim(mel, seed=seed)  # GeneratorRunner.generate returns the log-mel
+        else:
+            self.voc.vocode(mel, seed, steps=voc_steps, sampler=voc_sampler)
         t3 = time.perf_counter()
         return {"text_s": t1 - t0, "generator_s": t2 - t1, "cascader_s": t3 - t2, "total_s": t3 - t0}
 
@@ -257,7 +263,7 @@ def run_bench(args) -> dict:
     engines = {"ort_fused": Engine.load(fused_dir, provider="cpu", threads=threads),
                "ort_unfused": Engine.load(unfused_dir, provider="cpu", threads=threads),
                "ort_fused_conv2d": Engine.load(conv2d_dir, provider="cpu", threads=threads)}
-    torch_cascade = TorchCascade(gen, voc, man.text_encoder.max_tokens, threads)
+    torch_cascade = TorchCascade(gen, voc, man.text_encoder.max_tokens, threads, man.default_decoder)
 
     peak = matmul_peak_gflops(threads)
     log(f"matmul peak: torch {peak['torch_gflops']:.1f}, ORT {peak['ort_gflops']:.1f} GFLOP/s")
@@ -314,7 +320,7 @@ def run_bench(args) -> dict:
         "model": {"id": man.model_id, "generator_params": man.generator.params,
                   "vocoder_params": man.vocoder.params, "source": str(args.checkpoints or
                   ("tiny random" if args.tiny else "default-size random"))},
-        "settings": {"threads": threads, "repeats": args.repeats, "steps": steps, "sampler": sampler,
+        "settings": {"decoder": man.default_decoder, "threads": threads, "repeats": args.repeats, "steps": steps, "sampler": sampler,
                      "guidance": guidance, "vocoder_steps": voc_steps, "vocoder_sampler": voc_sampler,
                      "prompt": PROMPT},
         "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),

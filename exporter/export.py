@@ -58,6 +58,7 @@ class ExportOptions:
     vocoder_sampler: str = "dpmpp_2m"
     guidance: GuidanceSpec = field(default_factory=GuidanceSpec)
     default_seconds: float = 10.0
+    decoder: str = "cascader"  # the manifest's default_decoder ("cascader" | "griffin-lim")
     use_ema: bool = True
     force: bool = False
     seed: int = 0
@@ -232,7 +233,7 @@ def export_cascade(generator: str | Path, vocoder: str | Path, out_dir: str | Pa
             stages=stages, controls=ControlsSpec(), files=entries,
             corpus_id=str(gen_ckpt.get("corpus_id", "unknown")),
             created=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-            default_seconds=opts.default_seconds,
+            default_seconds=opts.default_seconds, default_decoder=opts.decoder,
             exporter={
                 "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
                 "onnxscript": onnxscript.__version__, "opset": onnx_unet.OPSET_FUSED,
@@ -268,6 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vocoder-sampler", default="dpmpp_2m", choices=sorted(SAMPLERS))
     p.add_argument("--guidance", type=float, default=3.0, help="default guidance scale")
     p.add_argument("--guidance-max", type=float, default=15.0)
+    p.add_argument("--decoder", default="cascader", choices=["cascader", "griffin-lim"],
+                   help="default decoder from log-mel to audio (the vocoder stage is exported either way)")
     p.add_argument("--no-ema", action="store_true", help="export the raw weights, not the EMA")
     p.add_argument("--tiny-text", action="store_true",
                    help="tiny random BERT instead of MiniLM (test fixtures only)")
@@ -301,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
             tiny_text=args.tiny_text, steps=args.steps, sampler=args.sampler,
             vocoder_steps=args.vocoder_steps, vocoder_sampler=args.vocoder_sampler,
             guidance=GuidanceSpec(default=args.guidance, min=0.0, max=args.guidance_max),
-            use_ema=not args.no_ema, force=args.force)
+            use_ema=not args.no_ema, force=args.force, decoder=args.decoder)
         t0 = time.perf_counter()
         export_cascade(found["generator"], found["vocoder"], args.out, opts,
                        log=lambda m: print(f"[{time.perf_counter() - t0:6.1f}s] {m}", flush=True))

@@ -41,6 +41,11 @@ def test_bad_json_and_wrong_format(tiny_model_copy: Path) -> None:
     path.write_text(json.dumps({**d, "format_version": 99}))
     with pytest.raises(ModelError, match=r"format_version 99.*Fix"):
         Manifest.load(tiny_model_copy)
+    path.write_text(json.dumps({**d, "default_decoder": "wavenet"}))  # tried: an unknown decoder
+    with pytest.raises(ModelError, match=r"default_decoder 'wavenet' is not one of cascader, griffin-lim"):
+        Manifest.load(tiny_model_copy)
+    path.write_text(json.dumps({**d, "default_decoder": "griffin-lim"}))
+    assert Manifest.load(tiny_model_copy).default_decoder == "griffin-lim"
     d["files"].pop("generator.onnx")
     path.write_text(json.dumps(d))
     with pytest.raises(ModelError, match=r"generator\.onnx.*not listed"):
