@@ -32,14 +32,19 @@ from pathlib import Path
 
 import numpy as np
 
-from n2m.bridge.controls import MODES, TONICS, ControlError, Controls, relative_tonic, tonic_index
+from n2m.bridge.controls import (
+    BEATS_PER_BAR,
+    MODES,
+    TONICS,
+    ControlError,
+    Controls,
+    relative_tonic,
+    tonic_index,
+)
 from n2m.bridge.features import MelSpec, log_mel
 
 SR = 16000
 
-# Krumhansl-Kessler key profiles
-_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
-_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
 
 
 # ----------------------------------------------------------------------------- analysers
@@ -62,18 +67,20 @@ def tempo_scores(requested: float, measured: float) -> dict:
     return {"strict": rel <= 0.04, "octave": octave <= 0.04, "rel_error": rel, "octave_rel_error": octave}
 
 
-def measure_key(audio: np.ndarray, sr: int = SR) -> tuple[int, str]:
-    """(tonic pitch class, "major"|"minor") by correlating mean chroma with rotated K-K profiles."""
-    import librosa
+def measure_key(audio: np.ndarray, sr: int = SR, bar_seconds: float | None = None) -> tuple[int, str]:
+    """(tonic pitch class, "major"|"minor"): the corpus verifier's key finder (chroma against
+    harmonic Krumhansl-Kessler profiles, the bass register's home note, opening and closing bars
+    weighted). On the 51 held-out 10 s renders of corpus v4 it finds the tonic or relative key for
+    0.82 of clips, where plain K-K on mean chroma (the first meter here) found 0.73."""
+    from n2m.exporter.corpus.verify import estimate_key
 
-    chroma = librosa.feature.chroma_cqt(y=audio.astype(np.float32), sr=sr).mean(axis=1)
-    best, best_r = (0, "major"), -2.0
-    for mode, prof in (("major", _MAJOR), ("minor", _MINOR)):
-        for tonic in range(12):
-            r = float(np.corrcoef(chroma, np.roll(prof, tonic))[0, 1])
-            if np.isfinite(r) and r > best_r:
-                best, best_r = (tonic, mode), r
-    return best
+    return estimate_key(np.asarray(audio, dtype=np.float32), sr, bar_seconds)
+
+
+def bar_seconds(bpm: float | None, meter: str | None) -> float | None:
+    if not bpm:
+        return None
+    return BEATS_PER_BAR[meter or "4/4"] * 60.0 / float(bpm)
 
 
 def parent_major(tonic: int, mode: str) -> int:
@@ -287,7 +294,7 @@ def evaluate(model, corpus: str | Path, classifier: str | Path, out: str | Path,
             row["measured_bpm"] = measure_tempo(safe)
             row["tempo"] = tempo_scores(ctl.bpm, row["measured_bpm"])
         if ctl.key:
-            row["key_result"] = key_scores(ctl.key, ctl.mode, measure_key(safe))
+            row["key_result"] = key_scores(ctl.key, ctl.mode, measure_key(safe, SR, bar_seconds(ctl.bpm, ctl.meter)))
         mel = log_mel(safe, spec)
         a = clf.analyse_mel(mel)
         row["pred_style"] = styles[int(np.argmax(a["style_probs"]))]
@@ -320,7 +327,8 @@ def evaluate(model, corpus: str | Path, classifier: str | Path, out: str | Path,
             oracle["tempo_octave"].append(ts["octave"])
             oracle["tempo_strict"].append(ts["strict"])
         if c.get("key"):
-            oracle["key"].append(key_scores(c["key"], c.get("mode"), measure_key(audio))["tonic_or_relative"])
+            bar = bar_seconds(c.get("bpm"), c.get("meter"))
+            oracle["key"].append(key_scores(c["key"], c.get("mode"), measure_key(audio, SR, bar))["tonic_or_relative"])
         oracle["style"].append(styles[int(np.argmax(clf.analyse_mel(reader.mel(c))["style_probs"]))] == c["style"])
     train_emb, train_style = [], []
     for c in reader.clips("train")[:300]:
