@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import onnx
 import torch
 
 from n2m.bridge.features import MelSpec
@@ -59,6 +60,7 @@ class ExportOptions:
     guidance: GuidanceSpec = field(default_factory=GuidanceSpec)
     default_seconds: float = 10.0
     decoder: str = "cascader"  # the manifest's default_decoder ("cascader" | "griffin-lim")
+    conv2d: tuple[str, ...] = ()  # stages whose 1-D convs are saved as 2-D (exporter.onnx_layout)
     use_ema: bool = True
     force: bool = False
     seed: int = 0
@@ -108,6 +110,12 @@ def _export_stage(name: str, model: torch.nn.Module, ckpt: dict, work: Path, opt
     fp32 = work / f"{name}.onnx"
     log(f"{name}: exporting ({sum(p.numel() for p in model.parameters()):,} parameters)")
     onnx_unet.export_stage(model, fp32, fused=True)
+    if name in opts.conv2d:
+        from n2m.exporter.onnx_layout import conv1d_as_conv2d
+
+        proto, n_conv = conv1d_as_conv2d(onnx.load(str(fp32)))
+        onnx.save(proto, str(fp32))
+        log(f"{name}: {n_conv} convolutions saved as 2-D (NCHWc-eligible on ORT's CPU provider)")
     onnx_unet.check_fused(fp32, onnx_unet.attention_blocks(model))
     sess = onnx_unet.ort_session(fp32)
     worst = 0.0
@@ -239,6 +247,7 @@ def export_cascade(generator: str | Path, vocoder: str | Path, out_dir: str | Pa
                 "onnxscript": onnxscript.__version__, "opset": onnx_unet.OPSET_FUSED,
                 "attention": "onnx Attention (opset 23)",
                 "group_norm": "Reshape-InstanceNormalization-Reshape-Mul-Add",
+                "conv_layout": {k: ("conv2d" if k in opts.conv2d else "conv1d") for k in ("generator", "vocoder")},
                 "checkpoints": {"generator": str(generator), "vocoder": str(vocoder)},
                 "generator_step": int(gen_ckpt.get("step", 0)), "vocoder_step": int(voc_ckpt.get("step", 0)),
             },
@@ -269,6 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vocoder-sampler", default="dpmpp_2m", choices=sorted(SAMPLERS))
     p.add_argument("--guidance", type=float, default=3.0, help="default guidance scale")
     p.add_argument("--guidance-max", type=float, default=15.0)
+    p.add_argument("--conv2d", default="", help="comma list of stages (generator,vocoder) whose 1-D "
+                   "convolutions are saved as 2-D ones, for ORT's blocked NCHWc kernels (measure with n2m bench)")
     p.add_argument("--decoder", default="cascader", choices=["cascader", "griffin-lim"],
                    help="default decoder from log-mel to audio (the vocoder stage is exported either way)")
     p.add_argument("--no-ema", action="store_true", help="export the raw weights, not the EMA")
@@ -304,7 +315,8 @@ def main(argv: list[str] | None = None) -> int:
             tiny_text=args.tiny_text, steps=args.steps, sampler=args.sampler,
             vocoder_steps=args.vocoder_steps, vocoder_sampler=args.vocoder_sampler,
             guidance=GuidanceSpec(default=args.guidance, min=0.0, max=args.guidance_max),
-            use_ema=not args.no_ema, force=args.force, decoder=args.decoder)
+            use_ema=not args.no_ema, force=args.force, decoder=args.decoder,
+            conv2d=tuple(x for x in args.conv2d.split(",") if x))
         t0 = time.perf_counter()
         export_cascade(found["generator"], found["vocoder"], args.out, opts,
                        log=lambda m: print(f"[{time.perf_counter() - t0:6.1f}s] {m}", flush=True))

@@ -80,8 +80,14 @@ def stage_state_dict(model_dir: str | Path, stage: str, model: torch.nn.Module |
     want = model.state_dict()
     out: dict[str, torch.Tensor] = {}
     for name, ref in want.items():
-        if name in inits and inits[name].shape == tuple(ref.shape):
-            out[name] = torch.from_numpy(np.array(inits[name]))
+        arr = inits.get(name)
+        if arr is None:
+            continue
+        shape = tuple(ref.shape)
+        if arr.shape == shape:
+            out[name] = torch.from_numpy(np.array(arr))
+        elif len(shape) == 3 and arr.shape == (shape[0], shape[1], 1, shape[2]):  # saved as 2-D
+            out[name] = torch.from_numpy(np.array(arr.reshape(shape)))
     pending = [n for n in uses if n not in want]
     i = 0
     for name, ref in want.items():
