@@ -86,6 +86,9 @@ class GeneratedClip:
     info: dict = field(default_factory=dict)  # provider, sampler, frames, timings
 
 
+PEAK_CEILING = 0.98  # linear peak a decoded clip is limited to (by a plain gain)
+
+
 class _RowRng:
     """Per-row noise for batched samplers: row i draws from its own generator."""
 
@@ -361,6 +364,9 @@ class Engine:
 
         # --- vocoder cascader
         log_mel = mel * gen.mel_norm["scale"] + gen.mel_norm["mean"]
+        if man.mel_max is not None:  # the corpus' range: nothing louder was ever heard in training
+            floor = float(np.log(man.mel.get("log_floor", 1e-5)))
+            log_mel = np.clip(log_mel, floor, float(man.mel_max))
         samples = frames * man.hop
         if decoder == "griffin-lim":
             check_cancel("before the decoder")
@@ -376,12 +382,19 @@ class Engine:
 
         keep = min(samples, int(round(seconds * self.sample_rate)))
         audio = (audio[:, 0, :keep] / voc.audio_scale).astype(np.float32)
+        # headroom: a decoded clip whose peak passes full scale is turned down to PEAK_CEILING (the
+        # clip pipeline sets loudness later; this keeps --raw output and analysis unclipped)
+        peaks = np.abs(np.nan_to_num(audio)).max(axis=1) if audio.size else np.zeros(n)
+        gains = np.where(peaks > PEAK_CEILING, PEAK_CEILING / np.maximum(peaks, 1e-12), 1.0)
+        audio = (audio * gains[:, None]).astype(np.float32)
+        timings_gain = [round(float(20 * np.log10(g)), 2) for g in gains]
         info = {"provider": self.provider, "variants": dict(self.variants), "sampler": sampler,
                 "cascader_steps": voc_steps, "decoder": decoder, "frames": frames, "seconds": seconds, **timings}
         return [
             GeneratedClip(audio=np.ascontiguousarray(audio[i]), sample_rate=self.sample_rate,
                           prompt=req.prompt, controls=req.controls, seed=seeds[i], index=i,
-                          model_id=self.model_id, steps=steps, guidance=guidance, info=dict(info))
+                          model_id=self.model_id, steps=steps, guidance=guidance,
+                          info={**info, "headroom_gain_db": timings_gain[i]})
             for i in range(n)
         ]
 

@@ -152,6 +152,10 @@ class Manifest:
     # how the generator's log-mel becomes audio by default: "cascader" (the diffusion vocoder stage)
     # or "griffin-lim" (bridge.griffinlim, no network); chosen at export from measurements
     default_decoder: str = "cascader"
+    # the loudest log-mel value in the training corpus: generated spectrograms are clamped to it
+    # before decoding (an undertrained generator overshoots in a few bins, which would decode to
+    # peaks far above full scale); None = no clamp
+    mel_max: float | None = None
     exporter: dict[str, Any] = field(default_factory=dict)  # tool versions, opset, options
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
@@ -228,6 +232,8 @@ class Manifest:
             raise ValueError("sample_rate, hop and frame_rate must be positive")
         if "fp32" not in self.text_encoder.files:
             raise ValueError("text encoder has no fp32 file")
+        if self.mel_max is not None and not (isinstance(self.mel_max, int | float) and math.isfinite(self.mel_max)):
+            raise ValueError(f"mel_max must be a finite number, got {self.mel_max!r}")
         if self.default_decoder not in DECODERS:
             raise ValueError(f"default_decoder {self.default_decoder!r} is not one of {', '.join(DECODERS)}")
 

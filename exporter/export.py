@@ -60,7 +60,8 @@ class ExportOptions:
     guidance: GuidanceSpec = field(default_factory=GuidanceSpec)
     default_seconds: float = 10.0
     decoder: str = "cascader"  # the manifest's default_decoder ("cascader" | "griffin-lim")
-    conv2d: tuple[str, ...] = ()  # stages whose 1-D convs are saved as 2-D (exporter.onnx_layout)
+    conv2d: tuple[str, ...] = ()
+    mel_max: float | None = None  # None: the max log-mel of the generator's training corpus, if found  # stages whose 1-D convs are saved as 2-D (exporter.onnx_layout)
     use_ema: bool = True
     force: bool = False
     seed: int = 0
@@ -173,6 +174,21 @@ def _export_stage(name: str, model: torch.nn.Module, ckpt: dict, work: Path, opt
     return spec, list(files.values())
 
 
+def corpus_mel_max(ckpt: dict, log: Log) -> float | None:
+    """The largest log-mel value in the generator's training corpus (train split), or None when
+    that corpus is not on this machine."""
+    corpus = (ckpt.get("train_config") or {}).get("corpus")
+    if not corpus or not (Path(corpus) / "corpus.json").is_file():
+        log(f"training corpus {corpus!r} not found: no mel clamp in the manifest (pass --mel-max)")
+        return None
+    from n2m.exporter.corpus.reader import CorpusReader
+
+    reader = CorpusReader(corpus)
+    top = max(float(reader.mel(c).max()) for c in reader.clips("train"))
+    log(f"mel clamp: {top:.2f} (the loudest log-mel of {corpus})")
+    return round(top, 3)
+
+
 def _classify(paths: list[str]) -> dict[str, Path]:
     found: dict[str, Path] = {}
     for p in paths:
@@ -242,6 +258,7 @@ def export_cascade(generator: str | Path, vocoder: str | Path, out_dir: str | Pa
             corpus_id=str(gen_ckpt.get("corpus_id", "unknown")),
             created=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
             default_seconds=opts.default_seconds, default_decoder=opts.decoder,
+            mel_max=opts.mel_max if opts.mel_max is not None else corpus_mel_max(gen_ckpt, log),
             exporter={
                 "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
                 "onnxscript": onnxscript.__version__, "opset": onnx_unet.OPSET_FUSED,
@@ -280,6 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--guidance-max", type=float, default=15.0)
     p.add_argument("--conv2d", default="", help="comma list of stages (generator,vocoder) whose 1-D "
                    "convolutions are saved as 2-D ones, for ORT's blocked NCHWc kernels (measure with n2m bench)")
+    p.add_argument("--mel-max", type=float, help="clamp generated log-mels to this value before decoding "
+                   "(default: the loudest log-mel of the generator's training corpus, when present)")
     p.add_argument("--decoder", default="cascader", choices=["cascader", "griffin-lim"],
                    help="default decoder from log-mel to audio (the vocoder stage is exported either way)")
     p.add_argument("--no-ema", action="store_true", help="export the raw weights, not the EMA")
@@ -316,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
             vocoder_steps=args.vocoder_steps, vocoder_sampler=args.vocoder_sampler,
             guidance=GuidanceSpec(default=args.guidance, min=0.0, max=args.guidance_max),
             use_ema=not args.no_ema, force=args.force, decoder=args.decoder,
-            conv2d=tuple(x for x in args.conv2d.split(",") if x))
+            conv2d=tuple(x for x in args.conv2d.split(",") if x), mel_max=args.mel_max)
         t0 = time.perf_counter()
         export_cascade(found["generator"], found["vocoder"], args.out, opts,
                        log=lambda m: print(f"[{time.perf_counter() - t0:6.1f}s] {m}", flush=True))

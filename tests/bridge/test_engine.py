@@ -181,3 +181,22 @@ def test_griffin_lim_decoder_skips_the_cascader(engine: Engine) -> None:
     assert [e["step"] for e in events if e["stage"] == "cascader"] == [0, 1]
     again = engine.generate(req(2.5, seed=3, decoder="griffin-lim"))[0]
     np.testing.assert_array_equal(gl.audio, again.audio)  # deterministic for a seed
+
+
+def test_mel_clamp_bounds_the_decoded_level(tiny_model_copy: Path) -> None:
+    """A manifest's mel_max clamps generated log-mels before decoding (tried: a clamp far below the
+    tiny model's output), and no decoded clip peaks above the engine's ceiling."""
+    import json
+
+    from n2m.bridge.manifest import MANIFEST_NAME
+
+    r = req(2.0, seed=9, decoder="griffin-lim")
+    free = Engine.load(tiny_model_copy, provider="cpu", threads=1).generate(r)[0].audio
+    path = tiny_model_copy / MANIFEST_NAME
+    d = json.loads(path.read_text())
+    path.write_text(json.dumps({**d, "mel_max": -6.0}))
+    clamped = Engine.load(tiny_model_copy, provider="cpu", threads=1).generate(r)[0].audio
+    from n2m.bridge.features import log_mel
+
+    assert float(np.abs(clamped).max()) <= 0.98 + 1e-6 and float(np.abs(free).max()) <= 0.98 + 1e-6
+    assert float(log_mel(clamped).max()) < float(log_mel(free).max())

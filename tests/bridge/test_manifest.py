@@ -44,6 +44,9 @@ def test_bad_json_and_wrong_format(tiny_model_copy: Path) -> None:
     path.write_text(json.dumps({**d, "default_decoder": "wavenet"}))  # tried: an unknown decoder
     with pytest.raises(ModelError, match=r"default_decoder 'wavenet' is not one of cascader, griffin-lim"):
         Manifest.load(tiny_model_copy)
+    path.write_text(json.dumps({**d, "mel_max": "loud"}))  # tried: a clamp that is not a number
+    with pytest.raises(ModelError, match=r"mel_max must be a finite number"):
+        Manifest.load(tiny_model_copy)
     path.write_text(json.dumps({**d, "default_decoder": "griffin-lim"}))
     assert Manifest.load(tiny_model_copy).default_decoder == "griffin-lim"
     d["files"].pop("generator.onnx")
