@@ -55,33 +55,10 @@ def _checkpoints(args, work: Path) -> tuple[Path, Path]:
             random_checkpoint("vocoder", work / "vocoder.pt", seed=1, config=VocoderConfig()))
 
 
-def _unfused_dir(fused_dir: Path, gen, voc, out: Path) -> Path:
-    """A second model folder: the same text encoder, the U-Nets exported without fusions."""
+def _variant_dir(fused_dir: Path, out: Path, suffix: str, write_stage) -> Path:
+    """A model folder beside the fused one: the same text encoder (linked), each U-Net stage
+    written by `write_stage(stage_name, fused_graph_path, out_path)`, and a manifest for them."""
     from n2m.bridge.manifest import FileEntry, Manifest
-    from n2m.exporter import onnx_unet
-
-    out.mkdir(parents=True, exist_ok=True)
-    man = Manifest.load(fused_dir)
-    for name in (man.text_encoder.files["fp32"], man.text_encoder.tokenizer):
-        dst = out / name
-        if not dst.exists():
-            dst.symlink_to((fused_dir / name).resolve())
-    onnx_unet.export_stage(gen, out / "generator.onnx", fused=False)
-    onnx_unet.export_stage(voc, out / "vocoder.onnx", fused=False)
-    stages = {k: replace(s, files={"fp32": f"{k}.onnx"}) for k, s in man.stages.items()}
-    listed = [man.text_encoder.files["fp32"], man.text_encoder.tokenizer, "generator.onnx", "vocoder.onnx"]
-    files = {rel: FileEntry.of(out / rel) for rel in listed}
-    replace(man, model_id=man.model_id + "-unfused", stages=stages, files=files).write(out)
-    return out
-
-
-def _conv2d_dir(fused_dir: Path, out: Path) -> Path:
-    """A third model folder: the fused graphs with every 1-D Conv computed as a 2-D one, so ORT's
-    NCHWc transformer can block them (exporter.onnx_layout)."""
-    import onnx
-
-    from n2m.bridge.manifest import FileEntry, Manifest
-    from n2m.exporter.onnx_layout import conv1d_as_conv2d
 
     out.mkdir(parents=True, exist_ok=True)
     man = Manifest.load(fused_dir)
@@ -90,13 +67,34 @@ def _conv2d_dir(fused_dir: Path, out: Path) -> Path:
         if not dst.exists():
             dst.symlink_to((fused_dir / name).resolve())
     for k, st in man.stages.items():
-        proto, _ = conv1d_as_conv2d(onnx.load(str(fused_dir / st.files["fp32"])))
-        onnx.save(proto, str(out / f"{k}.onnx"))
+        write_stage(k, fused_dir / st.files["fp32"], out / f"{k}.onnx")
     stages = {k: replace(s, files={"fp32": f"{k}.onnx"}) for k, s in man.stages.items()}
     listed = [man.text_encoder.files["fp32"], man.text_encoder.tokenizer, *(f"{k}.onnx" for k in man.stages)]
     files = {rel: FileEntry.of(out / rel) for rel in listed}
-    replace(man, model_id=man.model_id + "-conv2d", stages=stages, files=files).write(out)
+    replace(man, model_id=f"{man.model_id}-{suffix}", stages=stages, files=files).write(out)
     return out
+
+
+def _unfused_dir(fused_dir: Path, gen, voc, out: Path) -> Path:
+    """A second model folder: the same text encoder, the U-Nets exported without fusions."""
+    from n2m.exporter import onnx_unet
+
+    models = {"generator": gen, "vocoder": voc}
+    return _variant_dir(fused_dir, out, "unfused",
+                        lambda k, src, dst: onnx_unet.export_stage(models[k], dst, fused=False))
+
+
+def _conv2d_dir(fused_dir: Path, out: Path) -> Path:
+    """A third model folder: the fused graphs with every 1-D Conv computed as a 2-D one, so ORT's
+    NCHWc transformer can block them (exporter.onnx_layout)."""
+    import onnx
+
+    from n2m.exporter.onnx_layout import conv1d_as_conv2d
+
+    def write(k: str, src: Path, dst: Path) -> None:
+        onnx.save(conv1d_as_conv2d(onnx.load(str(src)))[0], str(dst))
+
+    return _variant_dir(fused_dir, out, "conv2d", write)
 
 
 def matmul_peak_gflops(threads: int, n: int = 1024, repeats: int = 5) -> dict[str, float]:
