@@ -373,34 +373,34 @@ class Engine:
             report("cascader", 0, 1)
             t0 = time.perf_counter()
             spec = MelSpec(**man.mel)
-            audio = np.stack([griffin_lim(log_mel[i], spec, seed=seeds[i], length=samples)[None]
-                              for i in range(n)]) * voc.audio_scale
+            audio = np.stack([griffin_lim(log_mel[i], spec, seed=seeds[i], length=samples)
+                              for i in range(n)])
             report("cascader", 1, 1)
             timings["cascader_s"] = time.perf_counter() - t0
         else:
             audio = self._cascade(log_mel, n, samples, seeds, voc_steps, report, check_cancel, timings)
 
         keep = min(samples, int(round(seconds * self.sample_rate)))
-        audio = (audio[:, 0, :keep] / voc.audio_scale).astype(np.float32)
+        audio = audio[:, :keep].astype(np.float32, copy=False)
         # headroom: a decoded clip whose peak passes full scale is turned down to PEAK_CEILING (the
         # clip pipeline sets loudness later; this keeps --raw output and analysis unclipped)
         peaks = np.abs(np.nan_to_num(audio)).max(axis=1) if audio.size else np.zeros(n)
         gains = np.where(peaks > PEAK_CEILING, PEAK_CEILING / np.maximum(peaks, 1e-12), 1.0)
         audio = (audio * gains[:, None]).astype(np.float32)
-        timings_gain = [round(float(20 * np.log10(g)), 2) for g in gains]
+        gain_db = [round(float(20 * np.log10(g)), 2) for g in gains]
         info = {"provider": self.provider, "variants": dict(self.variants), "sampler": sampler,
                 "cascader_steps": voc_steps, "decoder": decoder, "frames": frames, "seconds": seconds, **timings}
         return [
             GeneratedClip(audio=np.ascontiguousarray(audio[i]), sample_rate=self.sample_rate,
                           prompt=req.prompt, controls=req.controls, seed=seeds[i], index=i,
                           model_id=self.model_id, steps=steps, guidance=guidance,
-                          info={**info, "headroom_gain_db": timings_gain[i]})
+                          info={**info, "headroom_gain_db": gain_db[i]})
             for i in range(n)
         ]
 
     def _cascade(self, log_mel: np.ndarray, n: int, samples: int, seeds: list[int], voc_steps: int,
                  report, check_cancel, timings: dict) -> np.ndarray:
-        """The diffusion vocoder: [n, 80, frames] log-mel -> [n, 1, samples] audio * audio_scale."""
+        """The diffusion vocoder: [n, 80, frames] log-mel -> [n, samples] audio."""
         voc = self.manifest.vocoder
         mel_v = ((log_mel - voc.mel_norm["mean"]) / voc.mel_norm["scale"]).astype(np.float32)
         vrunner = self._runners["vocoder"]
@@ -423,7 +423,7 @@ class Engine:
         )
         timings["cascader_s"] = time.perf_counter() - t0
         vrunner.end()
-        return audio
+        return audio[:, 0] / voc.audio_scale
 
 
 class _CudaUnusable(RuntimeError):
