@@ -7,6 +7,7 @@ DAW imports can never change under it, even if the clip is later deleted from th
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import shutil
@@ -126,6 +127,13 @@ class WaveformCache(QObject):
 
     def wait(self, ms: int = 5000) -> bool:
         return self._pool.waitForDone(ms)
+
+    def close(self, ms: int = 3000) -> None:
+        """Drop queued reads, wait for the running one, and stop delivering results."""
+        self._pool.clear()
+        self._pool.waitForDone(ms)
+        with contextlib.suppress(TypeError):  # already closed
+            self._signals.done.disconnect(self._done)
 
     def _done(self, path: str, peaks: object, error: str) -> None:
         self._pending.discard(path)

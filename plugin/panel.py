@@ -117,6 +117,7 @@ class Panel(QWidget):
         self._recheck_after_restart = False
         self._sync_touched = False
         self._early: dict[str, list[tuple[str, list]]] = {}
+        self._shut_down = False
 
         self._build()
         self.link = OscLink(self._address(), self)
@@ -376,6 +377,8 @@ class Panel(QWidget):
         QTimer.singleShot(int(START_GRACE_S * 1000), self._maybe_start_daemon)
 
     def _maybe_start_daemon(self) -> None:
+        if self._shut_down:
+            return
         if self.link.online or self.daemon_proc.running:
             return
         addr = self.link.address
@@ -990,14 +993,18 @@ class Panel(QWidget):
                 self.loop_box.setChecked(bool(f["loop"]))
 
     def shutdown(self) -> None:
-        """Stop timers and the link, and the daemon only if this panel started it."""
+        """Stop timers and the link, and the daemon only if this panel started it. Saves the form
+        and the clip list; a second call (closeEvent after an explicit shutdown) does nothing."""
+        if self._shut_down:
+            return
+        self._shut_down = True
         self._tick.stop()
-        self.player.stop()
+        self.player.close()
         self._save_form()
         self.store.save_recent_clips([c.to_json() for c in self.model.clips()])
         self.link.stop()
         self.daemon_proc.stop()
-        self.cache.wait(3000)
+        self.cache.close(3000)
 
     def closeEvent(self, event) -> None:  # noqa: ANN001
         self.shutdown()

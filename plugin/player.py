@@ -8,6 +8,8 @@ playing reports an inline error instead of failing.
 
 from __future__ import annotations
 
+import contextlib
+
 from PyQt6.QtCore import QObject, QUrl, pyqtSignal
 
 try:
@@ -69,6 +71,22 @@ class Player(QObject):
     def stop(self) -> None:
         if self._player is not None and self.is_playing():
             self._player.stop()
+
+    def close(self) -> None:
+        """Stop and release the media player: after this no player signal reaches Python (the
+        FFmpeg backend can still emit while its objects are torn down with the panel)."""
+        player, output = self._player, self._output
+        self._player = self._output = None
+        if player is None:
+            return
+        for signal in (player.positionChanged, player.playbackStateChanged, player.errorOccurred):
+            with contextlib.suppress(TypeError):  # nothing connected
+                signal.disconnect()
+        player.stop()
+        player.setSource(QUrl())
+        player.deleteLater()
+        if output is not None:
+            output.deleteLater()
 
     def is_playing(self) -> bool:
         return self._player is not None and (

@@ -301,3 +301,25 @@ def test_settings_dialog_checks_the_address_inline(qtbot):
     dlg._accept()
     s = dlg.result_settings()
     assert dlg.result() == 1 and (s.daemon, s.format, s.loudness) == ("127.0.0.1:9900", "wav32f", -18.0)
+
+
+def test_shutdown_releases_the_player_and_a_second_call_is_a_no_op(qtbot, qsettings, tmp_path):
+    """Tried: shutdown while a preview plays, then the closeEvent's second shutdown; afterwards no
+    media-player signal can reach the panel and the saved clip list is not written again."""
+    from n2m.plugin.panel import Panel
+
+    p = Panel(qsettings, daemon=DaemonAddress("127.0.0.1", 9), autostart=False)
+    qtbot.addWidget(p)
+    wav = write_pcm24(tmp_path / "tone.wav", tone(2.0), 48000)
+    p.player.play(str(wav))
+    assert p.player._player is not None
+    p.shutdown()
+    assert p.player._player is None and not p.player.is_playing()
+    assert p.store.recent_clips() == []  # the panel's (empty) clip list was saved
+    written_elsewhere = [{"path": str(wav), "prompt": "saved by another panel"}]
+    p.store.save_recent_clips(written_elsewhere)
+    p.close()  # closeEvent -> shutdown again: nothing happens, so the list is not overwritten
+    assert p.store.recent_clips() == written_elsewhere
+    p.player.play(str(wav))  # the player can still be used again: a fresh backend is made
+    assert p.player._player is not None
+    p.player.close()
