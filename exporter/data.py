@@ -224,6 +224,7 @@ def write_synthetic_corpus(root: str | Path, n_clips: int = 16, seconds: float =
             "id": f"syn{i:04d}", "style": style, "bpm": bpm, "key": key, "mode": mode, "meter": meter,
             "bars": int(seconds * bpm / 60 / BEATS_PER_BAR[meter]), "duration": seconds,
             "instruments": ["drums", "synth"] if style == "techno" else ["pad", "bell"],
+            "roles": ["drums", "lead"] if style == "techno" else ["pad", "comp"],
             "captions": captions, "split": split,
             "mel_offset": mel_off, "mel_frames": mel.shape[1],
             "audio_offset": audio_off, "audio_samples": len(audio), "flac": f"syn{i:04d}.flac",
@@ -242,9 +243,11 @@ def write_synthetic_corpus(root: str | Path, n_clips: int = 16, seconds: float =
             style = SYNTH_STYLES[i % len(SYNTH_STYLES)]
             key, mode = TONICS[int(rng.integers(12))], MODES[i % 2]
             bpm = float(rng.choice([90, 120, 130]))
-            f.write(json.dumps({"prompt": f"{style} loop in {key} {mode}, {bpm:g} bpm", "style": style,
+            inst = ("synth" if style == "techno" else "bell") if i % 2 else None  # every other names one
+            with_inst = f" with {inst}" if inst else ""
+            f.write(json.dumps({"prompt": f"{style} loop{with_inst} in {key} {mode}, {bpm:g} bpm", "style": style,
                                 "bpm": bpm, "key": key, "mode": mode, "meter": "4/4",
-                                "seconds": seconds}) + "\n")
+                                "seconds": seconds, "instruments": [inst] if inst else []}) + "\n")
     info = {"id": f"synthetic-{seed}", "format": 1, "seed": seed, "hours": n_clips * seconds / 3600,
             "mel": spec.to_dict(), "styles": list(SYNTH_STYLES)}
     (root / "corpus.json").write_text(json.dumps(info, indent=1))

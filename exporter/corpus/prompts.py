@@ -1,7 +1,11 @@
 """The evaluation prompt set: requests in producers' words, with the controls each one asks for.
 
 Templates and phrasing differ from the training captions on purpose (requests, not descriptions),
-and every prompt is checked to be absent from the training captions.
+and every prompt is checked to be absent from the training captions. About half name one
+instrument of the style's chord or lead part ("... with rhodes"), by the corpus' own label for it,
+so the evaluation can ask the classifier whether that instrument is heard. Instruments are drawn
+from a second random stream, so the other fields only differ from prompt sets made before they
+were added where a prompt is rejected (a training caption, a control that does not read back).
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ import numpy as np
 
 from n2m.bridge.controls import BEATS_PER_BAR, TONICS, parse_controls
 
+from . import theory as th
 from .styles import DEFS, STYLES
 
 _ASKS = ("give me", "I need", "make", "can I get", "cook up", "generate", "lay down", "sketch",
@@ -33,6 +38,7 @@ def eval_prompts(seed: int, train_captions: set[str], styles: tuple[str, ...] = 
                  per_style: int = 8) -> list[dict]:
     """At least 120 prompts (per_style for every style), none equal to a training caption."""
     rng = np.random.default_rng([seed, 99])
+    irng = np.random.default_rng([seed, 98])  # instruments: a separate stream (see the docstring)
     per_style = max(per_style, -(-120 // len(styles)))
     lowered = {c.lower() for c in train_captions}
     out: list[dict] = []
@@ -66,7 +72,14 @@ def eval_prompts(seed: int, train_captions: set[str], styles: tuple[str, ...] = 
                     bits.append(f"{b} bars")
             rng.shuffle(bits)
             tail = (", " + ", ".join(bits)) if bits else ""
-            text = f"{ask} {what} of {feel} {genre}{tail} {use}".strip()
+            roles = [r for r in ("comp", "lead") if st.programs.get(r)]
+            instruments: list[str] = []
+            pick, role_i, prog_i = irng.random(), irng.integers(1 << 16), irng.integers(1 << 16)
+            if roles and pick < 0.5:
+                progs = st.programs[roles[int(role_i) % len(roles)]]
+                instruments = [th.friendly(int(progs[int(prog_i) % len(progs)]))]
+            with_inst = f" with {instruments[0]}" if instruments else ""
+            text = f"{ask} {what} of {feel} {genre}{with_inst}{tail} {use}".strip()
             text = text[0].upper() + text[1:]
             if text.lower() in lowered:
                 continue
@@ -74,6 +87,6 @@ def eval_prompts(seed: int, train_captions: set[str], styles: tuple[str, ...] = 
             if (parsed.bpm, parsed.key, parsed.mode, parsed.meter, parsed.bars) != (bpm, key, mode, meter, bars):
                 continue  # only prompts whose controls read back exactly
             out.append({"prompt": text, "style": style, "bpm": bpm, "key": key, "mode": mode,
-                        "meter": meter, "bars": bars})
+                        "meter": meter, "bars": bars, "instruments": instruments})
             made += 1
     return out

@@ -203,6 +203,18 @@ def test_eval_prompts_disjoint_and_controls_read_back():
     for p in ps:
         c = parse_controls(p["prompt"])
         assert (c.bpm, c.key, c.mode, c.meter, c.bars) == (p["bpm"], p["key"], p["mode"], p["meter"], p["bars"])
+    # about half name one instrument of the style's chord or lead part, by the corpus' label for it
+    from n2m.exporter.corpus import theory as th
+    from n2m.exporter.corpus.styles import DEFS
+
+    named = [p for p in ps if p["instruments"]]
+    assert 0.3 < len(named) / len(ps) < 0.7
+    for p in named:
+        (inst,) = p["instruments"]
+        assert f" with {inst}" in p["prompt"]
+        allowed = {th.friendly(g) for r in ("comp", "lead") for g in DEFS[p["style"]].programs.get(r, ())}
+        assert inst in allowed
+    assert eval_prompts(1, caps) == ps  # deterministic for a seed
 
 
 def test_chorale_score_is_reorchestrated():

@@ -92,6 +92,10 @@ def test_eval_end_to_end_on_tiny_models(tmp_path, capsys):
     s = data["summary"]
     assert s["prompts"] == 4 and len(data["rows"]) == 4
     assert s["tempo"]["n"] == 4 and s["key"]["n"] == 4
+    # two prompts name an instrument; the held-out renders' chord/lead instruments give the oracle
+    assert s["instruments"]["n"] == 2 and 0.0 <= s["instruments"]["agreement"] <= 1.0
+    assert [r.get("instruments") for r in data["rows"]] == [None, ["bell"], None, ["bell"]]
+    assert s["oracle_held_out"]["instruments"] is not None
     for k in ("fjd", "fjd_shuffled_prompts", "fjd_floor", "fd_audio"):
         assert np.isfinite(s["frechet"][k])
     assert (out / "report.md").read_text().startswith("# n2m evaluation")
