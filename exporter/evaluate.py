@@ -257,8 +257,22 @@ def _pca(train: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return mu, vt[:k].T
 
 
+def prompt_subset(prompts: list[dict], n: int | None, tuning: bool = False) -> list[dict]:
+    """The reported set: n prompts spread evenly over the file (it is grouped by style), or all;
+    with `tuning`, the prompts that set leaves out."""
+    if n and n < len(prompts):
+        chosen = {int(i) for i in np.unique(np.linspace(0, len(prompts) - 1, n).round())}
+        return [p for i, p in enumerate(prompts) if (i in chosen) != tuning]
+    if tuning:
+        raise ValueError("--tuning-set needs --n smaller than the number of evaluation prompts")
+    return prompts
+
+
 def evaluate(model, corpus: str | Path, classifier: str | Path, out: str | Path, n: int | None,
-             opts: EvalOptions, log=print) -> dict:
+             opts: EvalOptions, log=print, held_out_of_n: bool = False) -> dict:
+    """Generate for the evaluation prompts and measure. `n`: an evenly spread subset of n prompts
+    (the reported set); `held_out_of_n`: the prompts that subset leaves out instead, for choosing
+    settings (e.g. guidance) without looking at the reported set."""
     from n2m.exporter.classifier import ClipClassifier
     from n2m.exporter.corpus.reader import CorpusReader
 
@@ -267,8 +281,7 @@ def evaluate(model, corpus: str | Path, classifier: str | Path, out: str | Path,
     prompts = reader.eval_prompts()
     if not prompts:
         raise ValueError(f"{corpus} has no eval_prompts.jsonl")
-    if n and n < len(prompts):  # an evenly spread subset (the file is grouped by style)
-        prompts = [prompts[int(i)] for i in np.unique(np.linspace(0, len(prompts) - 1, n).round())]
+    prompts = prompt_subset(prompts, n, held_out_of_n)
     out = Path(out)
     (out / "audio").mkdir(parents=True, exist_ok=True)
     styles = clf.cfg.styles
@@ -500,6 +513,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--classifier", default="/work/runs/classifier/classifier.pt")
     p.add_argument("--out", default="runs/eval")
     p.add_argument("--n", type=int, help="evaluate N prompts spread evenly over the set (default all)")
+    p.add_argument("--tuning-set", action="store_true",
+                   help="evaluate the prompts the --n subset leaves out (to tune settings off the reported set)")
     p.add_argument("--steps", type=int, default=25)
     p.add_argument("--guidance", type=float, default=3.0)
     p.add_argument("--sampler", default="ddim", choices=["ddim", "dpmpp_2m", "ancestral"])
@@ -517,7 +532,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         model = open_model(args.model, args.vocoder, opts, args.threads)
         summary = evaluate(model, args.corpus, args.classifier, args.out, args.n, opts,
-                           log=lambda m: print(m, file=sys.stderr, flush=True))
+                           log=lambda m: print(m, file=sys.stderr, flush=True), held_out_of_n=args.tuning_set)
     except (FileNotFoundError, ValueError) as exc:
         print(f"n2m eval: {exc}", file=sys.stderr)
         return 2

@@ -127,3 +127,16 @@ def test_eval_through_an_exported_onnx_cascade(tmp_path):
                  "--max-seconds", "2"]) == 0
     s = json.loads((out / "eval.json").read_text())["summary"]
     assert s["model"].startswith("onnx:") and s["prompts"] == 3
+
+
+def test_tuning_set_is_the_complement_of_the_reported_set():
+    from n2m.exporter.evaluate import prompt_subset
+
+    prompts = [{"prompt": f"p{i}", "style": ("a", "b", "c", "d")[i // 40]} for i in range(160)]
+    reported, tuning = prompt_subset(prompts, 100), prompt_subset(prompts, 100, tuning=True)
+    assert len(reported) == 100 and len(tuning) == 60
+    assert {p["prompt"] for p in reported}.isdisjoint({p["prompt"] for p in tuning})
+    assert {p["style"] for p in tuning} == {"a", "b", "c", "d"}  # spread over every style
+    assert prompt_subset(prompts, None) == prompts
+    with pytest.raises(ValueError, match="--tuning-set needs --n"):  # tried: no --n, nothing to leave out
+        prompt_subset(prompts, None, tuning=True)
