@@ -134,9 +134,11 @@ def frechet(a: np.ndarray, b: np.ndarray, eps: float = 1e-6) -> float:
 
 @dataclass
 class EvalOptions:
-    steps: int = 25
-    guidance: float = 3.0
-    sampler: str = "ddim"
+    # None: an exported cascade's own defaults (its manifest: what `n2m generate` uses); for
+    # checkpoints, those `n2m export` writes by default (25 steps, guidance 3, dpmpp_2m)
+    steps: int | None = None
+    guidance: float | None = None
+    sampler: str | None = None
     vocoder_steps: int = 12
     max_seconds: float = 10.0
     seed: int = 0
@@ -160,6 +162,9 @@ class TorchCascade:
             if vk["stage"] != "vocoder":
                 raise ValueError(f"{vocoder} is a {vk['stage']} checkpoint, expected the vocoder")
             self.voc = VocoderRunner(voc)
+        opts.steps = 25 if opts.steps is None else opts.steps
+        opts.guidance = 3.0 if opts.guidance is None else opts.guidance
+        opts.sampler = opts.sampler or "dpmpp_2m"
         self.opts = opts
         self.id = f"torch:{generator}+{vocoder or 'griffin-lim'}"
 
@@ -184,7 +189,12 @@ class OnnxCascade:
         from n2m.bridge.engine import Engine
 
         self.engine = Engine.load(model_dir, provider="cpu", threads=threads)
-        self.opts = opts
+        gen = self.engine.manifest.generator
+        opts.steps = gen.default_steps if opts.steps is None else opts.steps
+        opts.guidance = (gen.guidance.default if gen.guidance else 1.0) if opts.guidance is None else opts.guidance
+        opts.sampler = opts.sampler or gen.default_sampler
+        opts.decoder = opts.decoder or self.engine.manifest.default_decoder
+        self.opts = opts  # resolved, so the report says what ran
         self.id = f"onnx:{model_dir}" + (f"+{opts.decoder}" if opts.decoder else "")
 
     def __call__(self, prompt: str, controls: Controls, seconds: float, seed: int) -> np.ndarray:
@@ -515,9 +525,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n", type=int, help="evaluate N prompts spread evenly over the set (default all)")
     p.add_argument("--tuning-set", action="store_true",
                    help="evaluate the prompts the --n subset leaves out (to tune settings off the reported set)")
-    p.add_argument("--steps", type=int, default=25)
-    p.add_argument("--guidance", type=float, default=3.0)
-    p.add_argument("--sampler", default="ddim", choices=["ddim", "dpmpp_2m", "ancestral"])
+    p.add_argument("--steps", type=int, help="generator steps (default: the model's own, else 25)")
+    p.add_argument("--guidance", type=float, help="guidance scale (default: the model's own, else 3)")
+    p.add_argument("--sampler", choices=["ddim", "dpmpp_2m", "ancestral"],
+                   help="generator sampler (default: the model's own, else dpmpp_2m)")
     p.add_argument("--vocoder-steps", type=int, default=12)
     p.add_argument("--max-seconds", type=float, default=10.0, help="cap on each clip's length")
     p.add_argument("--seed", type=int, default=0)

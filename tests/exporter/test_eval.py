@@ -140,3 +140,18 @@ def test_tuning_set_is_the_complement_of_the_reported_set():
     assert prompt_subset(prompts, None) == prompts
     with pytest.raises(ValueError, match="--tuning-set needs --n"):  # tried: no --n, nothing to leave out
         prompt_subset(prompts, None, tuning=True)
+
+
+def test_an_exported_cascade_is_evaluated_with_its_own_defaults(tiny_model_dir):
+    """Unset steps/guidance/sampler/decoder mean the manifest's (what `n2m generate` runs); given
+    ones win. Tried: all unset, and an explicit ddim sampler with 3 steps."""
+    from n2m.bridge.manifest import Manifest
+    from n2m.exporter.evaluate import EvalOptions, OnnxCascade
+
+    man = Manifest.load(tiny_model_dir)
+    own = OnnxCascade(tiny_model_dir, EvalOptions(), threads=1).opts
+    assert (own.steps, own.sampler, own.decoder) == (man.generator.default_steps, man.generator.default_sampler,
+                                                     man.default_decoder)
+    assert own.guidance == man.generator.guidance.default
+    given = OnnxCascade(tiny_model_dir, EvalOptions(steps=3, sampler="ddim"), threads=1).opts
+    assert (given.steps, given.sampler) == (3, "ddim")
