@@ -61,9 +61,8 @@ def conv1d_as_conv2d(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
                                           name=f"{node.name}__squeeze"))
     del g.node[:]
     g.node.extend(new_nodes)
-    # shapes recorded for the old 3-D outputs stay valid; drop stale value_info for safety
-    keep = [vi for vi in g.value_info if not vi.name.endswith(("__x4", "__y4"))]
+    # recorded intermediate shapes can name tensors whose rank changed (a weight read through a
+    # Cast in the fp16 graph, say): drop them all; shape inference recomputes them where needed
     del g.value_info[:]
-    g.value_info.extend(keep)
     onnx.checker.check_model(m)
     return m, count

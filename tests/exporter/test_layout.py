@@ -83,14 +83,15 @@ def test_export_with_conv2d_layout_generates_the_same_clip(tiny_model_dir, tiny_
 
     gen, voc = tiny_checkpoints
     out = tmp_path / "m2d"
-    opts = ExportOptions(steps=4, vocoder_steps=3, force=True, variants=("fp32",), tiny_text=False,
-                         conv2d=("generator", "vocoder"))
+    opts = ExportOptions(steps=4, vocoder_steps=3, force=True, variants=("fp32", "fp16"), tiny_text=False,
+                         conv2d=("generator", "vocoder"))  # fp16 too: its conversion re-infers shapes
     export_cascade(gen, voc, out, opts, log=lambda m: None)
     man = Manifest.load(out)
     assert man.exporter["conv_layout"] == {"generator": "conv2d", "vocoder": "conv2d"}
     kernels = [len(i.dims) for i in onnx.load(str(out / "vocoder.onnx")).graph.initializer
                if i.name.endswith("conv1.weight")]
     assert kernels and set(kernels) == {4}
+    assert (out / "generator.fp16.onnx").is_file() and (out / "vocoder.fp16.onnx").is_file()
     req = GenerationRequest("warm rhodes loop, 90 bpm", Controls(bpm=90.0, seconds=2.0), seed=3)
     a = Engine.load(tiny_model_dir, provider="cpu", threads=1).generate(req)[0].audio
     b = Engine.load(out, provider="cpu", threads=1).generate(req)[0].audio
