@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -48,6 +49,17 @@ def test_parity_with_torch_fp32(tiny_wave_superres_dir: Path, models, stage: str
         assert p.max_abs < 1e-4, (stage, batch, frames, tok, p)
         worst = max(worst, p.max_abs)
     assert worst > 0.0
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_fp16_and_int8_variants_convert(tiny_wave_superres_dir: Path, models, stage: str, tmp_path: Path) -> None:
+    """The fixture ships fp32 only; the default export also converts these graphs."""
+    src = tiny_wave_superres_dir / f"{stage}.onnx"
+    half = onnx_unet.to_fp16(src, tmp_path / f"{stage}.fp16.onnx")
+    assert "Softmax" not in onnx_unet.op_counts(half)
+    int8 = onnx_unet.to_int8(src, tmp_path / f"{stage}.int8.onnx")
+    p = onnx_unet.parity(models[stage], int8, batch=2, frames=16)
+    assert np.isfinite(p.rel_l2) and p.rel_l2 < 0.5
 
 
 def test_dynamic_axes_are_named(tiny_wave_superres_dir: Path) -> None:
