@@ -244,7 +244,12 @@ class Manifest:
         if self.route == "wave" or "superres" in self.stages:
             if int(round(last.rate)) != self.sample_rate:
                 raise ValueError(f"sample_rate {self.sample_rate} is not the last stage's rate {last.rate:g}")
+            if abs(self.hop * self.frame_rate - self.sample_rate) > 1e-6:
+                raise ValueError(f"hop {self.hop} at {self.frame_rate:g} frames/s is not {self.sample_rate} Hz")
             prev = self.stages[self.cascader_name]
+            if self.route == "wave" and int(round(prev.cond_rate)) != int(round(self.generator.rate)):
+                raise ValueError(f"the cascader is conditioned on {prev.cond_rate:g} Hz audio, but the wavegen "
+                                 f"makes {self.generator.rate:g} Hz")
             if "superres" in self.stages and int(round(self.stages["superres"].cond_rate)) != int(round(prev.rate)):
                 raise ValueError(f"superres is conditioned on {self.stages['superres'].cond_rate:g} Hz audio, "
                                  f"but the {self.cascader_name} makes {prev.rate:g} Hz")

@@ -412,7 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "time; capped at each stage's training aug_max")
     p.add_argument("--guidance", type=float, default=3.0, help="default guidance scale")
     p.add_argument("--guidance-max", type=float, default=15.0)
-    p.add_argument("--conv2d", default="", help="comma list of stages (generator,vocoder) whose 1-D "
+    p.add_argument("--conv2d", default="", help="comma list of stages (e.g. generator,vocoder) whose 1-D "
                    "convolutions are saved as 2-D ones, for ORT's blocked NCHWc kernels (measure with n2m bench)")
     p.add_argument("--mel-max", type=float, help="clamp generated log-mels to this value before decoding "
                    "(default: the loudest log-mel of the generator's training corpus, when present)")

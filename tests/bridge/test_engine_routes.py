@@ -160,6 +160,8 @@ def _copy(src: Path, dst: Path) -> Path:
         (lambda m: m["stages"]["superres"].update(cond_rate=22050.0), "superres is conditioned on 22050"),
         (lambda m: m.update(sample_rate=16000), "not the last stage's rate"),
         (lambda m: m.update(default_decoder="griffin-lim"), "no log-mel to decode"),
+        (lambda m: m.update(hop=320), "hop 320 at 50 frames/s is not 48000 Hz"),
+        (lambda m: m["stages"]["cascader"].update(cond_rate=4000.0), "conditioned on 4000 Hz audio"),
     ],
 )
 def test_bad_wave_manifests_name_the_fix(tiny_wave_superres_dir: Path, tmp_path: Path, edit, match) -> None:

@@ -115,6 +115,8 @@ def test_cli_errors(tmp_path: Path, tiny_wave_checkpoints, tiny_checkpoints, cap
     assert main([str(w), str(c), str(gen), "--out", str(tmp_path / "m")]) == 2
     assert "mix the mel route" in capsys.readouterr().err
     assert main(["--wavegen", str(c), "--cascader", str(c), "--out", str(tmp_path / "m")]) == 2
+    assert "is not a wavegen checkpoint" in capsys.readouterr().err
+    assert main([str(w), "--wavegen", str(w), "--cascader", str(c), "--out", str(tmp_path / "m")]) == 2
     assert "given twice" in capsys.readouterr().err
 
 
