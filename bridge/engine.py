@@ -8,7 +8,10 @@ One request: the prompt and the empty prompt "" are tokenised (`tokenizers`) and
 text-encoder run; the generator samples N variations of normalised log-mel with classifier-free
 guidance, the conditional and unconditional rows of all variations in one batch of 2N; the vocoder
 cascader turns the N log-mels into 16 kHz audio in one batch; the audio is trimmed to the requested
-duration. Variation i is seeded with `seed + i` (noise drawn per row), so any clip is reproduced on
+duration. On the manifest's "wave" route the generator ("wavegen") samples 3.2 kHz audio the same
+way, and the "cascader" turns it, upsampled to 16 kHz (bridge.resample) and noise-augmented to the
+manifest's `cond_aug`, into 16 kHz audio. When the manifest has a "superres" stage, it turns the
+16 kHz audio, upsampled to 48 kHz, into 48 kHz audio last (either route); clips then carry 48 kHz. Variation i is seeded with `seed + i` (noise drawn per row), so any clip is reproduced on
 its own by its `GeneratedClip.seed`. Results are deterministic for a seed on a given provider and
 thread count.
 
@@ -36,7 +39,8 @@ from n2m.bridge.controls import ControlError, Controls
 from n2m.bridge.features import MelSpec
 from n2m.bridge.grid import beat_grid
 from n2m.bridge.griffinlim import griffin_lim
-from n2m.bridge.manifest import DECODERS, Manifest, ModelError
+from n2m.bridge.manifest import DECODERS, Manifest, ModelError, StageSpec
+from n2m.bridge.resample import upsample
 from n2m.bridge.sampling import SAMPLERS
 from n2m.bridge.schedule import timesteps
 from n2m.bridge.tokenizer import PromptTokenizer
@@ -219,6 +223,9 @@ class Engine:
         decoder = req.decoder or self.manifest.default_decoder
         if decoder not in DECODERS:
             raise RequestError(f"unknown decoder {decoder!r}: one of {', '.join(DECODERS)}")
+        if self.manifest.route == "wave" and decoder != "cascader":
+            raise RequestError(f"decoder {decoder!r} decodes log-mels; this model's wave route generates "
+                               "audio, and only its cascader applies")
         return decoder
 
     def check(self, req: GenerationRequest) -> tuple[int, float, str, float]:
@@ -277,26 +284,28 @@ class Engine:
                   seconds: float, progress: Progress | None,
                   cancel: threading.Event | None) -> list[GeneratedClip]:
         man = self.manifest
-        gen, voc = man.generator, man.vocoder
+        gen, cas, sup = man.generator, man.cascader, man.superres
+        wave = man.route == "wave"
         n = int(req.variations)
         frames = self.frames_for(seconds)
         guided = guidance != 1.0
         rows = 2 * n if guided else n
         decoder = self.decoder_for(req)
-        voc_steps = voc.default_steps if decoder == "cascader" else 1
+        cas_steps = cas.default_steps if decoder == "cascader" else 1
+        sup_steps = sup.default_steps if sup is not None else 0
         # progress weights: measured per-step costs from the export, scaled by rows and duration
-        w_gen = steps * gen.step_cost * rows
-        w_voc = voc_steps * voc.step_cost * n
-        total = max(w_gen + w_voc, 1e-9)
+        weights = {"generator": steps * gen.step_cost * rows, "cascader": cas_steps * cas.step_cost * n,
+                   "superres": sup_steps * sup.step_cost * n if sup is not None else 0.0}
+        order = ["generator", "cascader", "superres"]
+        total = max(sum(weights.values()), 1e-9)
         timings: dict[str, float] = {}
 
         def report(stage: str, i: int, of: int) -> None:
             if stage == "text":
                 frac = _TEXT_WEIGHT * i / of
-            elif stage == "generator":
-                frac = _TEXT_WEIGHT + (1 - _TEXT_WEIGHT) * (w_gen * i / of) / total
             else:
-                frac = _TEXT_WEIGHT + (1 - _TEXT_WEIGHT) * (w_gen + w_voc * i / of) / total
+                done = sum(weights[s] for s in order[:order.index(stage)])
+                frac = _TEXT_WEIGHT + (1 - _TEXT_WEIGHT) * (done + weights[stage] * i / of) / total
             if progress is not None:
                 progress({"stage": stage, "step": i, "steps": of, "fraction": min(1.0, frac)})
 
@@ -315,7 +324,7 @@ class Engine:
         timings["text_s"] = time.perf_counter() - t0
         report("text", 1, 1)
 
-        # --- generator
+        # --- generator (log-mel, or low-rate audio on the wave route)
         c = req.controls
         idx = c.indices()
         grid = beat_grid(frames, man.frame_rate, c.bpm, c.meter)
@@ -334,9 +343,9 @@ class Engine:
             }
             cond = {k: np.concatenate([cond[k], uncond[k]], 0) for k in cond}
         cond = {k: np.ascontiguousarray(v) for k, v in cond.items()}
-        mel_shape = (n, gen.channels, frames)
-        runner = self._runners["generator"]
-        runner.begin(cond, (rows,) + mel_shape[1:], (rows,) + mel_shape[1:])
+        gen_shape = (n, gen.channels, frames * self._per_frame(gen))
+        runner = self._runners[man.generator_name]
+        runner.begin(cond, (rows,) + gen_shape[1:], (rows,) + gen_shape[1:])
 
         def generator(z: np.ndarray, t: float) -> np.ndarray:
             check_cancel("between generator steps")
@@ -349,12 +358,12 @@ class Engine:
 
         seeds = [int(req.seed) + i for i in range(n)]
         gen_rngs = [np.random.default_rng(s) for s in seeds]
-        z = np.stack([r.standard_normal(mel_shape[1:], dtype=np.float32) for r in gen_rngs])
+        z = np.stack([r.standard_normal(gen_shape[1:], dtype=np.float32) for r in gen_rngs])
         kwargs = {"rng": _RowRng(gen_rngs)} if sampler == "ancestral" else {}
         check_cancel("before the generator")
         report("generator", 0, steps)
         t0 = time.perf_counter()
-        mel = SAMPLERS[sampler](
+        out = SAMPLERS[sampler](
             generator, z, timesteps(steps), gen.schedule_obj(),
             callback=lambda d: (report("generator", d["i"] + 1, d["n"]), check_cancel("between generator steps")),
             **kwargs,
@@ -362,25 +371,35 @@ class Engine:
         timings["generator_s"] = time.perf_counter() - t0
         runner.end()
 
-        # --- vocoder cascader
-        log_mel = mel * gen.mel_norm["scale"] + gen.mel_norm["mean"]
-        if man.mel_max is not None:  # the corpus' range: nothing louder was ever heard in training
-            floor = float(np.log(man.mel.get("log_floor", 1e-5)))
-            log_mel = np.clip(log_mel, floor, float(man.mel_max))
-        samples = frames * man.hop
-        if decoder == "griffin-lim":
-            check_cancel("before the decoder")
-            report("cascader", 0, 1)
-            t0 = time.perf_counter()
-            spec = MelSpec(**man.mel)
-            audio = np.stack([griffin_lim(log_mel[i], spec, seed=seeds[i], length=samples)
-                              for i in range(n)])
-            report("cascader", 1, 1)
-            timings["cascader_s"] = time.perf_counter() - t0
+        # --- cascader to 16 kHz: the vocoder (or Griffin-Lim) from log-mel, or the wave cascader
+        samples16 = frames * self._per_frame(cas)
+        if wave:
+            low = (out[:, 0] / gen.audio_scale).astype(np.float32)
+            audio = self._audio_cascade("cascader", "cascader", low, seeds, report, check_cancel, timings)
         else:
-            audio = self._cascade(log_mel, n, samples, seeds, voc_steps, report, check_cancel, timings)
+            log_mel = out * gen.mel_norm["scale"] + gen.mel_norm["mean"]
+            if man.mel_max is not None:  # the corpus' range: nothing louder was ever heard in training
+                floor = float(np.log(man.mel.get("log_floor", 1e-5)))
+                log_mel = np.clip(log_mel, floor, float(man.mel_max))
+            if decoder == "griffin-lim":
+                check_cancel("before the decoder")
+                report("cascader", 0, 1)
+                t0 = time.perf_counter()
+                spec = MelSpec(**man.mel)
+                audio = np.stack([griffin_lim(log_mel[i], spec, seed=seeds[i], length=samples16)
+                                  for i in range(n)])
+                report("cascader", 1, 1)
+                timings["cascader_s"] = time.perf_counter() - t0
+            else:
+                audio = self._cascade(log_mel, n, samples16, seeds, cas_steps, report, check_cancel, timings)
 
-        keep = min(samples, int(round(seconds * self.sample_rate)))
+        # --- super-resolution to 48 kHz
+        if sup is not None:
+            audio = self._audio_cascade("superres", "superres", audio.astype(np.float32), seeds, report,
+                                        check_cancel, timings)
+
+        samples = frames * man.hop
+        keep = min(samples, audio.shape[1], int(round(seconds * self.sample_rate)))
         audio = audio[:, :keep].astype(np.float32, copy=False)
         # headroom: a decoded clip whose peak passes full scale is turned down to PEAK_CEILING (the
         # clip pipeline sets loudness later; this keeps --raw output and analysis unclipped)
@@ -389,7 +408,8 @@ class Engine:
         audio = (audio * gains[:, None]).astype(np.float32)
         gain_db = [round(float(20 * np.log10(g)), 2) for g in gains]
         info = {"provider": self.provider, "variants": dict(self.variants), "sampler": sampler,
-                "cascader_steps": voc_steps, "decoder": decoder, "frames": frames, "seconds": seconds, **timings}
+                "cascader_steps": cas_steps, "decoder": decoder, "frames": frames, "seconds": seconds,
+                "route": man.route, **({"superres_steps": sup_steps} if sup is not None else {}), **timings}
         return [
             GeneratedClip(audio=np.ascontiguousarray(audio[i]), sample_rate=self.sample_rate,
                           prompt=req.prompt, controls=req.controls, seed=seeds[i], index=i,
@@ -397,6 +417,10 @@ class Engine:
                           info={**info, "headroom_gain_db": gain_db[i]})
             for i in range(n)
         ]
+
+    def _per_frame(self, stage: StageSpec) -> int:
+        """A stage's output samples (or mel frames) per grid frame."""
+        return max(1, int(round(stage.rate / self.manifest.frame_rate)))
 
     def _cascade(self, log_mel: np.ndarray, n: int, samples: int, seeds: list[int], voc_steps: int,
                  report, check_cancel, timings: dict) -> np.ndarray:
@@ -424,6 +448,45 @@ class Engine:
         timings["cascader_s"] = time.perf_counter() - t0
         vrunner.end()
         return audio[:, 0] / voc.audio_scale
+
+    def _audio_cascade(self, name: str, label: str, low: np.ndarray, seeds: list[int], report, check_cancel,
+                       timings: dict) -> np.ndarray:
+        """An audio-conditioned cascader (the wave route's cascader, or superres): [n, m] audio at
+        the stage's conditioning rate -> [n, m * factor] audio at its rate. Per row, the seed's
+        generator draws the conditioning's augmentation noise, then the initial noise (as
+        exporter.models.pipeline.AudioCascaderRunner does)."""
+        stage = self.manifest.stages[name]
+        factor = int(round(stage.rate / stage.cond_rate))
+        n = low.shape[0]
+        up = upsample(low, factor)[:, None, :] * np.float32(stage.audio_scale)
+        samples = up.shape[-1]
+        rngs = [np.random.default_rng(s) for s in seeds]
+        aug = float(stage.cond_aug)
+        sched = stage.schedule_obj()
+        noise = np.stack([r.standard_normal((1, samples), dtype=np.float32) for r in rngs])
+        cond = sched.add_noise(up, noise, np.full((n,), aug, np.float64)).astype(np.float32)
+        crunner = self._runners[name]
+        crunner.begin({"cond": np.ascontiguousarray(cond), "aug": np.full((n,), aug, np.float32)},
+                      (n, 1, samples), (n, 1, samples))
+        steps = int(stage.default_steps)
+
+        def model(x: np.ndarray, t: float) -> np.ndarray:
+            check_cancel(f"between {label} steps")
+            return crunner(x, np.full((n,), t, np.float32))
+
+        x = np.stack([r.standard_normal((1, samples), dtype=np.float32) for r in rngs])
+        kwargs = {"rng": _RowRng(rngs)} if stage.default_sampler == "ancestral" else {}
+        check_cancel(f"before the {label}")
+        report(label, 0, steps)
+        t0 = time.perf_counter()
+        audio = SAMPLERS[stage.default_sampler](
+            model, x, timesteps(steps), sched,
+            callback=lambda d: (report(label, d["i"] + 1, d["n"]), check_cancel(f"between {label} steps")),
+            **kwargs,
+        )
+        timings[f"{label}_s"] = time.perf_counter() - t0
+        crunner.end()
+        return (audio[:, 0] / stage.audio_scale).astype(np.float32)
 
 
 class _CudaUnusable(RuntimeError):

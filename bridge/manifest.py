@@ -40,6 +40,13 @@ FORMAT = "n2m-cascade"
 FORMAT_VERSION = 1
 VARIANTS = ("fp32", "fp16", "int8")
 STAGE_ORDER = ("generator", "vocoder")
+# the two routes of the cascade: (generator, cascader) stage names. "mel": text -> log-mel -> 16 kHz
+# audio; "wave": text -> 3.2 kHz audio -> 16 kHz audio. Either may end in an optional "superres"
+# stage (16 kHz -> 48 kHz).
+ROUTES: dict[str, tuple[str, str]] = {"mel": ("generator", "vocoder"), "wave": ("wavegen", "cascader")}
+OPTIONAL_STAGES = ("superres",)
+EXPORT_FLAGS = {"generator": "--generator G.pt", "vocoder": "--vocoder V.pt", "wavegen": "--wavegen W.pt",
+                "cascader": "--cascader C.pt", "superres": "--superres S.pt"}
 
 
 class ModelError(Exception):
@@ -92,8 +99,8 @@ class TextEncoderSpec:
 class StageSpec:
     """One diffusion stage of the cascade."""
 
-    name: str  # "generator" | "vocoder"
-    role: str  # "generator" (text -> log-mel) | "cascader" (log-mel -> audio)
+    name: str  # "generator" | "vocoder" | "wavegen" | "cascader" | "superres"
+    role: str  # "generator" (text -> log-mel or low-rate audio) | "cascader" (-> audio)
     files: dict[str, str]  # variant -> ONNX file
     inputs: list[str]
     output: str
@@ -111,6 +118,11 @@ class StageSpec:
     step_cost: float = 1.0  # relative cost of one step at equal duration (progress weighting)
     parity: dict[str, float] = field(default_factory=dict)  # measured export errors per variant
     mel_norm: dict[str, float] = field(default_factory=lambda: {"mean": 0.0, "scale": 1.0})
+    # audio-conditioned cascaders (wave route's "cascader", "superres"): the rate of the audio they
+    # are conditioned on (upsampled to `rate` by bridge.resample) and the noise-augmentation time
+    # applied to it at run time (0 = clean; training drew it from [0, aug_max])
+    cond_rate: float = 0.0
+    cond_aug: float = 0.0
 
     def schedule_obj(self) -> Schedule:
         return Schedule.from_dict(self.schedule)
@@ -156,6 +168,9 @@ class Manifest:
     # before decoding (an undertrained generator overshoots in a few bins, which would decode to
     # peaks far above full scale); None = no clamp
     mel_max: float | None = None
+    # "mel" (generator -> vocoder) or "wave" (wavegen -> cascader); ROUTES. A "superres" stage, when
+    # present, runs last and makes `sample_rate` 48 kHz.
+    route: str = "mel"
     exporter: dict[str, Any] = field(default_factory=dict)  # tool versions, opset, options
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
@@ -168,6 +183,8 @@ class Manifest:
     @classmethod
     def from_dict(cls, d: dict[str, Any], source: str = MANIFEST_NAME) -> Manifest:
         def bad(msg: str) -> ModelError:
+            if "Fix:" in msg:
+                return ModelError(f"{source}: {msg}")
             return ModelError(
                 f"{source}: {msg}. Fix: re-export the cascade with `n2m export` "
                 "(or copy the model folder again from its source)"
@@ -203,9 +220,39 @@ class Manifest:
 
     def validate(self) -> None:
         """Structural checks (ValueError): every referenced file listed, stages complete, values sane."""
-        for name in STAGE_ORDER:
+        if self.route not in ROUTES:
+            raise ValueError(f"route {self.route!r} is not one of {', '.join(ROUTES)}")
+        needed = ROUTES[self.route]
+        for name in needed:
             if name not in self.stages:
-                raise ValueError(f"stage {name!r} missing")
+                flags = " ".join(EXPORT_FLAGS[n] for n in needed)
+                raise ValueError(
+                    f"route {self.route!r} needs a {name!r} stage, and the manifest has only "
+                    f"{', '.join(sorted(self.stages)) or 'none'}. Fix: export the whole route with "
+                    f"`n2m export {flags} --out DIR` (or copy the model folder again from its source)")
+        extra = set(self.stages) - set(needed) - set(OPTIONAL_STAGES)
+        if extra:
+            raise ValueError(f"stages {sorted(extra)} do not belong to route {self.route!r} "
+                             f"(it runs {' -> '.join(needed)}, optionally then superres)")
+        if self.route == "wave" and self.default_decoder != "cascader":
+            raise ValueError("the wave route has no log-mel to decode: default_decoder must be 'cascader'")
+        for name in self.stage_names[1:]:
+            s = self.stages[name]
+            if name in ("cascader", "superres") and not s.cond_rate > 0:
+                raise ValueError(f"stage {name!r} needs the rate of its conditioning audio (cond_rate)")
+        last = self.stages[self.stage_names[-1]]
+        if self.route == "wave" or "superres" in self.stages:
+            if int(round(last.rate)) != self.sample_rate:
+                raise ValueError(f"sample_rate {self.sample_rate} is not the last stage's rate {last.rate:g}")
+            if abs(self.hop * self.frame_rate - self.sample_rate) > 1e-6:
+                raise ValueError(f"hop {self.hop} at {self.frame_rate:g} frames/s is not {self.sample_rate} Hz")
+            prev = self.stages[self.cascader_name]
+            if self.route == "wave" and int(round(prev.cond_rate)) != int(round(self.generator.rate)):
+                raise ValueError(f"the cascader is conditioned on {prev.cond_rate:g} Hz audio, but the wavegen "
+                                 f"makes {self.generator.rate:g} Hz")
+            if "superres" in self.stages and int(round(self.stages["superres"].cond_rate)) != int(round(prev.rate)):
+                raise ValueError(f"superres is conditioned on {self.stages['superres'].cond_rate:g} Hz audio, "
+                                 f"but the {self.cascader_name} makes {prev.rate:g} Hz")
         refs = [self.text_encoder.tokenizer, *self.text_encoder.files.values()]
         for s in self.stages.values():
             refs += list(s.files.values())
@@ -308,12 +355,36 @@ class Manifest:
         return self.stages[name]
 
     @property
+    def generator_name(self) -> str:
+        """The route's text-conditioned stage: "generator" (mel route) or "wavegen" (wave route)."""
+        return ROUTES[self.route][0]
+
+    @property
+    def cascader_name(self) -> str:
+        """The route's cascader to 16 kHz: "vocoder" (mel route) or "cascader" (wave route)."""
+        return ROUTES[self.route][1]
+
+    @property
+    def stage_names(self) -> list[str]:
+        """The stages in the order they run."""
+        return [*ROUTES[self.route], *(n for n in OPTIONAL_STAGES if n in self.stages)]
+
+    @property
     def generator(self) -> StageSpec:
-        return self.stages["generator"]
+        """The route's generator stage (guidance, steps and sampler defaults of a request)."""
+        return self.stages[self.generator_name]
 
     @property
     def vocoder(self) -> StageSpec:
         return self.stages["vocoder"]
+
+    @property
+    def cascader(self) -> StageSpec:
+        return self.stages[self.cascader_name]
+
+    @property
+    def superres(self) -> StageSpec | None:
+        return self.stages.get("superres")
 
     @property
     def frame_multiple(self) -> int:

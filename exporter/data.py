@@ -8,6 +8,14 @@ independently (dropping bpm also zeroes the grid), and sometimes everything at o
 `VocoderData` draws short random snippets of (normalised log-mel, audio * audio_scale) aligned so
 that mel frame k covers samples [k * hop, (k + 1) * hop).
 
+Waveform route: `WaveGenData` is `GeneratorData` with 3.2 kHz audio crops (derived from the 16 kHz
+mix with soxr) in place of the log-mel. `AudioCascaderData` draws random snippets of (target audio,
+conditioning audio) for the audio-conditioned cascaders: 16 kHz targets with 3.2 kHz conditioning
+derived from them ("cascader"), or 48 kHz targets, which must be the corpus' own 48 kHz renders
+(`n2m corpus build --audio48k`; never upsampled 16 kHz), with 16 kHz conditioning derived from them
+("superres"). The conditioning is brought back up to the target rate with the runtime's own
+`bridge.resample.upsample`; its noise augmentation happens in the training step.
+
 `write_synthetic_corpus` writes a small format-1 corpus of click-and-chord loops, for tests and for
 development before the real corpus exists.
 """
@@ -24,7 +32,8 @@ import torch
 from n2m.bridge.controls import BEATS_PER_BAR, METERS, MODES, TONICS, ControlError, Controls
 from n2m.bridge.features import MelSpec, log_mel
 from n2m.bridge.grid import beat_grid
-from n2m.exporter.corpus.reader import CorpusReader
+from n2m.bridge.resample import upsample
+from n2m.exporter.corpus.reader import CorpusError, CorpusReader
 
 
 @dataclass
@@ -81,21 +90,27 @@ class GeneratorData:
         self.controls = [clip_controls(c) for c in self.clips]
         self.captions = sorted({cap for c in self.clips for cap in (c.get("captions") or [])} | {""})
 
+    key = "mel"  # the batch entry holding the signal
+
+    def signal(self, clip: dict) -> tuple[np.ndarray, int]:
+        """(the clip's training signal [C, frames * hop], hop): normalised log-mel, hop 1."""
+        return (self.reader.mel(clip) - self.mel_mean) / self.mel_scale, 1
+
     def example(self, rng: np.random.Generator, index: int | None = None, drop: bool = True) -> dict:
         i = int(rng.integers(len(self.clips))) if index is None else index
         clip, ctl = self.clips[i], self.controls[i]
-        mel = self.reader.mel(clip)
-        n = mel.shape[1]
+        sig, hop = self.signal(clip)
+        n = sig.shape[1] // hop
         f = self.crop_frames
         if n >= f:
             start = int(rng.integers(0, n - f + 1))
-            crop = mel[:, start:start + f]
+            crop = sig[:, start * hop:(start + f) * hop]
         else:  # short clip: loop it (clips are whole bars, so the grid phase stays exact)
             start = 0
             period = int(round(float(clip.get("duration", 0.0)) * self.spec.frame_rate))
             period = period if 0 < period <= n else n
             reps = -(-f // period)
-            crop = np.tile(mel[:, :period], (1, reps))[:, :f]
+            crop = np.tile(sig[:, :period * hop], (1, reps))[:, :f * hop]
         caps = clip.get("captions") or [""]
         caption = caps[int(rng.integers(len(caps)))]
         bpm, key, mode, meter = ctl.bpm, ctl.key, ctl.mode, ctl.meter
@@ -113,7 +128,7 @@ class GeneratorData:
         grid = beat_grid(f, self.spec.frame_rate, bpm, ctl.meter, start_seconds=start / self.spec.frame_rate)
         idx = Controls(key=key, mode=mode, meter=meter).indices()
         return {
-            "mel": (crop - self.mel_mean) / self.mel_scale,
+            self.key: crop,
             "caption": caption,
             "bpm": 0.0 if bpm is None else float(bpm),
             "key": idx["key"], "mode": idx["mode"], "meter": idx["meter"],
@@ -124,7 +139,7 @@ class GeneratorData:
     def batch(self, rng: np.random.Generator, n: int, drop: bool = True) -> dict:
         exs = [self.example(rng, drop=drop) for _ in range(n)]
         return {
-            "mel": torch.from_numpy(np.stack([e["mel"] for e in exs]).astype(np.float32)),
+            self.key: torch.from_numpy(np.stack([e[self.key] for e in exs]).astype(np.float32)),
             "captions": [e["caption"] for e in exs],
             "bpm": torch.tensor([e["bpm"] for e in exs], dtype=torch.float32),
             "key": torch.tensor([e["key"] for e in exs], dtype=torch.int64),
@@ -169,6 +184,105 @@ class VocoderData:
         }
 
 
+def _resample(x: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
+    """Band-limited resampling (soxr, HQ) to exactly len(x) * rate_out / rate_in samples."""
+    import soxr
+
+    n = len(x) * rate_out // rate_in
+    y = soxr.resample(np.ascontiguousarray(x, dtype=np.float32), rate_in, rate_out, quality="HQ")
+    return np.pad(y, (0, max(0, n - len(y))))[:n].astype(np.float32)
+
+
+class WaveGenData(GeneratorData):
+    """GeneratorData for the waveform generator: 3.2 kHz audio crops (times audio_scale), grid at 50 Hz."""
+
+    key = "audio"
+
+    def __init__(self, corpus: str | Path | CorpusReader, split: str = "train", crop_frames: int = 512,
+                 sample_rate: int = 3200, audio_scale: float = 1.0,
+                 dropout: DropoutConfig | None = None) -> None:
+        super().__init__(corpus, split, crop_frames, dropout=dropout)
+        self.sample_rate, self.audio_scale = int(sample_rate), float(audio_scale)
+        hop = self.spec.sample_rate * 1.0 / self.spec.frame_rate  # 16 kHz samples per grid frame
+        if self.spec.sample_rate % self.sample_rate or (hop * self.sample_rate / self.spec.sample_rate) % 1:
+            raise ValueError(f"wavegen rate {self.sample_rate} must divide {self.spec.sample_rate} into "
+                             f"whole samples per {self.spec.frame_rate:g} Hz frame")
+        self.hop = int(round(hop * self.sample_rate / self.spec.sample_rate))
+
+    def signal(self, clip: dict) -> tuple[np.ndarray, int]:
+        low = _resample(self.reader.audio16k(clip), self.spec.sample_rate, self.sample_rate)
+        n = (len(low) // self.hop) * self.hop
+        return (low[None, :n] * self.audio_scale).astype(np.float32), self.hop
+
+
+class AudioCascaderData:
+    """Random (target, upsampled conditioning) snippets for an audio-conditioned cascader.
+
+    stage "cascader": 16 kHz targets (the corpus mix), conditioning at `cond_rate` (3.2 kHz)
+    derived from them. stage "superres": 48 kHz targets (the corpus' 48 kHz renders; a corpus without
+    them is refused, never faked by upsampling), 16 kHz conditioning derived from them. Snippets start
+    on 50 Hz frame boundaries; both signals are times `audio_scale`.
+    """
+
+    MARGIN = 64  # conditioning-rate samples of context resampled on each side of a snippet
+
+    def __init__(self, corpus: str | Path | CorpusReader, split: str = "train", snippet_frames: int = 50,
+                 stage: str = "cascader", sample_rate: int = 16000, cond_rate: int = 3200,
+                 audio_scale: float = 1.0) -> None:
+        self.reader = _open(corpus)
+        self.clips = [c for c in self.reader.clips(split) if c.get("audio_samples", 0) > 0]
+        if not self.clips:
+            raise ValueError(f"corpus {self.reader.root} has no {split!r} clips")
+        self.spec = MelSpec(**self.reader.info["mel"]) if isinstance(self.reader.info.get("mel"), dict) else MelSpec()
+        if stage not in ("cascader", "superres"):
+            raise ValueError(f"stage {stage!r} is not an audio cascader")
+        if sample_rate % cond_rate:
+            raise ValueError(f"cond_rate {cond_rate} does not divide sample_rate {sample_rate}")
+        self.stage, self.sample_rate, self.cond_rate = stage, int(sample_rate), int(cond_rate)
+        self.factor = self.sample_rate // self.cond_rate
+        if stage == "superres":
+            if self.sample_rate != 48000:
+                raise ValueError(f"superres targets are 48 kHz audio, got sample_rate {sample_rate}")
+            if not self.reader.has_audio48k:
+                self.reader.audio48k(self.clips[0])  # raises CorpusError naming the fix
+        elif self.sample_rate != self.spec.sample_rate:
+            raise ValueError(f"the cascader's targets are the corpus' {self.spec.sample_rate} Hz audio, "
+                             f"got sample_rate {sample_rate}")
+        self.frames = int(snippet_frames)
+        self.hop = int(round(self.sample_rate / self.spec.frame_rate))
+        self.audio_scale = float(audio_scale)
+
+    def target_audio(self, clip: dict) -> np.ndarray:
+        return self.reader.audio48k(clip) if self.stage == "superres" else self.reader.audio16k(clip)
+
+    def example(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """(upsampled conditioning, target), each float32 [frames * hop] times audio_scale."""
+        clip = self.clips[int(rng.integers(len(self.clips)))]
+        audio = self.target_audio(clip)
+        n_frames = len(audio) // self.hop
+        length = self.frames * self.hop
+        start = int(rng.integers(0, max(1, n_frames - self.frames + 1))) * self.hop
+        m = self.MARGIN * self.factor
+        seg = np.zeros(length + 2 * m, dtype=np.float32)
+        lo, hi = max(0, start - m), min(len(audio), start + length + m)
+        seg[lo - (start - m):hi - (start - m)] = audio[lo:hi]
+        target = seg[m:m + length].copy()
+        low = _resample(seg, self.sample_rate, self.cond_rate)
+        cond = upsample(low, self.factor)[m:m + length]
+        return cond * self.audio_scale, target * self.audio_scale
+
+    def batch(self, rng: np.random.Generator, n: int) -> dict:
+        exs = [self.example(rng) for _ in range(n)]
+        return {
+            "cond": torch.from_numpy(np.stack([e[0] for e in exs])[:, None, :].astype(np.float32)),
+            "audio": torch.from_numpy(np.stack([e[1] for e in exs])[:, None, :].astype(np.float32)),
+        }
+
+
+__all__ = ["DropoutConfig", "GeneratorData", "VocoderData", "WaveGenData", "AudioCascaderData",
+           "CorpusError", "clip_controls", "write_synthetic_corpus"]
+
+
 # ----------------------------------------------------------------------------- synthetic corpus
 
 SYNTH_STYLES = ("techno", "ambient")
@@ -200,22 +314,29 @@ def _synth_clip(rng: np.random.Generator, style: str, bpm: float, tonic: int, mo
 
 
 def write_synthetic_corpus(root: str | Path, n_clips: int = 16, seconds: float = 4.0, seed: int = 0,
-                           n_eval_prompts: int = 8) -> Path:
-    """A tiny format-1 corpus (one shard, no FLAC files) of click-and-chord loops."""
+                           n_eval_prompts: int = 8, audio48k: bool = False) -> Path:
+    """A tiny format-1 corpus (one shard, no FLAC files) of click-and-chord loops. With `audio48k`
+    the loops are synthesised at 48 kHz, kept as audio48k.npy, and the 16 kHz mix is derived from
+    them (like `n2m corpus build --audio48k`)."""
     root = Path(root)
     rng = np.random.default_rng(seed)
     spec = MelSpec()
     shard = root / "shards" / "00000"
     shard.mkdir(parents=True, exist_ok=True)
-    metas, mels, audios = [], [], []
-    mel_off = audio_off = 0
+    metas, mels, audios, audios48 = [], [], [], []
+    mel_off = audio_off = off48 = 0
     for i in range(n_clips):
         style = SYNTH_STYLES[i % len(SYNTH_STYLES)]
         bpm = float(rng.choice([80, 96, 110, 120, 128, 140]))
         tonic = int(rng.integers(12))
         mode = MODES[int(rng.integers(2))]
         meter = METERS[int(rng.integers(len(METERS)))]
-        audio = _synth_clip(rng, style, bpm, tonic, mode, meter, seconds, spec.sample_rate)
+        if audio48k:
+            hi = _synth_clip(rng, style, bpm, tonic, mode, meter, seconds, 48000)
+            audio = np.clip(_resample(hi, 48000, spec.sample_rate), -1.0, 32767 / 32768)
+            audios48.append(np.round(hi * 32767).astype(np.int16))
+        else:
+            audio = _synth_clip(rng, style, bpm, tonic, mode, meter, seconds, spec.sample_rate)
         mel = log_mel(audio, spec)
         split = "train" if i % 8 < 6 else ("val" if i % 8 == 6 else "test")
         key = TONICS[tonic]
@@ -229,12 +350,17 @@ def write_synthetic_corpus(root: str | Path, n_clips: int = 16, seconds: float =
             "mel_offset": mel_off, "mel_frames": mel.shape[1],
             "audio_offset": audio_off, "audio_samples": len(audio), "flac": f"syn{i:04d}.flac",
         })
+        if audio48k:
+            metas[-1].update(audio48k_offset=off48, audio48k_samples=len(audios48[-1]))
+            off48 += len(audios48[-1])
         mels.append(mel.astype(np.float16))
         audios.append(np.round(audio * 32767).astype(np.int16))
         mel_off += mel.shape[1]
         audio_off += len(audio)
     np.save(shard / "mel.npy", np.concatenate(mels, axis=1))
     np.save(shard / "audio16k.npy", np.concatenate(audios))
+    if audio48k:
+        np.save(shard / "audio48k.npy", np.concatenate(audios48))
     with open(shard / "meta.jsonl", "w") as f:
         for m in metas:
             f.write(json.dumps(m) + "\n")
@@ -250,5 +376,7 @@ def write_synthetic_corpus(root: str | Path, n_clips: int = 16, seconds: float =
                                 "seconds": seconds, "instruments": [inst] if inst else []}) + "\n")
     info = {"id": f"synthetic-{seed}", "format": 1, "seed": seed, "hours": n_clips * seconds / 3600,
             "mel": spec.to_dict(), "styles": list(SYNTH_STYLES)}
+    if audio48k:
+        info["audio48k_rate"] = 48000
     (root / "corpus.json").write_text(json.dumps(info, indent=1))
     return root

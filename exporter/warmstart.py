@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from n2m.exporter.models.unet import UNetConfig, VocoderConfig, build_model
+from n2m.exporter.models.unet import STAGE_CONFIGS, UNetConfig, VocoderConfig, build_model
 
 
 class WarmStartError(Exception):
@@ -30,7 +30,7 @@ class WarmStartError(Exception):
 
 
 def _config(stage: str, cfg: dict) -> UNetConfig | VocoderConfig:
-    cls = UNetConfig if stage == "generator" else VocoderConfig
+    cls = STAGE_CONFIGS.get(stage, VocoderConfig)
     names = {f.name for f in fields(cls)}
     kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in cfg.items() if k in names}
     return cls(**kw)

@@ -9,6 +9,12 @@ Fixtures for real-engine tests:
 - `tiny_checkpoints` (session): (generator.pt, vocoder.pt) the cascade was exported from.
 - `tiny_model_copy` (function): a private copy of it that a test may damage; the large text
   encoder is a symlink into the cache: replace it (unlink first), never write through it.
+- `tiny_wave_superres_dir` (session): the waveform route (tiny random wavegen and cascader) ending
+  in a tiny random superres stage (48 kHz), exported and cached the same way; `tiny_wave_checkpoints`
+  holds its {stage: checkpoint}. Default steps: wavegen 4, cascader 3, superres 2.
+- `tiny_wave_dir` (session): the same wave route without its superres stage (16 kHz), and
+  `tiny_mel_superres_dir` (session): the mel cascade of `tiny_model_dir` with that superres stage
+  added; both are folders whose manifests are rewritten from the exported ones (files linked).
 """
 
 from __future__ import annotations
@@ -26,10 +32,12 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 ROOT = Path(__file__).resolve().parents[1]
 TINY_STEPS = 4
 TINY_VOCODER_STEPS = 3
+TINY_SUPERRES_STEPS = 2
 _TINY_SOURCES = [
     "exporter/export.py", "exporter/onnx_unet.py", "exporter/onnx_text.py", "exporter/models/unet.py",
     "bridge/manifest.py", "bridge/schedule.py", "bridge/features.py", "bridge/controls.py",
 ]
+WAVE_STAGES = ("wavegen", "cascader", "superres")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -68,6 +76,91 @@ def _build_tiny(cache: Path) -> Path:
         opts = ExportOptions(steps=TINY_STEPS, vocoder_steps=TINY_VOCODER_STEPS, force=True)
         export_cascade(gen, voc, model, opts, log=lambda m: None)
     return model
+
+
+def _build_tiny_wave(cache: Path, text_from: Path) -> Path:
+    """The cached tiny wave-route cascade with superres (fp32 graphs; the text encoder copied from
+    the tiny mel cascade), built under an exclusive lock if missing."""
+    model = cache / "model"
+    if (model / "manifest.json").is_file():
+        return model
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (model / "manifest.json").is_file():
+            return model
+        from n2m.exporter.export import ExportOptions, export_route, random_checkpoint
+
+        ckpts = {s: random_checkpoint(s, cache / f"{s}.pt", seed=i + 2) for i, s in enumerate(WAVE_STAGES)}
+        opts = ExportOptions(steps=TINY_STEPS, vocoder_steps=TINY_VOCODER_STEPS,
+                             superres_steps=TINY_SUPERRES_STEPS, variants=("fp32",), text_from=text_from,
+                             force=True)
+        export_route(ckpts, model, opts, log=lambda m: None)
+    return model
+
+
+def _derived(dst: Path, manifest: dict, sources: dict[str, Path]) -> Path:
+    """A model folder whose manifest is `manifest` and whose files link to `sources` (file -> path)."""
+    import json
+
+    from n2m.bridge.manifest import Manifest
+
+    if (dst / "manifest.json").is_file():
+        return dst
+    tmp = dst.with_name(dst.name + f".tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for rel in manifest["files"]:
+        (tmp / rel).symlink_to(sources[rel].resolve())
+    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    Manifest.load(tmp).verify(tmp)
+    try:
+        os.replace(tmp, dst)
+    except OSError:  # another process made it first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return dst
+
+
+@pytest.fixture(scope="session")
+def tiny_wave_superres_dir(tiny_model_dir: Path) -> Path:
+    base = Path(os.environ.get("N2M_TEST_CACHE", ROOT / ".pytest_cache" / "n2m"))
+    return _build_tiny_wave(base / f"tiny-wave-{_tiny_key()}", tiny_model_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_wave_checkpoints(tiny_wave_superres_dir: Path) -> dict[str, Path]:
+    return {s: tiny_wave_superres_dir.parent / f"{s}.pt" for s in WAVE_STAGES}
+
+
+@pytest.fixture(scope="session")
+def tiny_wave_dir(tiny_wave_superres_dir: Path) -> Path:
+    import json
+
+    src = tiny_wave_superres_dir
+    m = json.loads((src / "manifest.json").read_text())
+    sup = m["stages"].pop("superres")
+    for rel in sup["files"].values():
+        m["files"].pop(rel)
+    m["sample_rate"], m["hop"] = 16000, 320
+    m["model_id"] = m["model_id"] + "-16k"
+    return _derived(src.parent / "derived-wave", m, {rel: src / rel for rel in m["files"]})
+
+
+@pytest.fixture(scope="session")
+def tiny_mel_superres_dir(tiny_model_dir: Path, tiny_wave_superres_dir: Path) -> Path:
+    import json
+
+    mel = json.loads((tiny_model_dir / "manifest.json").read_text())
+    wave = json.loads((tiny_wave_superres_dir / "manifest.json").read_text())
+    sup = wave["stages"]["superres"]
+    mel["stages"]["superres"] = sup
+    sources = {rel: tiny_model_dir / rel for rel in mel["files"]}
+    for rel in sup["files"].values():
+        mel["files"][rel] = wave["files"][rel]
+        sources[rel] = tiny_wave_superres_dir / rel
+    mel["sample_rate"], mel["hop"] = 48000, 960
+    mel["model_id"] = mel["model_id"] + "-sr"
+    return _derived(tiny_wave_superres_dir.parent / "derived-mel-superres", mel, sources)
 
 
 @pytest.fixture(scope="session")

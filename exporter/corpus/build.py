@@ -35,6 +35,7 @@ from .styles import DEFS, STYLES
 SHARD_SIZE = 24
 GENERATOR_VERSION = 3  # bump when composition/rendering changes what a seed produces
 BYTES_PER_AUDIO_SECOND = 150_000  # FLAC 44.1 kHz stereo + 16 kHz int16 + float16 mel, measured ~120 kB
+BYTES_PER_HIRES_SECOND = 110_000  # --audio48k: + 48 kHz int16 mono, FLAC at 48 kHz
 
 
 class BuildError(RuntimeError):
@@ -52,6 +53,13 @@ class BuildConfig:
     styles: tuple[str, ...] = STYLES
     max_shards: int | None = None  # build only the first N shards (tests, benchmarks)
     quiet: bool = False
+    # render at 48 kHz (FLAC too) and keep the 48 kHz mono mix (audio48k.npy) beside the 16 kHz one:
+    # the super-resolution stage's training targets
+    audio48k: bool = False
+
+    @property
+    def render_rate(self) -> int:
+        return 48000 if self.audio48k else 44100
 
     def validated(self) -> BuildConfig:
         if not isinstance(self.hours, int | float) or not np.isfinite(self.hours) or self.hours <= 0:
@@ -87,8 +95,10 @@ class BuildSummary:
 
 
 def corpus_id(cfg: BuildConfig) -> str:
-    h = hashlib.sha1(json.dumps([GENERATOR_VERSION, cfg.seed, cfg.hours, cfg.shard_size, sorted(cfg.soundfonts),
-                                 list(cfg.styles)]).encode()).hexdigest()[:10]
+    key = [GENERATOR_VERSION, cfg.seed, cfg.hours, cfg.shard_size, sorted(cfg.soundfonts), list(cfg.styles)]
+    if cfg.audio48k:  # (corpora without it keep their ids)
+        key.append("audio48k")
+    h = hashlib.sha1(json.dumps(key).encode()).hexdigest()[:10]
     return f"n2m-synth-{h}"
 
 
@@ -136,20 +146,21 @@ def _worker_init(queue: mp.Queue | None) -> None:
     _WORKER["synths"] = {}
 
 
-def _synth_for(name: str):
+def _synth_for(name: str, rate: int = 44100):
     from .synth import Synth, soundfont_by_name
 
     synths = _WORKER.setdefault("synths", {})
-    if name not in synths:
+    if (name, rate) not in synths:
         t0, c0 = time.perf_counter(), time.process_time()
-        synths[name] = Synth(soundfont_by_name(name), sample_rate=44100)
+        synths[(name, rate)] = Synth(soundfont_by_name(name), sample_rate=rate)
         _WORKER["load_seconds"] = _WORKER.get("load_seconds", 0.0) + time.perf_counter() - t0
         _WORKER["load_cpu_seconds"] = _WORKER.get("load_cpu_seconds", 0.0) + time.process_time() - c0
-    return synths[name]
+    return synths[(name, rate)]
 
 
-def build_shard(shard_dir: str, plans: list[ClipPlan]) -> dict:
-    """Build one shard into shard_dir + '.tmp', then rename. Returns per-stage timings."""
+def build_shard(shard_dir: str, plans: list[ClipPlan], audio48k: bool = False) -> dict:
+    """Build one shard into shard_dir + '.tmp', then rename. Returns per-stage timings. With
+    `audio48k` the clips render at 48 kHz and their 48 kHz mono mix is kept (audio48k.npy)."""
     import soundfile as sf
 
     from .compose import Composer
@@ -160,8 +171,9 @@ def build_shard(shard_dir: str, plans: list[ClipPlan]) -> dict:
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    metas, mels, audios = [], [], []
-    mel_off = audio_off = 0
+    metas, mels, audios, hires = [], [], [], []
+    mel_off = audio_off = hires_off = 0
+    rate = 48000 if audio48k else 44100
     t_stage = {"compose": 0.0, "render": 0.0, "write": 0.0}
     queue = _WORKER.get("queue")
     callback = _WORKER.get("callback")
@@ -177,17 +189,21 @@ def build_shard(shard_dir: str, plans: list[ClipPlan]) -> dict:
         meta = clip_meta(plan)
         t1 = time.perf_counter()
         load0 = _WORKER.get("load_seconds", 0.0)
-        synth = _synth_for(plan.soundfont)
+        synth = _synth_for(plan.soundfont, rate)
         loaded = _WORKER.get("load_seconds", 0.0) - load0
         t_stage["load soundfonts"] = t_stage.get("load soundfonts", 0.0) + loaded
         t1 += loaded
-        r = render_clip(plan, parts, synth, DEFS[plan.style].mix)
+        r = render_clip(plan, parts, synth, DEFS[plan.style].mix, rate=rate, keep_hires=audio48k)
         t2 = time.perf_counter()
         flac = f"{meta['id']}.flac"
-        sf.write(str(tmp / flac), r.stereo.T, 44100, subtype="PCM_16")
+        sf.write(str(tmp / flac), r.stereo.T, rate, subtype="PCM_16")
         meta.update(mel_offset=mel_off, mel_frames=int(r.mel.shape[1]), audio_offset=audio_off,
                     audio_samples=int(r.mono16k.shape[0]), flac=flac, loudness_db=round(r.loudness_db, 2),
                     notes=sum(len(p.notes) for p in parts))
+        if audio48k and r.mono_hires is not None:
+            meta.update(audio48k_offset=hires_off, audio48k_samples=int(r.mono_hires.shape[0]))
+            hires_off += r.mono_hires.shape[0]
+            hires.append(r.mono_hires)
         mel_off += r.mel.shape[1]
         audio_off += r.mono16k.shape[0]
         metas.append(meta)
@@ -204,6 +220,8 @@ def build_shard(shard_dir: str, plans: list[ClipPlan]) -> dict:
     t0 = time.perf_counter()
     np.save(tmp / "mel.npy", np.concatenate(mels, axis=1))
     np.save(tmp / "audio16k.npy", np.concatenate(audios))
+    if audio48k:
+        np.save(tmp / "audio48k.npy", np.concatenate(hires))
     with open(tmp / "meta.jsonl", "w") as f:
         for m in metas:
             f.write(json.dumps(m) + "\n")
@@ -252,13 +270,15 @@ def build(cfg: BuildConfig) -> BuildSummary:
     info = {
         "id": corpus_id(cfg), "format": FORMAT, "generator_version": GENERATOR_VERSION,
         "seed": cfg.seed, "hours": cfg.hours, "mel": MelSpec().to_dict(), "audio_rate": 16000,
-        "flac_rate": 44100, "shard_size": cfg.shard_size, "shards": len(shards),
+        "flac_rate": cfg.render_rate, "shard_size": cfg.shard_size, "shards": len(shards),
         "clips": sum(len(s) for s in shards), "planned_seconds": round(sum(p.duration for s in shards for p in s), 3),
         "styles": list(cfg.styles), "soundfonts": list(cfg.soundfonts),
         "programs": {str(i): n for i, n in enumerate(th.GM_NAMES)}, "drum_kits": th.DRUM_KITS,
         "tonics": list(TONICS), "modes": list(MODES), "meters": list(METERS),
         "splits": {"by": "composition_id", "percent": {"train": 90, "val": 5, "test": 5}},
     }
+    if cfg.audio48k:
+        info["audio48k_rate"] = 48000
     cfg.out.mkdir(parents=True, exist_ok=True)
     _check_existing(cfg, info)
     (cfg.out / "shards").mkdir(exist_ok=True)
@@ -282,7 +302,8 @@ def build(cfg: BuildConfig) -> BuildSummary:
             todo.append((str(d), s))
     for stale in (cfg.out / "shards").glob("*.tmp"):
         shutil.rmtree(stale, ignore_errors=True)
-    need = sum(p.duration for _, s in todo for p in s) * BYTES_PER_AUDIO_SECOND
+    need = sum(p.duration for _, s in todo for p in s) * (
+        BYTES_PER_AUDIO_SECOND + (BYTES_PER_HIRES_SECOND if cfg.audio48k else 0))
     free = _free_bytes(cfg.out)
     if need > free:
         raise BuildError(f"not enough disk space in {cfg.out}: the remaining shards need about "
@@ -299,13 +320,13 @@ def build(cfg: BuildConfig) -> BuildSummary:
             _worker_init(None)
             _WORKER["callback"] = progress.update
             for d, s in todo:
-                res = build_shard(d, s)
+                res = build_shard(d, s, cfg.audio48k)
                 _account(summary, stages, res)
         else:
             ctx = mp.get_context("fork")
             queue = ctx.Queue()
             with ctx.Pool(cfg.jobs, initializer=_worker_init, initargs=(queue,)) as pool:
-                pending = [pool.apply_async(build_shard, (d, s)) for d, s in todo]
+                pending = [pool.apply_async(build_shard, (d, s, cfg.audio48k)) for d, s in todo]
                 try:
                     while pending:
                         _drain(queue, progress, 0.2)

@@ -7,7 +7,9 @@ Layout (format 1), written by `n2m corpus build`:
     DIR/shards/NNNNN/meta.jsonl     one JSON object per clip
     DIR/shards/NNNNN/mel.npy        float16 [80, frames], clips concatenated along frames
     DIR/shards/NNNNN/audio16k.npy   int16 [samples], 16 kHz mono mix, clips concatenated
-    DIR/shards/NNNNN/<id>.flac      stereo 44.1 kHz mix
+    DIR/shards/NNNNN/audio48k.npy   int16 [samples], 48 kHz mono mix (only corpora built with
+                                    --audio48k, whose renders and FLACs are 48 kHz)
+    DIR/shards/NNNNN/<id>.flac      stereo 44.1 kHz mix (48 kHz with --audio48k)
 
 Only complete shards (renamed from NNNNN.tmp) are read.
 """
@@ -95,6 +97,21 @@ class CorpusReader:
         """float32 [audio_samples] 16 kHz mono mix in [-1, 1]."""
         arr = self._array(clip, "audio16k.npy")
         o, n = clip["audio_offset"], clip["audio_samples"]
+        return np.asarray(arr[o:o + n], dtype=np.float32) / 32768.0
+
+    @property
+    def has_audio48k(self) -> bool:
+        """Whether the corpus keeps 48 kHz renders (built with `n2m corpus build --audio48k`)."""
+        return int(self.info.get("audio48k_rate", 0)) == 48000
+
+    def audio48k(self, clip: dict) -> np.ndarray:
+        """float32 [audio48k_samples] 48 kHz mono mix in [-1, 1] (the render itself, never upsampled)."""
+        if not self.has_audio48k or "audio48k_offset" not in clip:
+            raise CorpusError(
+                f"{self.root} keeps no 48 kHz audio (its renders are stored at 16 kHz). Fix: build a "
+                f"corpus with 48 kHz renders: `n2m corpus build --audio48k --out DIR --hours H --seed S`")
+        arr = self._array(clip, "audio48k.npy")
+        o, n = clip["audio48k_offset"], clip["audio48k_samples"]
         return np.asarray(arr[o:o + n], dtype=np.float32) / 32768.0
 
     def flac_path(self, clip: dict) -> Path:

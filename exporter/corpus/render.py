@@ -1,5 +1,6 @@
 """Rendering a composed clip: FluidSynth -> per-style pedalboard chain -> loudness -> bar-grid trim,
-then the cached features (16 kHz mono, log-mel)."""
+then the cached features (16 kHz mono, log-mel; with `keep_hires`, also the render-rate mono mix,
+which at a 48 kHz render is the super-resolution stage's training target)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from .compose import ClipPlan
 from .synth import CC, DRUM_CHANNEL, NOTE_OFF, NOTE_ON, Synth
 
 FLAC_RATE = 44100
+HIRES_RATE = 48000  # render rate of corpora built with --audio48k
 AUDIO_RATE = 16000
 TAIL_SECONDS = 1.5  # rendered past the last bar so releases and reverb exist to be trimmed
 FADE_SECONDS = 0.02
@@ -28,6 +30,7 @@ class Rendered:
     mono16k: np.ndarray  # int16 [m] at AUDIO_RATE
     mel: np.ndarray  # float32 [80, frames]
     loudness_db: float
+    mono_hires: np.ndarray | None = None  # int16 [k] mono mix at the render rate (keep_hires)
 
 
 def events_for(parts: list[th.Part], bpm: float, rate: int, n_samples: int
@@ -142,8 +145,10 @@ def loudness_db(x: np.ndarray, rate: int) -> float:
 
 
 def render_clip(plan: ClipPlan, parts: list[th.Part], synth: Synth, mix: str,
-                spec: MelSpec = MelSpec()) -> Rendered:
-    rate = FLAC_RATE
+                spec: MelSpec = MelSpec(), rate: int = FLAC_RATE, keep_hires: bool = False) -> Rendered:
+    """`synth` must run at `rate` (the render, FLAC and chain rate)."""
+    if synth.sample_rate != rate:
+        raise ValueError(f"the synth runs at {synth.sample_rate} Hz, the render at {rate} Hz")
     n = int(round(plan.duration * rate))
     n_tail = n + int(TAIL_SECONDS * rate)
     programs, events = events_for(parts, plan.bpm, rate, n)
@@ -178,5 +183,8 @@ def render_clip(plan: ClipPlan, parts: list[th.Part], synth: Synth, mix: str,
         out *= g
     i16 = np.clip(np.round(low * 32767.0), -32768, 32767).astype(np.int16)
     mel = log_mel(i16.astype(np.float32) / 32768.0, spec)
+    hires = None
+    if keep_hires:  # the same mono mix, at the render rate, after the same gains
+        hires = np.clip(np.round(out.mean(axis=0) * 32767.0), -32768, 32767).astype(np.int16)
     return Rendered(stereo=out.astype(np.float32), mono16k=i16, mel=mel,
-                    loudness_db=loudness_db(low[None, :], AUDIO_RATE))
+                    loudness_db=loudness_db(low[None, :], AUDIO_RATE), mono_hires=hires)

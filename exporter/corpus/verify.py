@@ -137,6 +137,8 @@ def check_clip(args: tuple[str, dict]) -> dict:
         out["problems"].append("audio_samples does not match the duration")
     if clip["mel_frames"] != 1 + clip["audio_samples"] // 320:
         out["problems"].append("mel_frames does not match audio_samples")
+    if reader.has_audio48k and clip.get("audio48k_samples") != int(round(dur * 48000)):
+        out["problems"].append("audio48k_samples does not match the duration")
     rms = float(np.sqrt(np.mean(y.astype(np.float64) ** 2)))
     out["rms_db"] = 20 * np.log10(max(rms, 1e-9))
     out["peak"] = float(np.abs(y).max())
@@ -148,7 +150,8 @@ def check_clip(args: tuple[str, dict]) -> dict:
         import soundfile as sf
 
         info = sf.info(str(reader.flac_path(clip)))
-        if info.channels != 2 or info.samplerate != 44100 or info.frames != int(round(dur * 44100)):
+        fr = int(reader.info.get("flac_rate", 44100))
+        if info.channels != 2 or info.samplerate != fr or info.frames != int(round(dur * fr)):
             out["problems"].append(f"flac {info.channels} ch {info.samplerate} Hz {info.frames} frames")
     except Exception as exc:  # noqa: BLE001
         out["problems"].append(f"flac unreadable: {exc}")

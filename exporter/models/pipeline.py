@@ -1,4 +1,5 @@
-"""Run the torch cascade with the runtime's numpy samplers: prompt -> log-mel -> 16 kHz audio.
+"""Run the torch cascade with the runtime's numpy samplers: prompt -> log-mel -> 16 kHz audio, or on
+the waveform route prompt -> 3.2 kHz audio -> 16 kHz audio (-> 48 kHz with a superres stage).
 
 Used for training samples, tests and `n2m eval` on checkpoints. Classifier-free guidance follows
 the cascade convention: the unconditional branch gets the MiniLM states of "" and every control
@@ -16,6 +17,7 @@ import torch
 from n2m.bridge.controls import Controls
 from n2m.bridge.features import MelSpec
 from n2m.bridge.grid import beat_grid
+from n2m.bridge.resample import upsample
 from n2m.bridge.sampling import SAMPLERS
 from n2m.bridge.schedule import Schedule, timesteps
 from n2m.exporter.models.unet import UNet1d, UNetConfig, Vocoder1d, VocoderConfig, build_model
@@ -52,7 +54,7 @@ def frames_for(seconds: float, multiple: int, spec: MelSpec = MelSpec()) -> int:
 
 
 class GeneratorRunner:
-    """Guided sampling of normalised log-mel from a generator U-Net."""
+    """Guided sampling of normalised log-mel from a generator U-Net (or of audio from a wavegen)."""
 
     def __init__(self, model: UNet1d, text_cache, schedule: Schedule | None = None) -> None:
         self.model = model
@@ -64,7 +66,7 @@ class GeneratorRunner:
     @torch.no_grad()
     def generate(self, prompt: str, controls: Controls, frames: int, seed: int,
                  opts: SampleOptions | None = None) -> np.ndarray:
-        """[80, frames] log-mel (de-normalised)."""
+        """[80, frames] log-mel (de-normalised); a wavegen gives float32 audio [frames * hop]."""
         opts = opts or SampleOptions()
         if frames % self.cfg.frame_multiple:
             raise ValueError(f"frames {frames} not a multiple of {self.cfg.frame_multiple}")
@@ -87,10 +89,12 @@ class GeneratorRunner:
             return (v[1:2] + g * (v[0:1] - v[1:2])).astype(np.float32)
 
         rng = np.random.default_rng(seed)
-        z = rng.standard_normal((1, self.cfg.in_channels, frames), dtype=np.float32)
+        z = rng.standard_normal((1, self.cfg.in_channels, frames * self.cfg.hop), dtype=np.float32)
         sampler = SAMPLERS[opts.sampler]
         kwargs = {"rng": rng} if opts.sampler == "ancestral" else {}
         x = sampler(model, z, timesteps(opts.steps), self.schedule, **kwargs)
+        if self.cfg.wave:
+            return (x[0, 0] / self.cfg.audio_scale).astype(np.float32)
         return x[0] * self.cfg.mel_scale + self.cfg.mel_mean
 
 
@@ -112,6 +116,42 @@ class VocoderRunner:
             return self.model(torch.from_numpy(z), torch.full((1,), t, dtype=torch.float32), mel).numpy()
 
         rng = np.random.default_rng(seed)
+        z = rng.standard_normal((1, 1, n), dtype=np.float32)
+        kwargs = {"rng": rng} if sampler == "ancestral" else {}
+        x = SAMPLERS[sampler](model, z, timesteps(steps), self.schedule, **kwargs)
+        return (x[0, 0] / self.cfg.audio_scale).astype(np.float32)
+
+
+class AudioCascaderRunner:
+    """An audio-conditioned cascader (wave route 3.2 -> 16 kHz, or superres 16 -> 48 kHz), run the way
+    the engine runs it: upsample, noise-augment the conditioning to `aug`, sample."""
+
+    def __init__(self, model: Vocoder1d, schedule: Schedule | None = None) -> None:
+        self.model = model
+        self.cfg: VocoderConfig = model.cfg
+        self.schedule = schedule or Schedule()
+
+    def condition(self, low: np.ndarray, aug: float, rng: np.random.Generator) -> np.ndarray:
+        """[1, 1, n * factor] conditioning from low-rate audio [n]: upsampled, scaled, augmented."""
+        up = upsample(np.asarray(low, np.float32), self.cfg.up_factor)[None, None] * self.cfg.audio_scale
+        noise = rng.standard_normal(up.shape, dtype=np.float32)
+        return self.schedule.add_noise(up, noise, np.full((1,), aug, np.float64)).astype(np.float32)
+
+    @torch.no_grad()
+    def run(self, low: np.ndarray, seed: int, steps: int = 12, sampler: str = "ddim",
+            aug: float = 0.0) -> np.ndarray:
+        """float32 audio [len(low) * factor] at the stage's rate; len(low) * factor must be a
+        multiple of the stage's hop. Noise: the conditioning's augmentation first, then the sample's."""
+        rng = np.random.default_rng(seed)
+        cond = torch.from_numpy(self.condition(low, aug, rng))
+        n = cond.shape[-1]
+        if n % self.cfg.hop:
+            raise ValueError(f"{n} samples is not a multiple of the {self.cfg.stage}'s hop {self.cfg.hop}")
+        a = torch.full((1,), float(aug), dtype=torch.float32)
+
+        def model(z: np.ndarray, t: float) -> np.ndarray:
+            return self.model(torch.from_numpy(z), torch.full((1,), t, dtype=torch.float32), cond, a).numpy()
+
         z = rng.standard_normal((1, 1, n), dtype=np.float32)
         kwargs = {"rng": rng} if sampler == "ancestral" else {}
         x = SAMPLERS[sampler](model, z, timesteps(steps), self.schedule, **kwargs)

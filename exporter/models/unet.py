@@ -23,6 +23,19 @@ Vocoder cascader: ``Vocoder1d.forward(x, t, mel) -> v`` with x [B, 1, N] noisy 1
 (times ``audio_scale``), t [B], mel [B, 80, F] normalised clean log-mel, N = F * prod(strides)
 (= F * 320, so the bottleneck runs at the mel frame rate). No attention.
 
+Waveform route (Noise2Music's other configuration, the same two classes):
+
+- ``UNetConfig(stage="wavegen", strides=(4, 4, 4), in_channels=1, out_channels=1, ...)``: the
+  generator with strided levels producing 3.2 kHz audio; same inputs as above with x [B, 1, F * 64]
+  (times ``audio_scale``) and the grid [B, 4, F] at the bottleneck rate (50 Hz). Attention (self +
+  cross to the text and control tokens) belongs at the low-rate levels (``attn_levels``).
+- ``VocoderConfig(stage="cascader", cond_rate=3200, sample_rate=16000)`` and
+  ``VocoderConfig(stage="superres", cond_rate=16000, sample_rate=48000)``:
+  ``Vocoder1d.forward(x, t, cond, aug) -> v`` with cond [B, 1, N] the lower-rate audio upsampled to
+  the stage's rate (bridge.resample.upsample) times ``audio_scale``, noise-augmented to diffusion
+  time ``aug`` [B] (training draws aug in [0, aug_max]; the runtime uses the manifest's
+  ``cond_aug``). N = F * prod(strides), so every stage's bottleneck runs at 50 Hz.
+
 Log-mel normalisation (fixed in the config, saved in checkpoints): ``norm = (log_mel - mel_mean) /
 mel_scale``; the runtime undoes it with ``log_mel = norm * mel_scale + mel_mean``.
 
@@ -47,7 +60,13 @@ N_METERS = 4  # 0 = unspecified, 1..3 = METERS
 
 @dataclass
 class UNetConfig:
-    """Generator U-Net (text + controls -> log-mel v-prediction)."""
+    """Generator U-Net (text + controls -> log-mel v-prediction).
+
+    The same class is the waveform route's generator (``stage="wavegen"``): ``strides`` gives each
+    level transition its own downsampling factor (empty = 2 everywhere, the log-mel generator), the
+    signal is 1 channel of low-rate audio (times ``audio_scale``), and the beat grid enters every
+    level at the bottleneck rate instead of being stacked onto the input.
+    """
 
     stage: str = "generator"
     in_channels: int = 80
@@ -65,13 +84,29 @@ class UNetConfig:
     dropout: float = 0.0
     mel_mean: float = -4.5
     mel_scale: float = 7.0
+    # waveform route ("wavegen"): per-level strides whose product is the samples per grid frame
+    # (3200 Hz / 50 Hz = 64), the audio's scale and rate
+    strides: tuple[int, ...] = ()
+    audio_scale: float = 1.0
+    sample_rate: int = 0
 
     def __post_init__(self) -> None:
         self.channels = tuple(int(c) for c in self.channels)
         self.attn_levels = tuple(int(a) for a in self.attn_levels)
+        self.strides = tuple(int(s) for s in self.strides)
         validate_common(self.channels, self.groups, self.kernel_size, self.blocks_per_level)
-        if self.stage != "generator":
-            raise ValueError(f"UNetConfig.stage must be 'generator', got {self.stage!r}")
+        if self.stage not in ("generator", "wavegen"):
+            raise ValueError(f"UNetConfig.stage must be 'generator' or 'wavegen', got {self.stage!r}")
+        if self.stage == "wavegen":
+            if len(self.strides) != len(self.channels) - 1 or any(s < 1 for s in self.strides):
+                raise ValueError("a wavegen needs positive strides, one per level transition "
+                                 f"(len(channels) - 1 = {len(self.channels) - 1}), got {self.strides}")
+            if self.in_channels != 1 or self.out_channels != 1:
+                raise ValueError("a wavegen generates 1 channel of audio: in_channels = out_channels = 1")
+            if self.sample_rate <= 0:
+                raise ValueError("a wavegen needs its sample_rate (e.g. 3200)")
+        elif self.strides:
+            raise ValueError("strides are for the waveform generator (stage 'wavegen') only")
         for a in self.attn_levels:
             if not 0 <= a < len(self.channels):
                 raise ValueError(f"attn level {a} outside 0..{len(self.channels) - 1}")
@@ -81,8 +116,22 @@ class UNetConfig:
                 raise ValueError(f"channels {c} not a multiple of head_dim {self.head_dim}")
 
     @property
+    def wave(self) -> bool:
+        return self.stage == "wavegen"
+
+    @property
+    def level_strides(self) -> tuple[int, ...]:
+        return self.strides if self.wave else (2,) * (len(self.channels) - 1)
+
+    @property
     def frame_multiple(self) -> int:
-        return 2 ** (len(self.channels) - 1)
+        """Grid frames must be a multiple of this (the wavegen's bottleneck runs at the grid rate)."""
+        return 1 if self.wave else 2 ** (len(self.channels) - 1)
+
+    @property
+    def hop(self) -> int:
+        """Output samples (or mel frames) per grid frame."""
+        return math.prod(self.strides) if self.wave else 1
 
     @property
     def mel_norm(self) -> dict[str, float]:
@@ -91,7 +140,13 @@ class UNetConfig:
 
 @dataclass
 class VocoderConfig:
-    """Waveform U-Net cascader (normalised log-mel -> 16 kHz audio v-prediction)."""
+    """Waveform U-Net cascader (normalised log-mel -> 16 kHz audio v-prediction).
+
+    The same class is the waveform route's audio-conditioned cascaders: ``stage="cascader"``
+    (3.2 kHz -> 16 kHz) and ``stage="superres"`` (16 kHz -> 48 kHz). Those take, instead of the
+    mel, the lower-rate audio upsampled to ``sample_rate`` (bridge.resample), noise-augmented to
+    diffusion time ``aug`` (0 = clean), stacked onto the noisy input as a second channel.
+    """
 
     stage: str = "vocoder"
     channels: tuple[int, ...] = (16, 32, 64, 128, 192)
@@ -106,13 +161,24 @@ class VocoderConfig:
     mel_scale: float = 7.0
     audio_scale: float = 3.0  # the model sees audio * audio_scale; the runtime divides it out
     snippet_seconds: float = 1.0
+    # audio-conditioned cascaders ("cascader", "superres"): output rate, conditioning rate, and the
+    # largest noise-augmentation time drawn for the conditioning signal in training
+    sample_rate: int = 16000
+    cond_rate: int = 0
+    aug_max: float = 0.0
 
     def __post_init__(self) -> None:
         self.channels = tuple(int(c) for c in self.channels)
         self.strides = tuple(int(s) for s in self.strides)
         validate_common(self.channels, self.groups, self.kernel_size, self.blocks_per_level)
-        if self.stage != "vocoder":
-            raise ValueError(f"VocoderConfig.stage must be 'vocoder', got {self.stage!r}")
+        if self.stage not in AUDIO_CASCADERS + ("vocoder",):
+            raise ValueError(f"VocoderConfig.stage must be 'vocoder', 'cascader' or 'superres', got {self.stage!r}")
+        if self.audio_cond:
+            if self.cond_rate <= 0 or self.sample_rate % self.cond_rate:
+                raise ValueError(f"a {self.stage} needs cond_rate dividing sample_rate {self.sample_rate}, "
+                                 f"got {self.cond_rate}")
+            if not 0.0 <= self.aug_max <= 1.0:
+                raise ValueError(f"aug_max must be in [0, 1], got {self.aug_max}")
         if len(self.strides) != len(self.channels) - 1:
             raise ValueError("strides needs one entry per level transition (len(channels) - 1)")
         if any(s < 1 for s in self.strides):
@@ -123,8 +189,20 @@ class VocoderConfig:
         return math.prod(self.strides)
 
     @property
+    def audio_cond(self) -> bool:
+        return self.stage in AUDIO_CASCADERS
+
+    @property
+    def up_factor(self) -> int:
+        """sample_rate / cond_rate (audio-conditioned cascaders)."""
+        return self.sample_rate // self.cond_rate if self.audio_cond else 1
+
+    @property
     def mel_norm(self) -> dict[str, float]:
         return {"mean": self.mel_mean, "scale": self.mel_scale}
+
+
+AUDIO_CASCADERS = ("cascader", "superres")
 
 
 def validate_common(channels: tuple[int, ...], groups: int, kernel: int, blocks: int) -> None:
@@ -300,7 +378,9 @@ class UNet1d(nn.Module):
         self.meter_emb = nn.Embedding(N_METERS, e)
         self.ctrl_ctx = nn.Linear(e, cfg.ctx_dim)  # controls as 4 extra cross-attention tokens
         # U-Net
-        self.conv_in = nn.Conv1d(cfg.in_channels + cfg.grid_channels, ch[0], cfg.kernel_size,
+        strides = cfg.level_strides
+        grid_in_input = 0 if cfg.wave else cfg.grid_channels
+        self.conv_in = nn.Conv1d(cfg.in_channels + grid_in_input, ch[0], cfg.kernel_size,
                                  padding=cfg.kernel_size // 2)
         self.down = nn.ModuleList()
         self.downsample = nn.ModuleList()
@@ -308,7 +388,7 @@ class UNet1d(nn.Module):
             self.down.append(Level(c, c, cfg.blocks_per_level, e, cfg.kernel_size, cfg.groups,
                                    cfg.dropout, i in cfg.attn_levels, cfg.head_dim, cfg.ctx_dim))
             if i < len(ch) - 1:
-                self.downsample.append(Downsample(c, ch[i + 1], 2))
+                self.downsample.append(Downsample(c, ch[i + 1], strides[i]))
         last = len(ch) - 1
         self.mid = Level(ch[-1], ch[-1], 1, e, cfg.kernel_size, cfg.groups, cfg.dropout,
                          last in cfg.attn_levels, cfg.head_dim, cfg.ctx_dim)
@@ -319,11 +399,14 @@ class UNet1d(nn.Module):
             self.up.append(Level(2 * c, c, cfg.blocks_per_level, e, cfg.kernel_size, cfg.groups,
                                  cfg.dropout, i in cfg.attn_levels, cfg.head_dim, cfg.ctx_dim))
             if i > 0:
-                self.upsample.append(Upsample(c, ch[i - 1], 2, cfg.kernel_size))
+                self.upsample.append(Upsample(c, ch[i - 1], strides[i - 1], cfg.kernel_size))
         self.norm_out = norm(ch[0], cfg.groups)
         self.conv_out = nn.Conv1d(ch[0], cfg.out_channels, cfg.kernel_size, padding=cfg.kernel_size // 2)
         nn.init.zeros_(self.conv_out.weight)
         nn.init.zeros_(self.conv_out.bias)
+        if cfg.wave:  # the beat grid (at the bottleneck rate) enters every level, repeated to its rate
+            self.grid_in = nn.ModuleList(nn.Conv1d(cfg.grid_channels, c, 3, padding=1) for c in ch)
+            self.grid_up = [math.prod(strides[i:]) for i in range(len(ch))]
 
     def bpm_embedding(self, bpm: torch.Tensor) -> torch.Tensor:
         """Sinusoidal embedding of log-bpm through an MLP; a learned vector where bpm <= 0."""
@@ -351,13 +434,21 @@ class UNet1d(nn.Module):
         bias = ((full_mask - 1.0) * 1e4)[:, None, None, :]
         return emb, ctx, bias
 
+    def _grid_at(self, i: int, grid: torch.Tensor) -> torch.Tensor:
+        g = self.grid_in[i](grid)
+        f = self.grid_up[i]
+        return F.interpolate(g, scale_factor=float(f), mode="nearest") if f > 1 else g
+
     def forward(self, x: torch.Tensor, t: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor,
                 bpm: torch.Tensor, key: torch.Tensor, mode: torch.Tensor, meter: torch.Tensor,
                 grid: torch.Tensor) -> torch.Tensor:
         emb, ctx, bias = self.conditioning(t, text, text_mask, bpm, key, mode, meter)
-        h = self.conv_in(torch.cat([x, grid], dim=1))
+        wave = self.cfg.wave
+        h = self.conv_in(x) if wave else self.conv_in(torch.cat([x, grid], dim=1))
         skips = []
         for i, level in enumerate(self.down):
+            if wave:
+                h = h + self._grid_at(i, grid)
             h = level(h, emb, ctx, bias)
             skips.append(h)
             if i < len(self.downsample):
@@ -381,9 +472,15 @@ class Vocoder1d(nn.Module):
         self.cfg = cfg
         ch, e, k = cfg.channels, cfg.emb_dim, cfg.kernel_size
         self.time_mlp = nn.Sequential(nn.Linear(32, e), nn.SiLU(), nn.Linear(e, e))
-        self.conv_in = nn.Conv1d(1, ch[0], k, padding=k // 2)
-        # the mel enters every level: projected at the frame rate, then repeated to the level's rate
-        self.mel_in = nn.ModuleList(nn.Conv1d(cfg.n_mels, c, 3, padding=1) for c in ch)
+        if cfg.audio_cond:
+            # the upsampled low-rate audio is a second input channel; its augmentation level is
+            # embedded like the diffusion time
+            self.conv_in = nn.Conv1d(2, ch[0], k, padding=k // 2)
+            self.aug_mlp = nn.Sequential(nn.Linear(32, e), nn.SiLU(), nn.Linear(e, e))
+        else:
+            self.conv_in = nn.Conv1d(1, ch[0], k, padding=k // 2)
+            # the mel enters every level: projected at the frame rate, then repeated to the level's rate
+            self.mel_in = nn.ModuleList(nn.Conv1d(cfg.n_mels, c, 3, padding=1) for c in ch)
         self.up_factor = [math.prod(cfg.strides[i:]) for i in range(len(ch))]
         self.down = nn.ModuleList()
         self.downsample = nn.ModuleList()
@@ -408,12 +505,25 @@ class Vocoder1d(nn.Module):
         f = self.up_factor[i]
         return F.interpolate(m, scale_factor=float(f), mode="nearest") if f > 1 else m
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, mel: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, t: torch.Tensor, mel: torch.Tensor | None = None,
+                aug: torch.Tensor | None = None, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """Vocoder: (x, t, mel). Audio-conditioned cascaders: (x, t, cond, aug), positionally or by
+        name, with cond [B, 1, N] the upsampled (noise-augmented) low-rate audio times audio_scale
+        and aug [B] its augmentation time."""
+        c = mel if mel is not None else cond
+        if c is None:
+            raise TypeError("Vocoder1d needs its conditioning (mel, or cond for an audio cascader)")
         emb = self.time_mlp(timestep_embedding(t, 32))
-        h = self.conv_in(x)
+        audio_cond = self.cfg.audio_cond
+        if audio_cond:
+            a = torch.zeros_like(t) if aug is None else aug
+            emb = emb + self.aug_mlp(timestep_embedding(a, 32))
+            h = self.conv_in(torch.cat([x, c], dim=1))
+        else:
+            h = self.conv_in(x)
         skips = []
         for i, level in enumerate(self.down):
-            h = level(h + self._mel_at(i, mel), emb)
+            h = level(h if audio_cond else h + self._mel_at(i, c), emb)
             skips.append(h)
             if i < len(self.downsample):
                 h = self.downsample[i](h)
@@ -429,15 +539,17 @@ class Vocoder1d(nn.Module):
 
 
 StageConfig = UNetConfig | VocoderConfig
+STAGE_CONFIGS: dict[str, type] = {"generator": UNetConfig, "vocoder": VocoderConfig, "wavegen": UNetConfig,
+                                  "cascader": VocoderConfig, "superres": VocoderConfig}
 
 
 def config_from_dict(d: dict) -> StageConfig:
     """A stage config from its dict (as saved in checkpoints), by its 'stage' field."""
     d = dict(d)
     stage = d.get("stage")
-    cls = {"generator": UNetConfig, "vocoder": VocoderConfig}.get(stage)  # type: ignore[arg-type]
+    cls = STAGE_CONFIGS.get(stage)  # type: ignore[arg-type]
     if cls is None:
-        raise ValueError(f"unknown stage {stage!r}: expected 'generator' or 'vocoder'")
+        raise ValueError(f"unknown stage {stage!r}: expected one of {', '.join(STAGE_CONFIGS)}")
     known = set(cls.__dataclass_fields__)
     unknown = set(d) - known
     if unknown:
@@ -467,11 +579,38 @@ def tiny_vocoder_config() -> VocoderConfig:
                          kernel_size=3)
 
 
+def tiny_wavegen_config() -> UNetConfig:
+    """A 3.2 kHz waveform generator of a few thousand parameters; strides 4, 4, 4 (64 samples per
+    50 Hz grid frame), attention only at the bottleneck."""
+    return UNetConfig(stage="wavegen", in_channels=1, out_channels=1, channels=(4, 8, 8, 16),
+                      strides=(4, 4, 4), attn_levels=(3,), head_dim=8, groups=4, emb_dim=8, ctx_dim=8,
+                      kernel_size=3, audio_scale=3.0, sample_rate=3200)
+
+
+def tiny_cascader_config() -> VocoderConfig:
+    """A 3.2 kHz -> 16 kHz cascader of a few thousand parameters (hop 320 at 16 kHz)."""
+    return VocoderConfig(stage="cascader", channels=(4, 8, 8, 16, 16), strides=(4, 4, 4, 5), groups=4,
+                         emb_dim=16, kernel_size=3, sample_rate=16000, cond_rate=3200, aug_max=0.3)
+
+
+def tiny_superres_config() -> VocoderConfig:
+    """A 16 kHz -> 48 kHz cascader of a few thousand parameters (hop 960 at 48 kHz)."""
+    return VocoderConfig(stage="superres", channels=(4, 8, 8, 16, 16), strides=(4, 4, 6, 10), groups=4,
+                         emb_dim=16, kernel_size=3, sample_rate=48000, cond_rate=16000, aug_max=0.3,
+                         snippet_seconds=0.5)
+
+
+TINY_CONFIGS = {"generator": tiny_generator_config, "vocoder": tiny_vocoder_config,
+                "wavegen": tiny_wavegen_config, "cascader": tiny_cascader_config,
+                "superres": tiny_superres_config}
+
+
 def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
 __all__ = [
     "UNetConfig", "VocoderConfig", "UNet1d", "Vocoder1d", "build_model", "config_from_dict",
-    "tiny_generator_config", "tiny_vocoder_config", "count_params",
+    "tiny_generator_config", "tiny_vocoder_config", "tiny_wavegen_config", "tiny_cascader_config",
+    "tiny_superres_config", "TINY_CONFIGS", "STAGE_CONFIGS", "count_params",
 ]

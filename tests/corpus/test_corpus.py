@@ -254,3 +254,35 @@ def test_bench_refuses_nonsense(capsys):
 
     assert bench_main(["--hours", "0"]) == 2  # input tried: zero hours
     assert "--hours" in capsys.readouterr().err
+
+
+def test_audio48k_option_keeps_48k_renders(tmp_path):
+    """`--audio48k`: clips render at 48 kHz, the 48 kHz mono mix is kept beside the 16 kHz one (which
+    is derived from the same render), and the corpus has its own id."""
+    import soxr
+
+    out = tmp_path / "c48"
+    cfg = small_cfg(out, max_shards=1, audio48k=True)
+    assert build(cfg).clips == 2
+    assert build_mod.corpus_id(cfg) != build_mod.corpus_id(replace(cfg, audio48k=False))
+    r = CorpusReader(out)
+    assert r.has_audio48k and r.info["audio48k_rate"] == 48000 and r.info["flac_rate"] == 48000
+    for c in r.clips():
+        hi, lo = r.audio48k(c), r.audio16k(c)
+        assert hi.shape == (round(c["duration"] * 48000),) and np.sqrt(np.mean(hi ** 2)) > 0.01
+        assert sf.info(str(r.flac_path(c))).samplerate == 48000
+        # real 48 kHz content: energy above 8 kHz (which no upsampled 16 kHz signal has)
+        spec = np.abs(np.fft.rfft(hi)) ** 2
+        assert spec[np.fft.rfftfreq(hi.size, 1 / 48000) > 9000].sum() > 1e-4 * spec.sum()
+        down = soxr.resample(hi, 48000, 16000, quality="HQ")[: lo.size]
+        assert np.abs(down[1000:-1000] - lo[1000:-1000]).max() < 0.05
+    assert check_clip((str(out), r.clips()[0]))["problems"] == []
+
+
+def test_a_16k_corpus_has_no_48k_audio(corpus):
+    from n2m.exporter.corpus.reader import CorpusError
+
+    r = CorpusReader(corpus)
+    assert not r.has_audio48k
+    with pytest.raises(CorpusError, match=r"no 48 kHz audio.*--audio48k"):
+        r.audio48k(r.clips()[0])
