@@ -23,7 +23,8 @@ def conv1d_as_conv2d(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
     g = m.graph
     inits = {i.name: i for i in g.initializer}
     axes_name = "n2m_layout_axis2"
-    g.initializer.append(numpy_helper.from_array(np.array([2], dtype=np.int64), axes_name))
+    if axes_name not in inits:  # a graph rewritten before already has it (and no 1-D convs left)
+        g.initializer.append(numpy_helper.from_array(np.array([2], dtype=np.int64), axes_name))
     new_nodes: list[onnx.NodeProto] = []
     count = 0
     reshaped: set[str] = set()

@@ -102,3 +102,12 @@ def test_export_with_conv2d_layout_generates_the_same_clip(tiny_model_dir, tiny_
     ref = torch.load(voc, weights_only=False)["ema"]
     got = stage_state_dict(out, "vocoder")
     assert all(torch.equal(got[k], ref[k]) for k in ref)
+
+
+def test_rewriting_a_rewritten_graph_changes_nothing(tiny_model_dir):
+    """Tried: the layout rewrite applied to its own output (a model exported with --conv2d, then
+    `n2m bench` building its conv2d comparison folder from it)."""
+    once, n1 = conv1d_as_conv2d(onnx.load(str(tiny_model_dir / "vocoder.onnx")))
+    twice, n2 = conv1d_as_conv2d(once)
+    assert n1 > 0 and n2 == 0
+    assert [n.op_type for n in twice.graph.node] == [n.op_type for n in once.graph.node]
