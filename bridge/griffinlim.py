@@ -12,11 +12,6 @@ from __future__ import annotations
 
 import numpy as np
 
-try:  # scipy's pocketfft is ~3x numpy's on these frame batches; numpy is the fallback
-    from scipy import fft as _fft
-except ImportError:  # pragma: no cover - scipy is a runtime dependency
-    from numpy import fft as _fft  # type: ignore[no-redef]
-
 from n2m.bridge.features import MelSpec, mel_filterbank
 
 _BASES: dict[MelSpec, tuple[np.ndarray, np.ndarray, float]] = {}
@@ -77,11 +72,11 @@ class _Frames:
 
 
 def _rfft(frames: np.ndarray) -> np.ndarray:
-    return _fft.rfft(frames.astype(np.float32, copy=False), axis=1).astype(np.complex64, copy=False)
+    return np.fft.rfft(frames.astype(np.float32, copy=False), axis=1).astype(np.complex64, copy=False)
 
 
 def _irfft(stft: np.ndarray, n: int) -> np.ndarray:
-    return _fft.irfft(stft, n=n, axis=1).astype(np.float32, copy=False)
+    return np.fft.irfft(stft, n=n, axis=1).astype(np.float32, copy=False)
 
 
 def _overlap_add(frames: np.ndarray, hop: int) -> np.ndarray:
