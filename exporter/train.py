@@ -372,13 +372,25 @@ class Trainer:
         return float(loss.detach())
 
     # -- previews
+
+    def _preview(self, runner, prompt: str, seed: int) -> np.ndarray:
+        """One guided preview of a text-conditioned stage (generator: log-mel; wavegen: audio), its
+        controls read from the prompt."""
+        from n2m.bridge.controls import parse_controls
+        from n2m.exporter.models.pipeline import SampleOptions, frames_for
+
+        ctl = parse_controls(prompt)
+        frames = frames_for(self.cfg.sample_seconds, self.stage_cfg.frame_multiple)
+        return runner.generate(prompt, Controls(bpm=ctl.bpm, key=ctl.key, mode=ctl.mode, meter=ctl.meter),
+                               frames, seed=seed, opts=SampleOptions(steps=self.cfg.sample_steps,
+                                                                     guidance=self.cfg.sample_guidance))
+
     def sample(self) -> None:
         if self.rank != 0:
             return
         from n2m.exporter.models.pipeline import (
             GeneratorRunner,
             VocoderRunner,
-            frames_for,
             griffin_lim,
         )
 
@@ -389,8 +401,6 @@ class Trainer:
 
             if self.stage == "generator":
                 runner = GeneratorRunner(self.ema.model, self.text, self.schedule)
-                from n2m.bridge.controls import parse_controls
-
                 vocoder = None
                 voc_path = Path(self.cfg.sample_vocoder) if self.cfg.sample_vocoder else None
                 if voc_path is not None and voc_path.is_dir():
@@ -400,31 +410,16 @@ class Trainer:
 
                     vocoder = VocoderRunner(load_checkpoint(voc_path)[0], self.schedule)
                 for i, prompt in enumerate(self.cfg.sample_prompts):
-                    ctl = parse_controls(prompt)
-                    frames = frames_for(self.cfg.sample_seconds, self.stage_cfg.frame_multiple)
-                    from n2m.exporter.models.pipeline import SampleOptions
-
-                    mel = runner.generate(prompt, Controls(bpm=ctl.bpm, key=ctl.key, mode=ctl.mode,
-                                                           meter=ctl.meter), frames, seed=i,
-                                          opts=SampleOptions(steps=self.cfg.sample_steps,
-                                                             guidance=self.cfg.sample_guidance))
+                    mel = self._preview(runner, prompt, seed=i)
                     stem = sdir / f"step{self.step:07d}_{i}"
                     audio = griffin_lim(mel) if vocoder is None else np.clip(vocoder.vocode(mel, seed=i), -1, 1)
                     sf.write(str(stem) + ".wav", audio, self.spec.sample_rate)
                     np.save(str(stem) + ".npy", mel.astype(np.float16))
                     _save_spectrogram(mel, str(stem) + ".png", prompt)
             elif self.stage == "wavegen":
-                from n2m.bridge.controls import parse_controls
-                from n2m.exporter.models.pipeline import SampleOptions
-
                 runner = GeneratorRunner(self.ema.model, self.text, self.schedule)
                 for i, prompt in enumerate(self.cfg.sample_prompts):
-                    ctl = parse_controls(prompt)
-                    frames = frames_for(self.cfg.sample_seconds, self.stage_cfg.frame_multiple)
-                    audio = runner.generate(prompt, Controls(bpm=ctl.bpm, key=ctl.key, mode=ctl.mode,
-                                                             meter=ctl.meter), frames, seed=i,
-                                            opts=SampleOptions(steps=self.cfg.sample_steps,
-                                                               guidance=self.cfg.sample_guidance))
+                    audio = self._preview(runner, prompt, seed=i)
                     sf.write(str(sdir / f"step{self.step:07d}_{i}.wav"), np.clip(audio, -1, 1),
                              self.stage_cfg.sample_rate)
             elif self.stage in ("cascader", "superres"):

@@ -179,3 +179,14 @@ def test_upsample_is_band_limited_and_exact_on_its_grid() -> None:
     ref = np.sin(2 * np.pi * 440 * np.arange(16000) / 16000)
     assert np.abs(y - ref)[200:-200].max() < 1e-3
     np.testing.assert_allclose(upsample(np.stack([x, -x]), 3)[1], -upsample(x, 3), atol=1e-6)
+
+
+def test_wavegen_previews_are_written_at_its_rate(corpus48: Path, tmp_path: Path) -> None:
+    import soundfile as sf
+
+    cfg = _cfg("tiny_wavegen.json", corpus48)
+    cfg.sample_prompts, cfg.sample_seconds, cfg.sample_steps = ["techno, 120 bpm"], 1.0, 2
+    trainer = Trainer(cfg, tmp_path)
+    trainer.sample()
+    audio, sr = sf.read(str(tmp_path / "samples" / "step0000000_0.wav"))
+    assert sr == trainer.stage_cfg.sample_rate == 3200 and len(audio) >= 3200 and np.isfinite(audio).all()
