@@ -386,8 +386,8 @@ class Engine:
                 report("cascader", 0, 1)
                 t0 = time.perf_counter()
                 spec = MelSpec(**man.mel)
-                audio = np.stack([griffin_lim(log_mel[i], spec, seed=seeds[i], length=samples16)
-                                  for i in range(n)])
+                audio = np.stack([griffin_lim(log_mel[i], spec, seed=seeds[i], length=samples16,
+                                              threads=self.threads) for i in range(n)])
                 report("cascader", 1, 1)
                 timings["cascader_s"] = time.perf_counter() - t0
             else:

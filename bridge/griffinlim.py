@@ -6,9 +6,17 @@ filterbank (projected gradient from the pseudo-inverse), and a phase is found by
 Griffin-Lim algorithm (Perraudin et al. 2013, momentum 0.99) with the same centred, periodic-Hann
 STFT that `features.log_mel` uses, so that ``log_mel(griffin_lim(m))`` comes back close to ``m``.
 Deterministic for a seed (the initial phase).
+
+Every step but the overlap-add works frame by frame, so with ``threads > 1`` the frames are cut
+into contiguous blocks run on a thread pool (numpy's FFT and BLAS release the GIL): the same
+arithmetic on the same frames, so the audio does not depend on the thread count.
 """
 
 from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -28,13 +36,39 @@ def _bases(spec: MelSpec) -> tuple[np.ndarray, np.ndarray, float]:
 
 def mel_to_magnitude(log_mel: np.ndarray, spec: MelSpec = MelSpec(), iters: int = 30) -> np.ndarray:
     """[n_fft//2+1, frames] linear magnitude whose mel power best matches exp(log_mel) (NNLS)."""
+    return _frame_magnitude(np.ascontiguousarray(np.asarray(log_mel, dtype=np.float32).T), spec, iters).T
+
+
+def _frame_magnitude(log_mel_t: np.ndarray, spec: MelSpec, iters: int = 30) -> np.ndarray:
+    """mel_to_magnitude frame-major: [frames, n_mels] log-mel to [frames, bins] magnitude. Each
+    frame is its own least-squares problem, so any block of frames can be solved alone."""
     fb, pinv, step = _bases(spec)
-    power_mel = np.exp(np.asarray(log_mel, dtype=np.float32))
-    p = np.maximum(pinv @ power_mel, 0.0)
-    fbt = np.ascontiguousarray(fb.T)
+    power_mel = np.exp(log_mel_t)
+    p = np.maximum(power_mel @ pinv.T, 0.0)
     for _ in range(iters):  # projected gradient on ||fb p - m||^2 subject to p >= 0
-        p = np.maximum(p - step * (fbt @ (fb @ p - power_mel)), 0.0)
+        p = np.maximum(p - step * ((p @ fb.T - power_mel) @ fb), 0.0)
     return np.sqrt(p)
+
+
+class _Blocks:
+    """Contiguous blocks of frames and a pool to run one function per block (inline for one)."""
+
+    def __init__(self, frames: int, threads: int) -> None:
+        n = max(1, min(threads, frames // 64 or 1))  # tiny clips are not worth a thread
+        edges = np.linspace(0, frames, n + 1).round().astype(int)
+        self.slices = [slice(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+        self._pool = ThreadPoolExecutor(n, thread_name_prefix="n2m-gl") if n > 1 else None
+
+    def run(self, fn: Callable[[slice], None]) -> None:
+        if self._pool is None:
+            fn(self.slices[0])
+            return
+        for f in [self._pool.submit(fn, s) for s in self.slices]:
+            f.result()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
 
 
 class _Frames:
@@ -48,22 +82,35 @@ class _Frames:
         norm = _overlap_add(np.broadcast_to(self.window**2, (frames, spec.n_fft)), spec.hop)
         self.inv_norm = np.where(norm > 1e-8, 1.0 / np.maximum(norm, 1e-8), 1.0).astype(np.float32)
 
-    def stft(self, x: np.ndarray) -> np.ndarray:
-        """[frames, bins] complex64 of a centred STFT, cut to `frames`."""
+    def windows(self, x: np.ndarray) -> np.ndarray:
+        """Read-only [at most `frames`, n_fft] view of the centred STFT's frames of `x` (fewer
+        rows when `x` is too short to reach the last frames)."""
         spec = self.spec
         pad = spec.n_fft // 2
         xp = np.pad(x, (pad, pad), mode="reflect" if len(x) > pad else "constant")
-        view = np.lib.stride_tricks.sliding_window_view(xp, spec.n_fft)[:: spec.hop][: self.frames]
-        out = _rfft(view * self.window)
-        if out.shape[0] < self.frames:
-            out = np.pad(out, ((0, self.frames - out.shape[0]), (0, 0)))
+        return np.lib.stride_tricks.sliding_window_view(xp, spec.n_fft)[:: spec.hop][: self.frames]
+
+    def stft_rows(self, view: np.ndarray, rows: slice) -> np.ndarray:
+        """[rows, bins] complex64 STFT of those frames of `windows(x)` (zero where `x` ended)."""
+        a, b, _ = rows.indices(self.frames)
+        out = _rfft(view[a:b] * self.window)
+        if out.shape[0] < b - a:
+            out = np.pad(out, ((0, b - a - out.shape[0]), (0, 0)))
         return out
+
+    def stft(self, x: np.ndarray) -> np.ndarray:
+        """[frames, bins] complex64 of a centred STFT, cut to `frames`."""
+        return self.stft_rows(self.windows(x), slice(0, self.frames))
 
     def istft(self, stft: np.ndarray) -> np.ndarray:
         """Audio of `length` samples from [frames, bins] (windowed overlap-add, normalised)."""
-        spec = self.spec
-        frames = _irfft(stft, spec.n_fft)
+        frames = _irfft(stft, self.spec.n_fft)
         frames *= self.window
+        return self.overlap_add(frames)
+
+    def overlap_add(self, frames: np.ndarray) -> np.ndarray:
+        """Audio of `length` samples from windowed [frames, n_fft] frames."""
+        spec = self.spec
         out = _overlap_add(frames, spec.hop)
         out *= self.inv_norm
         pad = spec.n_fft // 2
@@ -100,24 +147,49 @@ def _scale(z: np.ndarray, s: np.ndarray) -> np.ndarray:
 
 
 def griffin_lim(log_mel: np.ndarray, spec: MelSpec = MelSpec(), n_iter: int = 32, momentum: float = 0.99,
-                seed: int = 0, length: int | None = None) -> np.ndarray:
-    """float32 mono audio at spec.sample_rate for a [n_mels, frames] log-mel."""
+                seed: int = 0, length: int | None = None, threads: int | None = None) -> np.ndarray:
+    """float32 mono audio at spec.sample_rate for a [n_mels, frames] log-mel. `threads` (default:
+    the machine's cores) splits the frame-wise work; the result is the same for any count."""
     log_mel = np.asarray(log_mel)
     if log_mel.ndim != 2 or log_mel.shape[0] != spec.n_mels:
         raise ValueError(f"griffin_lim expects [{spec.n_mels}, frames], got {log_mel.shape}")
+    if threads is not None and threads < 1:
+        raise ValueError(f"threads must be at least 1, got {threads}")
     frames = log_mel.shape[1]
     length = length if length is not None else frames * spec.hop
-    mag = np.ascontiguousarray(mel_to_magnitude(log_mel, spec).T)  # [frames, bins]
     tf = _Frames(spec, frames, length)
-    rng = np.random.default_rng(seed)
-    phase = rng.random((mag.shape[1], mag.shape[0])).T  # the same draws as a [bins, frames] phase
-    target = _scale(np.exp(2j * np.pi * phase).astype(np.complex64), mag)  # mag * e^(i phase)
-    prev = np.zeros_like(target)
-    c = np.float32(momentum / (1.0 + momentum))
-    for _ in range(max(1, n_iter)):
-        rebuilt = tf.stft(tf.istft(target))
-        accel = rebuilt - c * prev  # fast Griffin-Lim's momentum step
-        # next target: the wanted magnitude with the accelerated estimate's phase
-        target = _scale(accel, mag / np.maximum(np.abs(accel), 1e-16))
-        prev = rebuilt
-    return tf.istft(target).astype(np.float32, copy=False)
+    blocks = _Blocks(frames, threads or os.cpu_count() or 1)
+    try:
+        log_mel_t = np.ascontiguousarray(log_mel.astype(np.float32, copy=False).T)
+        mag = np.empty((frames, spec.n_fft // 2 + 1), np.float32)
+
+        def solve(b: slice) -> None:
+            mag[b] = _frame_magnitude(log_mel_t[b], spec)
+
+        blocks.run(solve)
+        rng = np.random.default_rng(seed)
+        phase = rng.random((mag.shape[1], mag.shape[0])).T  # the same draws as a [bins, frames] phase
+        target = _scale(np.exp(2j * np.pi * phase).astype(np.complex64), mag)  # mag * e^(i phase)
+        prev = np.zeros_like(target)
+        windowed = np.empty((frames, spec.n_fft), np.float32)
+        c = np.float32(momentum / (1.0 + momentum))
+
+        def synth(b: slice) -> None:  # target -> windowed frames for the overlap-add
+            windowed[b] = _irfft(target[b], spec.n_fft)
+            windowed[b] *= tf.window
+
+        def analyse(b: slice) -> None:  # audio frames -> the next target (and the momentum state)
+            rebuilt = tf.stft_rows(view, b)
+            accel = rebuilt - c * prev[b]  # fast Griffin-Lim's momentum step
+            # next target: the wanted magnitude with the accelerated estimate's phase
+            target[b] = _scale(accel, mag[b] / np.maximum(np.abs(accel), 1e-16))
+            prev[b] = rebuilt
+
+        for _ in range(max(1, n_iter)):
+            blocks.run(synth)
+            view = tf.windows(tf.overlap_add(windowed))
+            blocks.run(analyse)
+        blocks.run(synth)
+        return tf.overlap_add(windowed).astype(np.float32, copy=False)
+    finally:
+        blocks.close()

@@ -162,6 +162,7 @@ class TorchCascade:
         self.gen = GeneratorRunner(gen, TextCache(self.encoder))
         self.voc = VocoderRunner(voc)
         self.decoder = decoder  # the model's default decoder, as the engine uses it
+        self.threads = threads
 
     def run(self, controls, frames: int, seed: int, steps: int, guidance: float, sampler: str,
             voc_steps: int, voc_sampler: str) -> dict[str, float]:
@@ -176,7 +177,7 @@ class TorchCascade:
         if self.decoder == "griffin-lim":
             from n2m.bridge.griffinlim import griffin_lim
 
-            griffin_lim(mel, seed=seed)  # GeneratorRunner.generate returns the log-mel
+            griffin_lim(mel, seed=seed, threads=self.threads)  # GeneratorRunner.generate returns the log-mel
         else:
             self.voc.vocode(mel, seed, steps=voc_steps, sampler=voc_sampler)
         t3 = time.perf_counter()
