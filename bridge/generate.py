@@ -57,7 +57,8 @@ def model_path(name_or_dir: str) -> Path:
     return MODELS_DIR / name_or_dir
 
 
-def load_engine(name_or_dir: str, provider: str = "auto", threads: int | None = None) -> Engine:
+def load_engine(name_or_dir: str, provider: str = "auto", threads: int | None = None,
+                precision: str | None = None) -> Engine:
     path = model_path(name_or_dir)
     if name_or_dir == DEFAULT_MODEL and not (path / "manifest.json").is_file():
         raise ModelError(
@@ -65,7 +66,7 @@ def load_engine(name_or_dir: str, provider: str = "auto", threads: int | None = 
             "in by the trained cascade; until then export one with `n2m export --generator G.pt "
             f"--vocoder V.pt --out {path}`, or pass --model DIR"
         )
-    return Engine.load(path, provider=provider, threads=threads)
+    return Engine.load(path, provider=provider, threads=threads, precision=precision)
 
 
 def write_wav(path: Path, audio: np.ndarray, sample_rate: int, sample_bytes: int = 3) -> Path:
@@ -157,6 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=DEFAULT_MODEL, help="model name under bridge/models/ or a folder")
     p.add_argument("--provider", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
+    p.add_argument("--precision", choices=["fp32", "fp16", "int8"],
+                   help="graphs to run (default: fp16 on CUDA, fp32 on CPU; int8 where the model has them)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -195,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
     try:
-        engine = load_engine(args.model, args.provider, args.threads)
+        engine = load_engine(args.model, args.provider, args.threads, args.precision)
     except (ModelError, ValueError) as exc:
         print(f"n2m generate: {exc}", file=sys.stderr)
         return 3 if isinstance(exc, ModelError) else 2

@@ -185,10 +185,11 @@ class TorchCascade:
 class OnnxCascade:
     """An exported cascade run by the runtime engine (n2m.bridge.engine)."""
 
-    def __init__(self, model_dir: str | Path, opts: EvalOptions, threads: int | None) -> None:
+    def __init__(self, model_dir: str | Path, opts: EvalOptions, threads: int | None,
+                 precision: str | None = None) -> None:
         from n2m.bridge.engine import Engine
 
-        self.engine = Engine.load(model_dir, provider="cpu", threads=threads)
+        self.engine = Engine.load(model_dir, provider="cpu", threads=threads, precision=precision)
         gen = self.engine.manifest.generator
         opts.steps = gen.default_steps if opts.steps is None else opts.steps
         opts.guidance = (gen.guidance.default if gen.guidance else 1.0) if opts.guidance is None else opts.guidance
@@ -196,6 +197,9 @@ class OnnxCascade:
         opts.decoder = opts.decoder or self.engine.manifest.default_decoder
         self.opts = opts  # resolved, so the report says what ran
         self.id = f"onnx:{model_dir}" + (f"+{opts.decoder}" if opts.decoder else "")
+        if precision:
+            used = sorted(set(self.engine.variants.values()))
+            self.id += f"@{'/'.join(used)}"
 
     def __call__(self, prompt: str, controls: Controls, seconds: float, seed: int) -> np.ndarray:
         from dataclasses import replace
@@ -219,7 +223,8 @@ def _ckpt_path(p: str | Path) -> Path:
     return p / "last.pt" if p.is_dir() else p
 
 
-def open_model(model: str, vocoder: str | None, opts: EvalOptions, threads: int | None):
+def open_model(model: str, vocoder: str | None, opts: EvalOptions, threads: int | None,
+               precision: str | None = None):
     path = Path(model)
     if path.is_dir() and (path / "manifest.json").is_file():
         if vocoder == "griffin-lim":
@@ -227,7 +232,7 @@ def open_model(model: str, vocoder: str | None, opts: EvalOptions, threads: int 
         elif vocoder:
             raise ValueError("an exported cascade brings its own vocoder: --vocoder takes only "
                              "'griffin-lim' with it (or use --decoder)")
-        return OnnxCascade(path, opts, threads)
+        return OnnxCascade(path, opts, threads, precision)
     if "," in model:
         gen, voc = model.split(",", 1)
     elif path.is_dir() and (path / "generator.pt").is_file():
@@ -533,6 +538,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-seconds", type=float, default=10.0, help="cap on each clip's length")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--precision", choices=["fp32", "int8"],
+                   help="exported cascades: which graphs run on the CPU (default fp32; int8 where exported)")
     args = p.parse_args(argv)
     opts = EvalOptions(args.steps, args.guidance, args.sampler, args.vocoder_steps, args.max_seconds, args.seed,
                        decoder=args.decoder)
@@ -541,7 +548,9 @@ def main(argv: list[str] | None = None) -> int:
 
         torch.set_num_threads(args.threads)
     try:
-        model = open_model(args.model, args.vocoder, opts, args.threads)
+        if args.precision and not (Path(args.model) / "manifest.json").is_file():
+            raise ValueError("--precision chooses among an exported cascade's graphs; give its folder")
+        model = open_model(args.model, args.vocoder, opts, args.threads, args.precision)
         summary = evaluate(model, args.corpus, args.classifier, args.out, args.n, opts,
                            log=lambda m: print(m, file=sys.stderr, flush=True), held_out_of_n=args.tuning_set)
     except (FileNotFoundError, ValueError) as exc:

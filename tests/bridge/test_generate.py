@@ -57,6 +57,25 @@ def test_generate_raw_writes_engine_output(tiny_model_dir: Path, tmp_path: Path,
     assert p.read_bytes() == before
 
 
+def test_precision_picks_the_graphs(tiny_model_dir: Path, tmp_path: Path, capsys) -> None:
+    """--precision int8 runs the tiny model's int8 graphs (it ships them for both stages): other
+    samples than the fp32 default for the same seed; --precision fp32 is the default exactly."""
+    def raw(name: str, *extra: str) -> bytes:
+        rc = cli_main(["generate", "rhodes chords, 88 bpm", "--bars", "1", "--seed", "7", "--raw",
+                       "--out", str(tmp_path / name), "--model", str(tiny_model_dir), "--threads", "1", *extra])
+        out = capsys.readouterr()
+        assert rc == 0, out.err
+        return Path(out.out.split()[0]).read_bytes()
+
+    default = raw("default")
+    assert raw("fp32", "--precision", "fp32") == default
+    assert raw("int8", "--precision", "int8") != default
+    # tried: a precision that does not exist
+    with pytest.raises(SystemExit):
+        cli_main(["generate", "a beat", "--precision", "int4", "--model", str(tiny_model_dir)])
+    assert "invalid choice: 'int4'" in capsys.readouterr().err
+
+
 def test_wav16_roundtrip(tmp_path: Path) -> None:
     x = np.sin(np.linspace(0, 100, 1600)).astype(np.float32) * 0.5
     p = generate.write_wav(tmp_path / "a.wav", x, 16000, 2)

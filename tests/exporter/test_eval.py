@@ -155,3 +155,16 @@ def test_an_exported_cascade_is_evaluated_with_its_own_defaults(tiny_model_dir):
     assert own.guidance == man.generator.guidance.default
     given = OnnxCascade(tiny_model_dir, EvalOptions(steps=3, sampler="ddim"), threads=1).opts
     assert (given.steps, given.sampler) == (3, "ddim")
+
+
+def test_eval_precision_runs_the_int8_graphs(tiny_model_dir, tmp_path, capsys):
+    """--precision int8 loads the cascade's int8 graphs (the tiny model ships them) and says so in
+    the model id; tried: --precision on checkpoints, which have no graphs to choose from."""
+    from n2m.exporter.evaluate import EvalOptions, OnnxCascade
+
+    cas = OnnxCascade(tiny_model_dir, EvalOptions(), threads=1, precision="int8")
+    assert set(cas.engine.variants.values()) == {"int8"} and cas.id.endswith("@int8")
+    assert set(OnnxCascade(tiny_model_dir, EvalOptions(), threads=1).engine.variants.values()) == {"fp32"}
+    assert main([str(tmp_path / "g.pt") + "," + str(tmp_path / "v.pt"), "--precision", "int8",
+                 "--out", str(tmp_path / "e")]) == 2
+    assert "give its folder" in capsys.readouterr().err
