@@ -98,16 +98,6 @@ class _Frames:
             out = np.pad(out, ((0, b - a - out.shape[0]), (0, 0)))
         return out
 
-    def stft(self, x: np.ndarray) -> np.ndarray:
-        """[frames, bins] complex64 of a centred STFT, cut to `frames`."""
-        return self.stft_rows(self.windows(x), slice(0, self.frames))
-
-    def istft(self, stft: np.ndarray) -> np.ndarray:
-        """Audio of `length` samples from [frames, bins] (windowed overlap-add, normalised)."""
-        frames = _irfft(stft, self.spec.n_fft)
-        frames *= self.window
-        return self.overlap_add(frames)
-
     def overlap_add(self, frames: np.ndarray) -> np.ndarray:
         """Audio of `length` samples from windowed [frames, n_fft] frames."""
         spec = self.spec
