@@ -170,6 +170,31 @@ class _TcpConn:
         self.closed = False
 
 
+def _bind_pair(host: str, port: int, tcp: bool) -> tuple[socket.socket, socket.socket | None]:
+    """A UDP socket bound to (host, port) and, with `tcp`, a listening TCP socket on the same port
+    number; both closed again if either bind fails."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    udp = socket.socket(family, socket.SOCK_DGRAM)
+    stream: socket.socket | None = None
+    try:
+        udp.bind((host, port))
+        udp.setblocking(False)
+        with contextlib.suppress(OSError):
+            udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        if tcp:
+            stream = socket.socket(family, socket.SOCK_STREAM)
+            stream.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            stream.bind((host, udp.getsockname()[1]))
+            stream.listen(16)
+            stream.setblocking(False)
+    except OSError:
+        udp.close()
+        if stream is not None:
+            stream.close()
+        raise
+    return udp, stream
+
+
 class OscServer:
     """UDP and TCP OSC on one host/port, served by one selector thread.
 
@@ -179,25 +204,18 @@ class OscServer:
 
     def __init__(self, host: str, port: int, handler: Handler, tcp: bool = True) -> None:
         self.handler = handler
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self.udp = socket.socket(family, socket.SOCK_DGRAM)
-        self.udp.bind((host, port))
-        self.udp.setblocking(False)
-        with contextlib.suppress(OSError):
-            self.udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-        self.host, self.port = host, self.udp.getsockname()[1]
         self.tcp: socket.socket | None = None
-        if tcp:
-            self.tcp = socket.socket(family, socket.SOCK_STREAM)
-            self.tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Port 0 asks for any free port: the kernel picks a free UDP port, but its TCP twin can be
+        # taken (another socket's ephemeral port), so a few picks are tried. A port given by the
+        # user is tried once and the error names it.
+        for attempt in range(1 if port else 20):
             try:
-                self.tcp.bind((host, self.port))
+                self.udp, self.tcp = _bind_pair(host, port, tcp)
+                break
             except OSError:
-                self.udp.close()
-                self.tcp.close()
-                raise
-            self.tcp.listen(16)
-            self.tcp.setblocking(False)
+                if port or attempt == 19:
+                    raise
+        self.host, self.port = host, self.udp.getsockname()[1]
         self._conns: dict[int, _TcpConn] = {}
         self._conns_lock = threading.Lock()
         self._out_sockets: dict[tuple[str, int], socket.socket] = {}  # outgoing tcp to subscribers

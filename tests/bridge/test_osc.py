@@ -136,3 +136,36 @@ def test_server_replies_reach_oscdump(server, proto: str) -> None:
     finally:
         dump.terminate()
         dump.wait(timeout=5)
+
+
+def test_any_port_skips_a_udp_port_whose_tcp_twin_is_taken(monkeypatch):
+    """Port 0: the kernel's free UDP port can have its TCP twin in use. Tried: the first pick made to
+    land on a port where another socket listens on TCP; the server takes the next pick and serves
+    both transports. A port the user names is not swapped: the bind error comes back, and the UDP
+    socket it had opened is closed again."""
+    from n2m.bridge import osc
+
+    busy = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    taken = busy.getsockname()[1]
+    real, picks = osc._bind_pair, []
+
+    def first_pick_taken(host, port, tcp):
+        picks.append(port)
+        return real(host, taken if len(picks) == 1 else port, tcp)
+
+    monkeypatch.setattr(osc, "_bind_pair", first_pick_taken)
+    srv = OscServer("127.0.0.1", 0, lambda item, peer: None)
+    try:
+        assert len(picks) == 2 and srv.port != taken
+        assert srv.udp.getsockname()[1] == srv.tcp.getsockname()[1] == srv.port
+    finally:
+        srv.close()
+    monkeypatch.setattr(osc, "_bind_pair", real)
+    with pytest.raises(OSError, match="in use"):
+        OscServer("127.0.0.1", taken, lambda item, peer: None)
+    free = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    free.bind(("127.0.0.1", taken))  # the failed server let go of the UDP port
+    free.close()
+    busy.close()
