@@ -233,6 +233,8 @@ def open_model(model: str, vocoder: str | None, opts: EvalOptions, threads: int 
             raise ValueError("an exported cascade brings its own vocoder: --vocoder takes only "
                              "'griffin-lim' with it (or use --decoder)")
         return OnnxCascade(path, opts, threads, precision)
+    if precision:
+        raise ValueError("--precision chooses among an exported cascade's graphs; give its folder")
     if "," in model:
         gen, voc = model.split(",", 1)
     elif path.is_dir() and (path / "generator.pt").is_file():
@@ -548,8 +550,6 @@ def main(argv: list[str] | None = None) -> int:
 
         torch.set_num_threads(args.threads)
     try:
-        if args.precision and not (Path(args.model) / "manifest.json").is_file():
-            raise ValueError("--precision chooses among an exported cascade's graphs; give its folder")
         model = open_model(args.model, args.vocoder, opts, args.threads, args.precision)
         summary = evaluate(model, args.corpus, args.classifier, args.out, args.n, opts,
                            log=lambda m: print(m, file=sys.stderr, flush=True), held_out_of_n=args.tuning_set)

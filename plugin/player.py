@@ -73,8 +73,8 @@ class Player(QObject):
             self._player.stop()
 
     def close(self) -> None:
-        """Stop and release the media player: after this no player signal reaches Python (the
-        FFmpeg backend can still emit while its objects are torn down with the panel)."""
+        """Stop and release the media player (and its FFmpeg threads) when the panel shuts down;
+        after this no player signal reaches Python."""
         player, output = self._player, self._output
         self._player = self._output = None
         if player is None:
