@@ -418,6 +418,24 @@ class Engine:
             for i in range(n)
         ]
 
+    def superres(self, audio: np.ndarray, seeds: list[int]) -> np.ndarray:
+        """Run only the super-resolution stage: [n, m] audio at its conditioning rate (16 kHz) ->
+        [n, m * 3] 48 kHz audio, with the manifest's steps, sampler and conditioning noise (what
+        `generate` does last). m must be a whole number of grid frames. For measuring the stage on
+        real 16 kHz audio (`n2m eval --superres`)."""
+        stage = self.manifest.superres
+        if stage is None:
+            raise RequestError(f"model {self.model_id} has no superres stage")
+        audio = np.asarray(audio, dtype=np.float32)
+        if audio.ndim != 2 or len(seeds) != audio.shape[0]:
+            raise RequestError(f"superres takes [n, samples] audio and n seeds, got {audio.shape} and {len(seeds)}")
+        hop = int(round(stage.cond_rate / self.manifest.frame_rate))
+        if audio.shape[1] == 0 or audio.shape[1] % hop:
+            raise RequestError(f"{audio.shape[1]} samples is not a whole number of {hop}-sample grid frames")
+        with self._lock:
+            return self._audio_cascade("superres", "superres", audio, list(seeds), lambda *a: None,
+                                       lambda where: None, {})
+
     def _per_frame(self, stage: StageSpec) -> int:
         """A stage's output samples (or mel frames) per grid frame."""
         return max(1, int(round(stage.rate / self.manifest.frame_rate)))

@@ -542,7 +542,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--precision", choices=["fp32", "int8"],
                    help="exported cascades: which graphs run on the CPU (default fp32; int8 where exported)")
+    p.add_argument("--superres", action="store_true",
+                   help="measure only the 16 -> 48 kHz superres stage (MODEL: an exported cascade with one, or a "
+                        "superres checkpoint) on held-out renders of a corpus built with --audio48k (--corpus)")
+    p.add_argument("--superres-seconds", type=float, default=4.0, help="--superres: segment length per clip")
     args = p.parse_args(argv)
+    if args.superres:
+        return _main_superres(args)
     opts = EvalOptions(args.steps, args.guidance, args.sampler, args.vocoder_steps, args.max_seconds, args.seed,
                        decoder=args.decoder)
     if args.threads:
@@ -558,6 +564,26 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(json.dumps(summary, indent=1, default=_json))
     print(f"report: {Path(args.out) / 'report.md'}", file=sys.stderr)
+    return 0
+
+
+def _main_superres(args) -> int:
+    from n2m.exporter.corpus.reader import CorpusError
+    from n2m.exporter.eval_superres import evaluate_superres, open_superres
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    try:
+        model = open_superres(args.model, args.threads)
+        summary = evaluate_superres(model, args.corpus, args.out, args.n, args.superres_seconds, args.seed,
+                                    log=lambda m: print(m, file=sys.stderr, flush=True))
+    except (FileNotFoundError, ValueError, CorpusError) as exc:
+        print(f"n2m eval: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps({k: v for k, v in summary.items() if k != "rows"}, indent=1))
+    print(f"report: {Path(args.out) / 'superres.md'}", file=sys.stderr)
     return 0
 
 
