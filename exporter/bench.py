@@ -4,6 +4,7 @@
     n2m bench --size default --out runs/bench    # the default-size U-Nets with random weights
     n2m bench --checkpoints GEN.pt VOC.pt        # trained weights
     n2m bench corpus ...                         # the corpus benchmark (n2m.exporter.corpus.bench)
+    n2m bench routes MODEL [MODEL ...]           # exported cascades against each other (exporter.bench_routes)
 
 Same weights, same steps, same sampler for every backend. The ORT backends run the real runtime
 (`bridge.engine.Engine`) on two model folders that differ only in the U-Net graphs: "fused"
@@ -393,6 +394,10 @@ def main(argv: list[str] | None = None) -> int:
         from n2m.exporter.corpus.bench import main as corpus_main
 
         return int(corpus_main(argv[1:]) or 0)
+    if argv and argv[0] == "routes":
+        from n2m.exporter.bench_routes import main as routes_main
+
+        return int(routes_main(argv[1:]) or 0)
     if argv and argv[0] == "engine":
         argv = argv[1:]
     args = build_parser().parse_args(argv)
