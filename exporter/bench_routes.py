@@ -4,7 +4,7 @@ against each other in one run, for choosing which ships ("quality per second of 
 Every model generates the same prompt at each clip length with its own manifest defaults (steps,
 sampler, guidance, decoder) through the runtime engine on the CPU provider. Repeats are interleaved
 and the model order is rotated each repeat (the machine drifts); medians are reported. Per model:
-route, stages, output rate, size on disk of the graphs it runs, per-stage and total seconds, times
+route, stages, output rate, size on disk of the graphs it loads, per-stage and total seconds, times
 real time, the ratio to the first model, and the peak RSS of a fresh runtime-only process generating
 a 30 s clip. With `--eval DIR` (one per model, same order; "-" for none) the models' `n2m eval`
 summaries are joined in, so one table holds quality and cost. Writes routes.json and routes.png.
@@ -41,7 +41,8 @@ def _quality(eval_dir: str) -> dict | None:
 
 
 def _size_mb(engine) -> float:
-    """MB on disk of the graphs this engine runs (the variants it chose) plus text encoder and tokenizer."""
+    """MB on disk of the graphs this engine loads (the variants it chose; a mel-route model loads its
+    vocoder even when Griffin-Lim decodes) plus the text encoder and tokenizer."""
     man, root = engine.manifest, engine.model_dir
     total = 0
     for name, stage in man.stages.items():
@@ -133,6 +134,7 @@ def plot(report: dict, path: Path) -> Path:
             res = m["clips"][clip]
             ax.text(x, res["total_s"], f"{res['total_s']:.1f} s\n{res['x_realtime']:.1f}x", ha="center", va="bottom",
                     fontsize=8)
+        ax.set_ylim(0, max(m["clips"][clip]["total_s"] for m in models) * 1.25)
         ax.set_title(f"{clip} clip: seconds per stage (median of {report['repeats']})")
         ax.set_ylabel("wall seconds")
         ax.tick_params(axis="x", rotation=12)
