@@ -70,16 +70,17 @@ def band_meters(ref: np.ndarray, x: np.ndarray) -> dict:
     return {"lsd_high_db": lsd(hi), "lsd_low_db": lsd(lo), "hf_envelope_db": env, "hf_energy_ratio_db": ratio}
 
 
+def _highpass(x: np.ndarray) -> np.ndarray:
+    """x with everything below SPLIT_HZ removed (a brick-wall FFT filter over the whole segment)."""
+    spec = np.fft.rfft(np.asarray(x, np.float64))
+    spec[np.fft.rfftfreq(len(x), 1.0 / SR48) < SPLIT_HZ] = 0
+    return np.fft.irfft(spec, n=len(x))
+
+
 def _noise_fill(up: np.ndarray, ref: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """The upsampled input plus white noise high-passed at 8 kHz, at the reference's high-band energy."""
-    noise = rng.standard_normal(len(up))
-    spec = np.fft.rfft(noise)
-    spec[np.fft.rfftfreq(len(noise), 1.0 / SR48) < SPLIT_HZ] = 0
-    hp = np.fft.irfft(spec, n=len(noise))
-    rspec = np.fft.rfft(np.asarray(ref, np.float64))
-    rspec[np.fft.rfftfreq(len(ref), 1.0 / SR48) < SPLIT_HZ] = 0
-    target = float(np.sum(np.fft.irfft(rspec, n=len(ref)) ** 2))
-    have = float(np.sum(hp ** 2))
+    hp = _highpass(rng.standard_normal(len(up)))
+    target, have = float(np.sum(_highpass(ref) ** 2)), float(np.sum(hp ** 2))
     gain = np.sqrt(target / have) if have > 0 else 0.0
     return (up + gain * hp).astype(np.float32)
 
