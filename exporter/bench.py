@@ -186,13 +186,17 @@ class TorchCascade:
 
 
 def _engine_run(engine, controls, seed: int) -> dict[str, float]:
+    """One clip of PROMPT through the engine: text, generator and cascader seconds, superres
+    seconds where the model has that stage, and the end-to-end seconds."""
     from n2m.bridge.engine import GenerationRequest
 
     t0 = time.perf_counter()
     clip = engine.generate(GenerationRequest(PROMPT, controls, seed=seed))[0]
     total = time.perf_counter() - t0
-    return {"text_s": clip.info["text_s"], "generator_s": clip.info["generator_s"],
-            "cascader_s": clip.info["cascader_s"], "total_s": total}
+    if not np.isfinite(clip.audio).all():
+        raise RuntimeError(f"{engine.model_dir}: a clip has NaN or inf samples")
+    keys = ("text_s", "generator_s", "cascader_s") + (("superres_s",) if "superres_s" in clip.info else ())
+    return {**{k: float(clip.info[k]) for k in keys}, "total_s": total}
 
 
 # VmHWM of the child's own address space: ru_maxrss would carry over the forking parent's peak

@@ -17,14 +17,12 @@ import json
 import os
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
-from n2m.exporter.bench import PROMPT, runtime_peak_rss
+from n2m.exporter.bench import PROMPT, _engine_run, runtime_peak_rss
 
-STAGE_KEYS = ("text_s", "generator_s", "cascader_s", "superres_s")
 QUALITY_KEYS = ("tempo_octave", "key", "style", "instruments", "fjd_over_shuffled")
 
 
@@ -56,16 +54,8 @@ def _size_mb(engine) -> float:
 
 def _run(engine, seconds: float, seed: int) -> dict[str, float]:
     from n2m.bridge.controls import Controls
-    from n2m.bridge.engine import GenerationRequest
 
-    t0 = time.perf_counter()
-    clip = engine.generate(GenerationRequest(PROMPT, Controls(seconds=seconds).validated(), seed=seed))[0]
-    total = time.perf_counter() - t0
-    if not np.isfinite(clip.audio).all():
-        raise RuntimeError(f"{engine.model_dir}: a {seconds:g} s clip has NaN or inf samples")
-    row = {k: float(clip.info.get(k, 0.0)) for k in STAGE_KEYS}
-    row["total_s"] = total
-    return row
+    return {"superres_s": 0.0, **_engine_run(engine, Controls(seconds=seconds).validated(), seed)}
 
 
 def run_routes(models: list[str], clip_seconds: list[float], repeats: int, threads: int,

@@ -119,15 +119,17 @@ class _OnnxSuperres:
         return self.engine.superres(low[None], [seed])[0]
 
 
-def open_superres(model: str | Path, threads: int | None = None, steps: int = 8, sampler: str = "dpmpp_2m",
-                  aug: float = 0.1):
-    """An exported cascade with a superres stage, or a superres checkpoint (file or run dir), run
-    with the settings `n2m export` writes by default."""
+def open_superres(model: str | Path, threads: int | None = None):
+    """An exported cascade with a superres stage (run with its manifest's settings), or a superres
+    checkpoint (file or run dir, run with the settings `n2m export` writes by default)."""
     p = Path(model)
     if p.is_dir() and (p / "manifest.json").is_file():
         return _OnnxSuperres(p, threads)
     if (p.is_dir() and (p / "last.pt").is_file()) or p.is_file():
-        return _TorchSuperres(p, steps, sampler, aug)
+        from n2m.exporter.export import ExportOptions
+
+        o = ExportOptions()
+        return _TorchSuperres(p, o.superres_steps, o.superres_sampler, o.cond_aug)
     raise FileNotFoundError(f"{model}: neither an exported cascade nor a superres checkpoint")
 
 

@@ -575,6 +575,12 @@ def _main_superres(args) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    ignored = [f for f, v in (("--precision", args.precision), ("--decoder", args.decoder),
+                              ("--vocoder", args.vocoder), ("--tuning-set", args.tuning_set)) if v]
+    if ignored:
+        print(f"n2m eval: --superres measures only that stage; {', '.join(ignored)} does not apply",
+              file=sys.stderr)
+        return 2
     try:
         model = open_superres(args.model, args.threads)
         summary = evaluate_superres(model, args.corpus, args.out, args.n, args.superres_seconds, args.seed,

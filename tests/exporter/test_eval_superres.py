@@ -104,6 +104,10 @@ def test_cli_refuses_what_it_cannot_measure(tiny_model_dir: Path, tiny_wave_supe
     # a model without a superres stage
     assert eval_main([str(tiny_model_dir), "--superres", "--corpus", str(c16), "--out", str(tmp_path / "o2")]) == 2
     assert "has no superres stage" in capsys.readouterr().err
+    # options of the cascade evaluation, which the stage-only measurement would silently ignore
+    assert eval_main([str(tiny_wave_superres_dir), "--superres", "--precision", "int8", "--corpus", str(c16),
+                      "--out", str(tmp_path / "o4")]) == 2
+    assert "--precision does not apply" in capsys.readouterr().err
     # a path that is neither
     assert eval_main([str(tmp_path / "nothing"), "--superres", "--out", str(tmp_path / "o3")]) == 2
     assert "neither an exported cascade nor a superres checkpoint" in capsys.readouterr().err
