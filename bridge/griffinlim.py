@@ -9,7 +9,12 @@ Deterministic for a seed (the initial phase).
 
 Every step but the overlap-add works frame by frame, so with ``threads > 1`` the frames are cut
 into contiguous blocks run on a thread pool (numpy's FFT and BLAS release the GIL): the same
-arithmetic on the same frames, so the audio does not depend on the thread count.
+arithmetic on the same frames, so the audio does not depend on the thread count. Within a block
+one pass per iteration takes each chunk of frames from audio to spectrum (momentum step,
+magnitude swap) and straight back to windowed frames, in buffers allocated once per call: a
+fresh multi-megabyte array per operation cost more in page faults than the FFTs themselves.
+The analysis FFT runs in double precision (numpy's float32 real FFT computes in double anyway,
+and converting on the way in cost more than the transform).
 """
 
 from __future__ import annotations
@@ -45,9 +50,16 @@ def _frame_magnitude(log_mel_t: np.ndarray, spec: MelSpec, iters: int = 30) -> n
     fb, pinv, step = _bases(spec)
     power_mel = np.exp(log_mel_t)
     p = np.maximum(power_mel @ pinv.T, 0.0)
-    for _ in range(iters):  # projected gradient on ||fb p - m||^2 subject to p >= 0
-        p = np.maximum(p - step * ((p @ fb.T - power_mel) @ fb), 0.0)
-    return np.sqrt(p)
+    resid = np.empty_like(power_mel)
+    grad = np.empty_like(p)
+    for _ in range(iters):  # projected gradient on ||fb p - m||^2 subject to p >= 0, in place
+        np.matmul(p, fb.T, out=resid)
+        resid -= power_mel
+        np.matmul(resid, fb, out=grad)
+        grad *= step
+        p -= grad
+        np.maximum(p, 0.0, out=p)
+    return np.sqrt(p, out=p)
 
 
 class _Blocks:
@@ -90,14 +102,6 @@ class _Frames:
         xp = np.pad(x, (pad, pad), mode="reflect" if len(x) > pad else "constant")
         return np.lib.stride_tricks.sliding_window_view(xp, spec.n_fft)[:: spec.hop][: self.frames]
 
-    def stft_rows(self, view: np.ndarray, rows: slice) -> np.ndarray:
-        """[rows, bins] complex64 STFT of those frames of `windows(x)` (zero where `x` ended)."""
-        a, b, _ = rows.indices(self.frames)
-        out = _rfft(view[a:b] * self.window)
-        if out.shape[0] < b - a:
-            out = np.pad(out, ((0, b - a - out.shape[0]), (0, 0)))
-        return out
-
     def overlap_add(self, frames: np.ndarray) -> np.ndarray:
         """Audio of `length` samples from windowed [frames, n_fft] frames."""
         spec = self.spec
@@ -106,14 +110,6 @@ class _Frames:
         pad = spec.n_fft // 2
         out = out[pad:pad + self.length]
         return np.pad(out, (0, max(0, self.length - len(out))))
-
-
-def _rfft(frames: np.ndarray) -> np.ndarray:
-    return np.fft.rfft(frames.astype(np.float32, copy=False), axis=1).astype(np.complex64, copy=False)
-
-
-def _irfft(stft: np.ndarray, n: int) -> np.ndarray:
-    return np.fft.irfft(stft, n=n, axis=1).astype(np.float32, copy=False)
 
 
 def _overlap_add(frames: np.ndarray, hop: int) -> np.ndarray:
@@ -136,6 +132,9 @@ def _scale(z: np.ndarray, s: np.ndarray) -> np.ndarray:
     return out
 
 
+_CHUNK = 128  # frames per pass inside a block: the pass's buffers stay in the core's cache
+
+
 def griffin_lim(log_mel: np.ndarray, spec: MelSpec = MelSpec(), n_iter: int = 32, momentum: float = 0.99,
                 seed: int = 0, length: int | None = None, threads: int | None = None) -> np.ndarray:
     """float32 mono audio at spec.sample_rate for a [n_mels, frames] log-mel. `threads` (default:
@@ -146,40 +145,66 @@ def griffin_lim(log_mel: np.ndarray, spec: MelSpec = MelSpec(), n_iter: int = 32
     if threads is not None and threads < 1:
         raise ValueError(f"threads must be at least 1, got {threads}")
     frames = log_mel.shape[1]
+    n_fft, bins = spec.n_fft, spec.n_fft // 2 + 1
     length = length if length is not None else frames * spec.hop
     tf = _Frames(spec, frames, length)
     blocks = _Blocks(frames, threads or os.cpu_count() or 1)
     try:
         log_mel_t = np.ascontiguousarray(log_mel.astype(np.float32, copy=False).T)
-        mag = np.empty((frames, spec.n_fft // 2 + 1), np.float32)
+        mag = np.empty((frames, bins), np.float32)
 
         def solve(b: slice) -> None:
             mag[b] = _frame_magnitude(log_mel_t[b], spec)
 
         blocks.run(solve)
         rng = np.random.default_rng(seed)
-        phase = rng.random((mag.shape[1], mag.shape[0])).T  # the same draws as a [bins, frames] phase
-        target = _scale(np.exp(2j * np.pi * phase).astype(np.complex64), mag)  # mag * e^(i phase)
-        prev = np.zeros_like(target)
-        windowed = np.empty((frames, spec.n_fft), np.float32)
+        phase = rng.random((bins, frames)).T  # the same draws as a [bins, frames] phase
+        start = _scale(np.exp(2j * np.pi * phase).astype(np.complex64), mag)  # mag * e^(i phase)
+        prev = np.zeros((frames, bins), np.complex64)  # fast Griffin-Lim's last rebuilt spectrum
+        windowed = np.empty((frames, n_fft), np.float32)  # the frames the overlap-add sums
         c = np.float32(momentum / (1.0 + momentum))
+        # each block's work buffers, made once per call
+        work = {b.start: (np.empty((_CHUNK, n_fft), np.float64), np.empty((_CHUNK, bins), np.complex128),
+                          np.empty((_CHUNK, bins), np.complex64), np.empty((_CHUNK, bins), np.float32))
+                for b in blocks.slices}
 
-        def synth(b: slice) -> None:  # target -> windowed frames for the overlap-add
-            windowed[b] = _irfft(target[b], spec.n_fft)
-            windowed[b] *= tf.window
+        def chunks(b: slice):
+            first, stop, _ = b.indices(frames)
+            return [(s, min(stop, s + _CHUNK)) for s in range(first, stop, _CHUNK)]
 
-        def analyse(b: slice) -> None:  # audio frames -> the next target (and the momentum state)
-            rebuilt = tf.stft_rows(view, b)
-            accel = rebuilt - c * prev[b]  # fast Griffin-Lim's momentum step
-            # next target: the wanted magnitude with the accelerated estimate's phase
-            target[b] = _scale(accel, mag[b] / np.maximum(np.abs(accel), 1e-16))
-            prev[b] = rebuilt
+        def synth(s: int, e: int, spectrum: np.ndarray) -> None:  # spectrum -> windowed frames
+            np.fft.irfft(spectrum, n_fft, axis=1, out=windowed[s:e])
+            windowed[s:e] *= tf.window
 
+        def begin(b: slice) -> None:
+            for s, e in chunks(b):
+                synth(s, e, start[s:e])
+
+        def iterate(b: slice) -> None:  # audio frames -> the next target -> windowed frames
+            w, rebuilt, target, ratio = work[b.start]
+            for s, e in chunks(b):
+                rows = view[s:e]  # fewer rows where the audio ended before the last frames
+                n, m = rows.shape[0], e - s
+                np.multiply(rows, tf.window, out=w[:n])
+                np.fft.rfft(w[:n], axis=1, out=rebuilt[:n])
+                rebuilt[n:m] = 0
+                t, r, p = target[:m], ratio[:m], prev[s:e]
+                np.multiply(p, -c, out=t)
+                t += rebuilt[:m]  # the momentum step: rebuilt - c * prev
+                p[...] = rebuilt[:m]
+                # the wanted magnitude with the accelerated estimate's phase
+                np.abs(t, out=r)
+                np.maximum(r, 1e-16, out=r)
+                np.divide(mag[s:e], r, out=r)
+                tv = t.view(np.float32)
+                np.multiply(tv[:, 0::2], r, out=tv[:, 0::2])
+                np.multiply(tv[:, 1::2], r, out=tv[:, 1::2])
+                synth(s, e, t)
+
+        blocks.run(begin)
         for _ in range(max(1, n_iter)):
-            blocks.run(synth)
             view = tf.windows(tf.overlap_add(windowed))
-            blocks.run(analyse)
-        blocks.run(synth)
+            blocks.run(iterate)
         return tf.overlap_add(windowed).astype(np.float32, copy=False)
     finally:
         blocks.close()
