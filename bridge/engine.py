@@ -29,6 +29,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -385,9 +386,7 @@ class Engine:
                 check_cancel("before the decoder")
                 report("cascader", 0, 1)
                 t0 = time.perf_counter()
-                spec = MelSpec(**man.mel)
-                audio = np.stack([griffin_lim(log_mel[i], spec, seed=seeds[i], length=samples16,
-                                              threads=self.threads) for i in range(n)])
+                audio = self._griffin_lim(log_mel, MelSpec(**man.mel), seeds, samples16)
                 report("cascader", 1, 1)
                 timings["cascader_s"] = time.perf_counter() - t0
             else:
@@ -439,6 +438,20 @@ class Engine:
     def _per_frame(self, stage: StageSpec) -> int:
         """A stage's output samples (or mel frames) per grid frame."""
         return max(1, int(round(stage.rate / self.manifest.frame_rate)))
+
+    def _griffin_lim(self, log_mel: np.ndarray, spec: MelSpec, seeds: list[int], length: int) -> np.ndarray:
+        """Griffin-Lim for each variation. One clip gets all the threads; several share them a clip
+        per thread (each pass of one clip waits for its slowest frame block, and separate clips
+        never wait for each other). The audio is the same either way: the decoder's output does not
+        depend on its thread count."""
+        n = log_mel.shape[0]
+        if n == 1 or self.threads == 1:
+            return np.stack([griffin_lim(log_mel[i], spec, seed=seeds[i], length=length, threads=self.threads)
+                             for i in range(n)])
+        per = max(1, self.threads // n)
+        with ThreadPoolExecutor(min(n, self.threads), thread_name_prefix="n2m-gl-clip") as pool:
+            return np.stack(list(pool.map(
+                lambda i: griffin_lim(log_mel[i], spec, seed=seeds[i], length=length, threads=per), range(n))))
 
     def _cascade(self, log_mel: np.ndarray, n: int, samples: int, seeds: list[int], voc_steps: int,
                  report, check_cancel, timings: dict) -> np.ndarray:

@@ -183,6 +183,27 @@ def test_griffin_lim_decoder_skips_the_cascader(engine: Engine) -> None:
     np.testing.assert_array_equal(gl.audio, again.audio)  # deterministic for a seed
 
 
+def test_griffin_lim_variations_share_the_threads_and_keep_their_audio(tiny_model_dir: Path) -> None:
+    """Several variations decode a clip per thread at once; each clip is the one Griffin-Lim gives
+    alone on all the threads, in order, with its own seed (tried: 3 variations on 2 threads, so one
+    thread takes two clips, and 1 variation, which keeps both threads)."""
+    from n2m.bridge.features import MelSpec, log_mel
+    from n2m.bridge.griffinlim import griffin_lim
+
+    two = Engine.load(tiny_model_dir, provider="cpu", threads=2)
+    rng = np.random.default_rng(0)
+    mels = np.stack([log_mel(0.1 * rng.standard_normal(16000).astype(np.float32)) for _ in range(3)])
+    seeds, length = [7, 8, 9], 16000 - 300
+    got = two._griffin_lim(mels, MelSpec(), seeds, length)
+    assert got.shape == (3, length)
+    for i in range(3):
+        np.testing.assert_array_equal(got[i], griffin_lim(mels[i], seed=seeds[i], length=length, threads=2))
+    assert not np.allclose(got[0], got[1])
+    np.testing.assert_array_equal(two._griffin_lim(mels[:1], MelSpec(), seeds[:1], length)[0], got[0])
+    clips = two.generate(req(2.0, seed=20, variations=3, decoder="griffin-lim"))
+    assert [c.seed for c in clips] == [20, 21, 22] and all(np.isfinite(c.audio).all() for c in clips)
+
+
 def test_mel_clamp_bounds_the_decoded_level(tiny_model_copy: Path) -> None:
     """A manifest's mel_max clamps generated log-mels before decoding (tried: a clamp far below the
     tiny model's output), and no decoded clip peaks above the engine's ceiling."""
