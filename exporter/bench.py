@@ -16,8 +16,10 @@ Reported per backend and clip length (10 s and 30 s): per-stage and end-to-end s
 of interleaved repeats, the order rotated each repeat because the machine drifts), real-time
 factor, achieved GFLOP/s per stage (conv/matmul/attention FLOPs counted by torch's FlopCounterMode)
 beside a matmul peak measured in the same run, and the peak RSS of a runtime-only process (no
-torch) generating a 30 s clip. CUDA figures are added when onnxruntime has the CUDA provider.
-Writes bench.json and bench.png to --out.
+torch) generating a 30 s clip. On Linux each run also records the share of CPU time the
+hypervisor stole from this machine while it ran (/proc/stat "steal"): on a shared virtual machine
+that share swings between runs, and with it the seconds. CUDA figures are added when onnxruntime
+has the CUDA provider. Writes bench.json and bench.png to --out.
 """
 
 from __future__ import annotations
@@ -223,6 +225,29 @@ def runtime_peak_rss(model_dir: Path, provider: str, threads: int) -> dict[str, 
             "torch_imported": torch_loaded == "True"}
 
 
+def _cpu_ticks() -> tuple[int, int] | None:
+    """(steal, total) jiffies of all CPUs since boot from /proc/stat; None where there is none."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+    except OSError:
+        return None
+    if not fields or fields[0] != "cpu" or len(fields) < 9:
+        return None
+    ticks = [int(x) for x in fields[1:9]]  # user nice system idle iowait irq softirq steal
+    return ticks[7], sum(ticks)
+
+
+def _with_steal(run, *args) -> dict[str, float]:
+    """run(*args) with a "steal_pct" key added: the share of CPU time stolen while it ran."""
+    before = _cpu_ticks()
+    r = run(*args)
+    after = _cpu_ticks()
+    if before is not None and after is not None and after[1] > before[1]:
+        r["steal_pct"] = 100.0 * (after[0] - before[0]) / (after[1] - before[1])
+    return r
+
+
 def _median(rows: list[dict[str, float]]) -> dict[str, float]:
     return {k: statistics.median(r[k] for r in rows) for k in rows[0]}
 
@@ -280,12 +305,14 @@ def run_bench(args) -> dict:
         for rep in range(args.repeats + 1):  # the first round is a warm-up, dropped
             for b in order:
                 if b == "torch_eager":
-                    r = torch_cascade.run(controls, frames, 0, steps, guidance, sampler, voc_steps, voc_sampler)
+                    r = _with_steal(torch_cascade.run, controls, frames, 0, steps, guidance, sampler,
+                                    voc_steps, voc_sampler)
                 else:
-                    r = _engine_run(engines[b], controls, 0)
+                    r = _with_steal(_engine_run, engines[b], controls, 0)
                 if rep > 0:
                     runs[b].append(r)
-                log(f"{seconds:.0f} s clip, repeat {rep}, {b}: {r['total_s']:.2f} s")
+                stolen = f" ({r['steal_pct']:.0f}% stolen)" if "steal_pct" in r else ""
+                log(f"{seconds:.0f} s clip, repeat {rep}, {b}: {r['total_s']:.2f} s{stolen}")
             order = order[1:] + order[:1]
         flops = stage_flops(gen, voc, frames, tokens=16)
         rows = 2 if guidance != 1.0 else 1
