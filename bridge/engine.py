@@ -41,7 +41,7 @@ from n2m.bridge.features import MelSpec
 from n2m.bridge.grid import beat_grid
 from n2m.bridge.griffinlim import griffin_lim
 from n2m.bridge.manifest import DECODERS, Manifest, ModelError, StageSpec
-from n2m.bridge.resample import upsample
+from n2m.bridge.resample import keep_low_band, upsample
 from n2m.bridge.sampling import SAMPLERS
 from n2m.bridge.schedule import timesteps
 from n2m.bridge.tokenizer import PromptTokenizer
@@ -417,11 +417,12 @@ class Engine:
             for i in range(n)
         ]
 
-    def superres(self, audio: np.ndarray, seeds: list[int]) -> np.ndarray:
+    def superres(self, audio: np.ndarray, seeds: list[int], keep_low: bool = True) -> np.ndarray:
         """Run only the super-resolution stage: [n, m] audio at its conditioning rate (16 kHz) ->
         [n, m * 3] 48 kHz audio, with the manifest's steps, sampler and conditioning noise (what
         `generate` does last). m must be a whole number of grid frames. For measuring the stage on
-        real 16 kHz audio (`n2m eval --superres`)."""
+        real 16 kHz audio (`n2m eval --superres`). ``keep_low=False`` gives the stage's raw output,
+        without the input's own band put back below the crossover (`superres_band`)."""
         stage = self.manifest.superres
         if stage is None:
             raise RequestError(f"model {self.model_id} has no superres stage")
@@ -433,7 +434,7 @@ class Engine:
             raise RequestError(f"{audio.shape[1]} samples is not a whole number of {hop}-sample grid frames")
         with self._lock:
             return self._audio_cascade("superres", "superres", audio, list(seeds), lambda *a: None,
-                                       lambda where: None, {})
+                                       lambda where: None, {}, keep_low=keep_low)
 
     def _per_frame(self, stage: StageSpec) -> int:
         """A stage's output samples (or mel frames) per grid frame."""
@@ -481,11 +482,12 @@ class Engine:
         return audio[:, 0] / voc.audio_scale
 
     def _audio_cascade(self, name: str, label: str, low: np.ndarray, seeds: list[int], report, check_cancel,
-                       timings: dict) -> np.ndarray:
+                       timings: dict, keep_low: bool = True) -> np.ndarray:
         """An audio-conditioned cascader (the wave route's cascader, or superres): [n, m] audio at
         the stage's conditioning rate -> [n, m * factor] audio at its rate. Per row, the seed's
         generator draws the conditioning's augmentation noise, then the initial noise (as
-        exporter.models.pipeline.AudioCascaderRunner does)."""
+        exporter.models.pipeline.AudioCascaderRunner does). The superres stage's output keeps its
+        input's own band below the crossover (`superres_band`) unless ``keep_low`` is False."""
         stage = self.manifest.stages[name]
         factor = int(round(stage.rate / stage.cond_rate))
         n = low.shape[0]
@@ -515,9 +517,21 @@ class Engine:
             callback=lambda d: (report(label, d["i"] + 1, d["n"]), check_cancel(f"between {label} steps")),
             **kwargs,
         )
-        timings[f"{label}_s"] = time.perf_counter() - t0
         crunner.end()
-        return (audio[:, 0] / stage.audio_scale).astype(np.float32)
+        out = (audio[:, 0] / stage.audio_scale).astype(np.float32)
+        if name == "superres" and keep_low:
+            out = keep_low_band(up[:, 0] / np.float32(stage.audio_scale), out, stage.rate, *superres_band(stage.cond_rate))
+        timings[f"{label}_s"] = time.perf_counter() - t0
+        return out
+
+
+def superres_band(cond_rate: float) -> tuple[float, float]:
+    """(pass_hz, stop_hz) of the crossover after the superres stage: its input's own audio is kept
+    up to 7/8 of the input's Nyquist frequency (7 kHz for 16 kHz input, where the resamplers'
+    transition band begins), the stage's output is taken from the Nyquist frequency up, and the two
+    are crossfaded between."""
+    nyquist = float(cond_rate) / 2.0
+    return 0.875 * nyquist, nyquist
 
 
 class _CudaUnusable(RuntimeError):

@@ -61,3 +61,49 @@ def upsample(x: np.ndarray, factor: int) -> np.ndarray:
 
 
 __all__ = ["upsample"]
+
+
+def _fast_length(n: int) -> int:
+    """The smallest 2^a 3^b 5^c >= n (a length numpy's FFT takes quickly)."""
+    best = 1 << max(0, (n - 1).bit_length())
+    p5 = 1
+    while p5 < best:
+        p35 = p5
+        while p35 < best:
+            m = p35
+            while m < n:
+                m *= 2
+            best = min(best, m)
+            p35 *= 3
+        p5 *= 5
+    return best
+
+
+def keep_low_band(given: np.ndarray, made: np.ndarray, rate: float, pass_hz: float, stop_hz: float) -> np.ndarray:
+    """`made` with the band below `pass_hz` taken from `given` instead: a zero-phase crossover,
+    raised cosine in frequency from all `given` at `pass_hz` to all `made` at `stop_hz`, the two
+    weights summing to one at every frequency (so ``keep_low_band(x, x, ...)`` is ``x``). Both are
+    [..., samples] at `rate`; one FFT over the whole clip, the ends reflected first so nothing wraps
+    around. float32 out.
+
+    The super-resolution stage's use: it is asked to add what lies above its input's Nyquist
+    frequency, and its input is the truth below it; so the runtime keeps the input's own band up to
+    where the resamplers' transition band starts and takes only the stage's high band."""
+    given = np.asarray(given, dtype=np.float32)
+    made = np.asarray(made, dtype=np.float32)
+    if given.shape != made.shape:
+        raise ValueError(f"keep_low_band needs two signals of one shape, got {given.shape} and {made.shape}")
+    if not 0 < pass_hz < stop_hz <= rate / 2:
+        raise ValueError(f"keep_low_band needs 0 < pass_hz < stop_hz <= {rate / 2:g}, got {pass_hz:g}, {stop_hz:g}")
+    n = made.shape[-1]
+    if n < 2:
+        return made.copy()
+    pad = min(n - 1, 4096)
+    size = _fast_length(n + 2 * pad)
+    widths = [(0, 0)] * (made.ndim - 1) + [(pad, pad)]
+    f = np.fft.rfftfreq(size, 1.0 / rate)
+    w = np.clip((f - pass_hz) / (stop_hz - pass_hz), 0.0, 1.0)
+    w_made = 0.5 - 0.5 * np.cos(np.pi * w)  # 0 up to pass_hz, 1 from stop_hz
+    spec = np.fft.rfft(np.pad(given.astype(np.float64), widths, mode="reflect"), n=size) * (1.0 - w_made)
+    spec += np.fft.rfft(np.pad(made.astype(np.float64), widths, mode="reflect"), n=size) * w_made
+    return np.fft.irfft(spec, n=size)[..., pad:pad + n].astype(np.float32)

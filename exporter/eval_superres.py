@@ -4,7 +4,9 @@
 For each held-out clip (splits "val" and "test"), a segment of its 48 kHz render is the reference; its
 16 kHz version (soxr HQ, as in training) is what the stage gets. Three candidates are compared with
 the reference on 48 kHz STFT power spectra (n_fft 2048, hop 512, Hann):
-- "model": the superres stage's output;
+- "model": the superres stage as the runtime runs it: its output above the crossover, the input's
+  own band below (bridge.engine.superres_band: input kept up to 7 kHz, stage from 8 kHz);
+- "model_raw": the stage's output alone, with no crossover (what it makes of the low band too);
 - "upsampled": the runtime's band-limited upsampling of the 16 kHz input (what a clip is without the
   stage: nothing above 8 kHz);
 - "noise_fill": the upsampled input plus white noise high-passed at 8 kHz, scaled per segment to the
@@ -99,8 +101,10 @@ class _TorchSuperres:
         self.aug = min(float(aug), float(model.cfg.aug_max))
         self.id = f"torch:{p}"
         self.settings = {"steps": self.steps, "sampler": sampler, "cond_aug": self.aug}
+        self.cond_rate = float(model.cfg.cond_rate)
 
     def __call__(self, low: np.ndarray, seed: int) -> np.ndarray:
+        """The stage's raw 48 kHz output (no crossover)."""
         return self.runner.run(low, seed, self.steps, self.sampler, self.aug)
 
 
@@ -114,9 +118,11 @@ class _OnnxSuperres:
             raise ValueError(f"{model_dir} has no superres stage")
         self.id = f"onnx:{model_dir}"
         self.settings = {"steps": sup.default_steps, "sampler": sup.default_sampler, "cond_aug": sup.cond_aug}
+        self.cond_rate = float(sup.cond_rate)
 
     def __call__(self, low: np.ndarray, seed: int) -> np.ndarray:
-        return self.engine.superres(low[None], [seed])[0]
+        """The stage's raw 48 kHz output (no crossover)."""
+        return self.engine.superres(low[None], [seed], keep_low=False)[0]
 
 
 def open_superres(model: str | Path, threads: int | None = None):
@@ -137,7 +143,8 @@ def evaluate_superres(model, corpus: str | Path, out: str | Path, n: int | None 
                       seconds: float = 4.0, seed: int = 0, log=print) -> dict:
     """Measure `model` (from open_superres) on up to n held-out clips; writes superres.json,
     superres.md and superres.png under `out`, returns the summary."""
-    from n2m.bridge.resample import upsample
+    from n2m.bridge.engine import superres_band
+    from n2m.bridge.resample import keep_low_band, upsample
     from n2m.exporter.corpus.reader import CorpusReader
     from n2m.exporter.data import _resample
 
@@ -164,14 +171,16 @@ def evaluate_superres(model, corpus: str | Path, out: str | Path, n: int | None 
         low = _resample(ref, SR48, SR16)
         up = upsample(low, 3)
         t0 = time.perf_counter()
-        y = np.asarray(model(low, seed + i), dtype=np.float32)
+        raw = np.asarray(model(low, seed + i), dtype=np.float32)
+        y = keep_low_band(up, np.nan_to_num(raw), SR48, *superres_band(model.cond_rate))
         dt = time.perf_counter() - t0
         compute_s += dt
         audio_s += seg / SR48
         row = {"clip": clip.get("id"), "style": clip.get("style"), "seconds": seg / SR48, "compute_s": dt,
-               "nan": bool(not np.isfinite(y).all())}
-        y = np.nan_to_num(y)
-        for name, cand in (("model", y), ("upsampled", up), ("noise_fill", _noise_fill(up, ref, rng))):
+               "nan": bool(not np.isfinite(raw).all())}
+        raw = np.nan_to_num(raw)
+        for name, cand in (("model", y), ("model_raw", raw), ("upsampled", up),
+                           ("noise_fill", _noise_fill(up, ref, rng))):
             row[name] = band_meters(ref, cand)
         rows.append(row)
         if keep is None:
@@ -182,7 +191,7 @@ def evaluate_superres(model, corpus: str | Path, out: str | Path, n: int | None 
     if not rows:
         raise ValueError(f"no held-out clip of {corpus} is {seg / SR48:g} s long")
     agg = {name: {k: float(np.mean([r[name][k] for r in rows])) for k in rows[0][name]}
-           for name in ("model", "upsampled", "noise_fill")}
+           for name in ("model", "model_raw", "upsampled", "noise_fill")}
     summary = {"model": model.id, "settings": model.settings, "corpus": str(corpus), "clips": len(rows),
                "segment_seconds": seg / SR48, "meters": agg,
                "compute_s_per_audio_s": compute_s / audio_s, "nan_clips": int(sum(r["nan"] for r in rows)),
@@ -202,12 +211,14 @@ def _report(s: dict) -> str:
              f"NaN clips {s['nan_clips']}.", "",
              "| candidate | LSD 8-24 kHz (dB) | LSD 0-7 kHz (dB) | HF envelope error (dB) | HF energy vs reference (dB) |",
              "|---|---|---|---|---|"]
-    for name in ("model", "upsampled", "noise_fill"):
+    for name in ("model", "model_raw", "upsampled", "noise_fill"):
         r = m[name]
         lines.append(f"| {name} | {r['lsd_high_db']:.2f} | {r['lsd_low_db']:.2f} | {r['hf_envelope_db']:.2f} | "
                      f"{r['hf_energy_ratio_db']:+.2f} |")
-    lines += ["", "upsampled: the 16 kHz input upsampled (no stage); noise_fill: that plus high-passed white "
-              "noise at the reference's own high-band energy (an oracle for the level)."]
+    lines += ["", "model: the stage as the runtime runs it (the input's own band kept below the crossover); "
+              "model_raw: the stage's output alone; upsampled: the 16 kHz input upsampled (no stage); "
+              "noise_fill: that plus high-passed white noise at the reference's own high-band energy "
+              "(an oracle for the level)."]
     return "\n".join(lines) + "\n"
 
 

@@ -74,8 +74,12 @@ def test_evaluate_exported_stage_writes_report(tiny_wave_superres_dir: Path, cor
     assert s["clips"] == 4 and s["segment_seconds"] == 1.0 and s["nan_clips"] == 0
     sup = json.loads((tiny_wave_superres_dir / "manifest.json").read_text())["stages"]["superres"]
     assert s["settings"]["steps"] == sup["default_steps"] and s["model"] == f"onnx:{tiny_wave_superres_dir}"
-    for name in ("model", "upsampled", "noise_fill"):
+    for name in ("model", "model_raw", "upsampled", "noise_fill"):
         assert set(s["meters"][name]) == {"lsd_high_db", "lsd_low_db", "hf_envelope_db", "hf_energy_ratio_db"}
+    # the runtime keeps the input's own band below the crossover: below 7 kHz the stage as run is
+    # the upsampled input (the untrained tiny stage's raw output is not)
+    m = s["meters"]
+    assert m["model"]["lsd_low_db"] < 0.5 and m["model"]["lsd_low_db"] < m["model_raw"]["lsd_low_db"]
     # the noise fill is scaled to the reference's own high-band energy
     assert abs(s["meters"]["noise_fill"]["hf_energy_ratio_db"]) < 1.0
     assert s["compute_s_per_audio_s"] > 0
