@@ -373,6 +373,9 @@ def plot(report: dict, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     clips = list(report["cpu"])
+    s = report["settings"]
+    gl = s.get("decoder") == "griffin-lim"  # the decoder runs no network and no diffusion steps
+    labels = {"text_s": "text", "generator_s": "generator", "cascader_s": "decoder (Griffin-Lim)" if gl else "cascader"}
     fig, axes = plt.subplots(1, len(clips) + 1, figsize=(5 * (len(clips) + 1), 4))
     colours = {"text_s": "#999999", "generator_s": "#4c72b0", "cascader_s": "#dd8452"}
     for ax, clip in zip(axes, clips, strict=False):
@@ -380,7 +383,7 @@ def plot(report: dict, path: Path) -> Path:
         bottom = np.zeros(len(BACKENDS))
         for key, colour in colours.items():
             vals = np.array([res[b][key] for b in BACKENDS])
-            ax.bar(BACKENDS, vals, bottom=bottom, color=colour, label=key[:-2])
+            ax.bar(BACKENDS, vals, bottom=bottom, color=colour, label=labels[key])
             bottom += vals
         ax.set_title(f"{clip} clip: seconds per stage")
         ax.set_ylabel("wall seconds (median)")
@@ -394,9 +397,8 @@ def plot(report: dict, path: Path) -> Path:
     ax.set_xticks(x, clips)
     ax.set_title("times real time (higher is better)")
     ax.legend()
-    s = report["settings"]
-    fig.suptitle(f"{report['model']['id']}: {s['steps']} generator + {s['vocoder_steps']} cascader steps, "
-                 f"{s['threads']} threads")
+    decoder = "Griffin-Lim" if gl else f"{s['vocoder_steps']} cascader steps"
+    fig.suptitle(f"{report['model']['id']}: {s['steps']} generator steps + {decoder}, {s['threads']} threads")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
