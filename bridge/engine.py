@@ -11,7 +11,10 @@ cascader turns the N log-mels into 16 kHz audio in one batch; the audio is trimm
 duration. On the manifest's "wave" route the generator ("wavegen") samples 3.2 kHz audio the same
 way, and the "cascader" turns it, upsampled to 16 kHz (bridge.resample) and noise-augmented to the
 manifest's `cond_aug`, into 16 kHz audio. When the manifest has a "superres" stage, it turns the
-16 kHz audio, upsampled to 48 kHz, into 48 kHz audio last (either route); clips then carry 48 kHz. Variation i is seeded with `seed + i` (noise drawn per row), so any clip is reproduced on
+16 kHz audio, upsampled to 48 kHz, into 48 kHz audio last (either route), keeping the 16 kHz
+audio's own band below the crossover (`superres_band`); clips then carry 48 kHz. With the
+network-free Griffin-Lim decoder, several variations decode a clip per thread at once. Variation i
+is seeded with `seed + i` (noise drawn per row), so any clip is reproduced on
 its own by its `GeneratedClip.seed`. Results are deterministic for a seed on a given provider and
 thread count.
 
