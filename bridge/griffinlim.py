@@ -8,8 +8,10 @@ STFT that `features.log_mel` uses, so that ``log_mel(griffin_lim(m))`` comes bac
 Deterministic for a seed (the initial phase).
 
 Every step but the overlap-add works frame by frame, so with ``threads > 1`` the frames are cut
-into contiguous blocks run on a thread pool (numpy's FFT and BLAS release the GIL): the same
-arithmetic on the same frames, so the audio does not depend on the thread count. Within a block
+into contiguous blocks run on a thread pool (numpy releases the GIL in its FFT and array loops): the
+same arithmetic on the same frames, so the audio does not depend on the thread count. On the 2-core
+development machine two threads made numpy's FFTs no faster (the array arithmetic did scale), so a
+second thread gains little for one clip; the engine gives several variations a clip per thread. Within a block
 one pass per iteration takes each chunk of frames from audio to spectrum (momentum step,
 magnitude swap) and straight back to windowed frames, in buffers allocated once per call: a
 fresh multi-megabyte array per operation cost more in page faults than the FFTs themselves.
