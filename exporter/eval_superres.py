@@ -2,7 +2,7 @@
 48 kHz render has above 8 kHz, measured on held-out renders of a corpus built with `--audio48k`.
 
 For each held-out clip (splits "val" and "test"), a segment of its 48 kHz render is the reference; its
-16 kHz version (soxr HQ, as in training) is what the stage gets. Three candidates are compared with
+16 kHz version (soxr HQ, as in training) is what the stage gets. Four candidates are compared with
 the reference on 48 kHz STFT power spectra (n_fft 2048, hop 512, Hann):
 - "model": the superres stage as the runtime runs it: its output above the crossover, the input's
   own band below (bridge.engine.superres_band: input kept up to 7 kHz, stage from 8 kHz);
