@@ -62,6 +62,23 @@ def test_steal_share_is_recorded_around_a_run() -> None:
     assert set(r) == {"total_s", "steal_pct"}
 
 
+def test_speedups_and_the_networks_alone() -> None:
+    """Ratios from per-stage medians (the shipped model's bench.json at 30 s, rounded): with the
+    Griffin-Lim decoder, shared code in both pipelines, the networks' ratio is added."""
+    def row(text, gen, dec):
+        return {"text_s": text, "generator_s": gen, "cascader_s": dec, "total_s": text + gen + dec}
+
+    per = {"torch_eager": row(0.03, 3.78, 0.97), "ort_unfused": row(0.01, 2.75, 1.15),
+           "ort_fused": row(0.01, 2.34, 0.98), "ort_fused_conv2d": row(0.01, 2.44, 1.03)}
+    gl = bench.speedups(per, "griffin-lim")
+    assert gl["speedup_fused_vs_eager"] == pytest.approx(4.78 / 3.33)
+    assert gl["speedup_fused_vs_eager_networks"] == pytest.approx(3.81 / 2.35)
+    assert gl["speedup_fused_vs_unfused"] == pytest.approx(3.91 / 3.33)
+    assert gl["speedup_conv2d_vs_fused"] == pytest.approx(3.33 / 3.48)
+    # with the diffusion cascader every stage is a network: no separate ratio
+    assert "speedup_fused_vs_eager_networks" not in bench.speedups(per, "cascader")
+
+
 def test_plot_writes_png(tmp_path: Path) -> None:
     stage = {"text_s": 0.1, "generator_s": 1.0, "cascader_s": 2.0, "total_s": 3.1, "x_realtime": 3.2}
     report = {"model": {"id": "m"}, "settings": {"steps": 25, "vocoder_steps": 12, "threads": 2},
