@@ -11,7 +11,8 @@ Every step but the overlap-add works frame by frame, so with ``threads > 1`` the
 into contiguous blocks run on a thread pool (numpy releases the GIL in its FFT and array loops): the
 same arithmetic on the same frames, so the audio does not depend on the thread count. On the 2-core
 development machine two threads made numpy's FFTs no faster (the array arithmetic did scale), so a
-second thread gains little for one clip; the engine gives several variations a clip per thread. Within a block
+second thread gains little for one clip; the engine decodes each clip on one thread, several
+variations at once. Within a block
 one pass per iteration takes each chunk of frames from audio to spectrum (momentum step,
 magnitude swap) and straight back to windowed frames, in buffers allocated once per call: a
 fresh multi-megabyte array per operation cost more in page faults than the FFTs themselves.

@@ -180,7 +180,8 @@ class TorchCascade:
         if self.decoder == "griffin-lim":
             from n2m.bridge.griffinlim import griffin_lim
 
-            griffin_lim(mel, seed=seed, threads=self.threads)  # GeneratorRunner.generate returns the log-mel
+            # GeneratorRunner.generate returns the log-mel; one thread per clip, as the engine decodes
+            griffin_lim(mel, seed=seed, threads=1)
         else:
             self.voc.vocode(mel, seed, steps=voc_steps, sampler=voc_sampler)
         t3 = time.perf_counter()

@@ -185,8 +185,8 @@ def test_griffin_lim_decoder_skips_the_cascader(engine: Engine) -> None:
 
 def test_griffin_lim_variations_share_the_threads_and_keep_their_audio(tiny_model_dir: Path) -> None:
     """Several variations decode a clip per thread at once; each clip is the one Griffin-Lim gives
-    alone on all the threads, in order, with its own seed (tried: 3 variations on 2 threads, so one
-    thread takes two clips, and 1 variation, which keeps both threads)."""
+    on two threads, in order, with its own seed (tried: 3 variations on 2 threads, so one thread
+    takes two clips, and 1 variation alone)."""
     from n2m.bridge.features import MelSpec, log_mel
     from n2m.bridge.griffinlim import griffin_lim
 
