@@ -449,8 +449,10 @@ class Engine:
         most of the work, did not speed up on a second thread, and every one of the 32 passes waits
         for its slowest block, which costs most when the other core is busy (a DAW playing, or a
         hypervisor taking its share: 30 s clips on 2 threads took a median 1.68-2.25 s against
-        1.42-1.52 s on one, in three interleaved in-engine runs with 16-25% of CPU time stolen).
-        Separate clips never wait for each other. The audio does not depend on the thread count."""
+        1.42-1.52 s on one, in three interleaved in-engine runs with 16-25% of CPU time stolen; and
+        the second core is what drew the stealing: 28-44% of CPU time during two-thread passes,
+        6-11% during one-thread ones). Separate clips never wait for each other. The audio does not
+        depend on the thread count."""
         n = log_mel.shape[0]
         if n == 1 or self.threads == 1:
             return np.stack([griffin_lim(log_mel[i], spec, seed=seeds[i], length=length, threads=1)
