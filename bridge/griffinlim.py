@@ -10,19 +10,18 @@ Deterministic for a seed (the initial phase).
 Every step but the overlap-add works frame by frame, so with ``threads > 1`` the frames are cut
 into contiguous blocks run on a thread pool (numpy releases the GIL in its FFT and array loops): the
 same arithmetic on the same frames, so the audio does not depend on the thread count. On the 2-core
-development machine two threads made numpy's FFTs no faster (the array arithmetic did scale), so a
-second thread gains little for one clip; the engine decodes each clip on one thread, several
-variations at once. Within a block
-one pass per iteration takes each chunk of frames from audio to spectrum (momentum step,
-magnitude swap) and straight back to windowed frames, in buffers allocated once per call: a
-fresh multi-megabyte array per operation cost more in page faults than the FFTs themselves.
-The analysis FFT runs in double precision (numpy's float32 real FFT computes in double anyway,
-and converting on the way in cost more than the transform).
+development machine two threads made numpy's FFTs no faster (the array arithmetic did scale), so the
+default is one thread; the engine decodes several variations at once instead.
+
+Within a block one pass per iteration takes each chunk of frames from audio to spectrum (momentum
+step, magnitude swap) and straight back to windowed frames, in buffers allocated once per call: a
+fresh multi-megabyte array per operation cost more in page faults than the FFTs themselves. The
+analysis FFT runs in double precision (numpy's float32 real FFT computes in double anyway, and
+converting on the way in cost more than the transform).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -139,19 +138,19 @@ _CHUNK = 128  # frames per pass inside a block: a pass works on ~2.5 MB of buffe
 
 
 def griffin_lim(log_mel: np.ndarray, spec: MelSpec = MelSpec(), n_iter: int = 32, momentum: float = 0.99,
-                seed: int = 0, length: int | None = None, threads: int | None = None) -> np.ndarray:
+                seed: int = 0, length: int | None = None, threads: int = 1) -> np.ndarray:
     """float32 mono audio at spec.sample_rate for a [n_mels, frames] log-mel. `threads` (default:
-    the machine's cores) splits the frame-wise work; the result is the same for any count."""
+    one) splits the frame-wise work; the result is the same for any count."""
     log_mel = np.asarray(log_mel)
     if log_mel.ndim != 2 or log_mel.shape[0] != spec.n_mels:
         raise ValueError(f"griffin_lim expects [{spec.n_mels}, frames], got {log_mel.shape}")
-    if threads is not None and threads < 1:
+    if threads < 1:
         raise ValueError(f"threads must be at least 1, got {threads}")
     frames = log_mel.shape[1]
     n_fft, bins = spec.n_fft, spec.n_fft // 2 + 1
     length = length if length is not None else frames * spec.hop
     tf = _Frames(spec, frames, length)
-    blocks = _Blocks(frames, threads or os.cpu_count() or 1)
+    blocks = _Blocks(frames, threads)
     try:
         log_mel_t = np.ascontiguousarray(log_mel.astype(np.float32, copy=False).T)
         mag = np.empty((frames, bins), np.float32)
