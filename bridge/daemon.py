@@ -18,6 +18,7 @@ import os
 import re
 import secrets
 import signal
+import sqlite3
 import sys
 import threading
 import time
@@ -33,8 +34,10 @@ from pythonosc.osc_message import OscMessage
 from n2m.bridge import __version__
 from n2m.bridge import protocol as P
 from n2m.bridge.controls import METERS, ControlError, Controls, normalize_meter, resolve
+from n2m.bridge.job import Job
 from n2m.bridge.library import Library, default_clips_dir, default_library_path
 from n2m.bridge.osc import OscParseError, OscServer, Peer, is_loopback
+from n2m.bridge.outdir import OutDirError, usable_dir
 from n2m.bridge.pipeline import (
     FORMATS,
     SAMPLE_RATES,
@@ -92,33 +95,6 @@ class DaemonConfig:
     target_lufs: float = -14.0
     shutdown_grace: float = 30.0  # seconds a job in flight may take to finish on shutdown
     tcp: bool = True
-
-
-@dataclass
-class Job:
-    id: str
-    prompt: str
-    controls: Controls
-    seed: int
-    variations: int
-    steps: int | None
-    guidance: float | None
-    sampler: str | None
-    options: PipelineOptions
-    name: str | None
-    out_dir: Path
-    reply_to: Peer
-    state: str = "queued"
-    error: str | None = None
-    decoder: str | None = None
-    clips: list[str] = field(default_factory=list)
-    cancel: threading.Event = field(default_factory=threading.Event)
-    shutdown: bool = False
-    created: float = field(default_factory=time.time)
-
-    def summary(self) -> dict[str, Any]:
-        return {"id": self.id, "state": self.state, "prompt": self.prompt, "seed": self.seed,
-                "controls": self.controls.as_dict(), "clips": self.clips, "error": self.error}
 
 
 def _num(value: Any, what: str, kind: type = float, lo: float | None = None, hi: float | None = None) -> Any:
@@ -213,7 +189,7 @@ class Daemon:
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> int:
-        self.config.out_dir.mkdir(parents=True, exist_ok=True)
+        usable_dir(self.config.out_dir, "--out")
         self.server = OscServer(self.config.host, self.config.port, self.handle, tcp=self.config.tcp)
         self.server.start()
         self._worker = threading.Thread(target=self._work, name="n2m-worker", daemon=True)
@@ -228,6 +204,29 @@ class Daemon:
         self._held.set()
         with self._cond:
             self._cond.notify_all()
+
+    def resume(self, rows: tuple[dict[str, Any], ...] | list[dict[str, Any]]) -> list[str]:
+        """Queue again the jobs a previous daemon accepted and never finished (library rows from
+        `Library.recover`), oldest first, under their own ids; clips they already wrote are kept
+        and only the missing variations are made. A damaged record fails its job. Returns the ids."""
+        ids = []
+        for row in rows:
+            try:
+                job = Job.from_record(row["id"], json.loads(row["request"]), float(row["created"]))
+            except (KeyError, TypeError, ValueError) as exc:
+                self.library.set_job_state(row["id"], "failed", f"its stored request cannot be read ({exc})")
+                continue
+            self.library.adopt_job_files(job.id, job.out_dir)
+            recs = self.library.job_clips(job.id)
+            job.done = {r.idx for r in recs}
+            job.clips = [r.path for r in recs]
+            with self._cond:
+                self._queue.append(job)
+                self._jobs[job.id] = job
+                self._recent.append(job.id)
+                self._cond.notify_all()
+            ids.append(job.id)
+        return ids
 
     def stop(self, grace: float | None = None) -> None:
         """Refuse new jobs, fail the queued ones, let the job in flight finish for `grace` seconds
@@ -380,6 +379,10 @@ class Daemon:
         out_dir = self.config.out_dir
         if "dir" in kv:
             out_dir = safe_subdir(self.config.out_dir, kv.pop("dir"))
+        try:
+            usable_dir(out_dir, "clip folder")
+        except OutDirError as exc:
+            raise RequestError(str(exc)) from None
         assert not kv, kv
         return Job(id=uuid.uuid4().hex[:12], prompt=prompt, controls=controls, seed=int(seed),
                    variations=int(variations), steps=steps, guidance=guidance, sampler=sampler,
@@ -401,7 +404,8 @@ class Daemon:
                 raise RequestError(
                     f"the queue is full ({self.config.queue_size} jobs waiting); the request was not "
                     "queued: send it again when a job finishes, or cancel one")
-            self.library.add_job(job.id, job.prompt, job.controls.as_dict(), job.seed, str(self.engine.model_id))
+            self.library.add_job(job.id, job.prompt, job.controls.as_dict(), job.seed, str(self.engine.model_id),
+                                 request=job.record())
             self._queue.append(job)
             self._jobs[job.id] = job
             self._recent.append(job.id)
@@ -619,9 +623,16 @@ class Daemon:
                  int(d.get("step", 0)), int(d.get("steps", 0)))
 
         emit("queued", 0.0)
-        request = self._request(job)
+        missing = [i for i in range(job.variations) if i not in job.done]
+        if not missing:  # every take was written before a restart
+            emit("done", 1.0)
+            self._finish(job, "finished")
+            return
+        first = missing[0]  # takes are written in order, so the missing ones are a tail
+        request = replace(self._request(job), seed=job.seed + first, variations=job.variations - first)
         try:
-            clips = self.engine.generate(request, progress=progress, cancel=job.cancel)
+            clips = [replace(c, index=c.index + first)
+                     for c in self.engine.generate(request, progress=progress, cancel=job.cancel)]
         except Cancelled:
             if job.shutdown:
                 self._finish(job, "failed", "the daemon shut down while the job was running")
@@ -631,6 +642,7 @@ class Daemon:
         except Exception as exc:
             self._finish(job, "failed", f"generation failed: {exc}")
             return
+        clips = [c for c in clips if c.index not in job.done]
         for i, clip in enumerate(clips):
             if job.cancel.is_set():
                 self._finish(job, "failed" if job.shutdown else "cancelled",
@@ -651,6 +663,7 @@ class Daemon:
                 self._finish(job, "failed", f"clip pipeline failed: {exc}")
                 return
             job.clips.append(str(files.audio))
+            job.done.add(processed.index)
             self._broadcast(job.reply_to, P.CLIP_READY,
                             [job.id, str(files.audio), processed.sample_rate,
                              float(processed.bpm or 0.0), int(processed.bars or 0)])
@@ -706,19 +719,29 @@ def main(argv: list[str] | None = None) -> int:
         host=args.host, port=args.port, allow_remote=args.allow_remote, queue_size=args.queue,
         library_path=args.library or default_library_path(), out_dir=args.out or default_clips_dir(),
         sample_rate=args.samplerate, format=args.format, shutdown_grace=args.grace, tcp=not args.no_tcp)
-    config.out_dir.mkdir(parents=True, exist_ok=True)
-    library = Library(config.library_path, config.out_dir)
+    try:
+        usable_dir(config.out_dir, "--out")
+        usable_dir(config.library_path.parent, "--library's folder")
+        library = Library(config.library_path, config.out_dir)
+    except OutDirError as exc:
+        print(f"n2m serve: {exc}", file=sys.stderr)
+        return 2
+    except (OSError, sqlite3.Error) as exc:
+        print(f"n2m serve: cannot open the clip library {config.library_path}: {exc}", file=sys.stderr)
+        return 2
     rep = library.recover()
-    if rep.failed_jobs or rep.removed_temp_files or rep.imported_clips or rep.removed_orphans:
-        print(f"n2m serve: recovered the library: {rep.failed_jobs} interrupted job(s) marked failed, "
-              f"{rep.removed_temp_files} temporary file(s) removed, {rep.imported_clips} clip(s) re-imported, "
-              f"{rep.removed_orphans} incomplete clip(s) removed", flush=True)
+    if rep.failed_jobs or rep.removed_temp_files or rep.imported_clips or rep.removed_orphans or rep.requeued:
+        print(f"n2m serve: recovered the library: {len(rep.requeued)} unfinished job(s) queued again, "
+              f"{rep.failed_jobs} job(s) marked failed, {rep.removed_temp_files} temporary file(s) removed, "
+              f"{rep.imported_clips} clip(s) re-imported, {rep.removed_orphans} incomplete clip(s) removed",
+              flush=True)
     from n2m.bridge.engine import Engine
 
     model_dir = resolve_model_dir(args.model)
     print(f"n2m serve: loading {model_dir} ...", flush=True)
     engine = Engine.load(model_dir, provider=args.provider, threads=args.threads)
     daemon = Daemon(engine, config, library)
+    daemon.resume(rep.requeued)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

@@ -164,7 +164,7 @@ class Engine:
         self.model_id = manifest.model_id
         self.sample_rate = int(manifest.sample_rate)
         self.provider = provider
-        self.threads = threads
+        self.threads = threads or (os.cpu_count() or 1)  # None = all cores, as the ORT sessions use
         self.variants = variants
         self._tokenizer = tokenizer
         self._text = text
@@ -444,15 +444,9 @@ class Engine:
         return max(1, int(round(stage.rate / self.manifest.frame_rate)))
 
     def _griffin_lim(self, log_mel: np.ndarray, spec: MelSpec, seeds: list[int], length: int) -> np.ndarray:
-        """Griffin-Lim for each variation, one thread per clip, up to `threads` clips at once.
-        Splitting one clip's frames across threads made it slower here, not faster: numpy's FFTs,
-        most of the work, did not speed up on a second thread, and every one of the 32 passes waits
-        for its slowest block, which costs most when the other core is busy (a DAW playing, or a
-        hypervisor taking its share: 30 s clips on 2 threads took a median 1.68-2.25 s against
-        1.42-1.52 s on one, in three interleaved in-engine runs with 16-25% of CPU time stolen; and
-        the second core is what drew the stealing: 28-44% of CPU time during two-thread passes,
-        6-11% during one-thread ones). Separate clips never wait for each other. The audio does not
-        depend on the thread count."""
+        """Griffin-Lim for each variation, one thread per clip, up to `threads` clips at once:
+        numpy's FFTs gain nothing from splitting one clip, and separate clips never wait for each
+        other. The audio does not depend on the thread count."""
         n = log_mel.shape[0]
         if n == 1 or self.threads == 1:
             return np.stack([griffin_lim(log_mel[i], spec, seed=seeds[i], length=length, threads=1)

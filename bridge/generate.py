@@ -33,6 +33,7 @@ from n2m.bridge.engine import (
     ModelError,
     RequestError,
 )
+from n2m.bridge.outdir import OutDirError, usable_dir
 from n2m.bridge.pipeline import (
     SAMPLE_RATES,
     PipelineError,
@@ -196,6 +197,11 @@ def main(argv: list[str] | None = None) -> int:
     except PipelineError as exc:
         print(f"n2m generate: {exc}", file=sys.stderr)
         return 2
+    try:
+        out_dir = usable_dir(args.out, "--out")
+    except OutDirError as exc:
+        print(f"n2m generate: {exc}", file=sys.stderr)
+        return 2
     seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
     try:
         engine = load_engine(args.model, args.provider, args.threads, args.precision)
@@ -243,9 +249,12 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         raise err
     wall = time.perf_counter() - t0
-    out_dir = Path(args.out)
     for clip in result["clips"]:
-        path = _finish_clip(clip, out_dir, args)
+        try:
+            path = _finish_clip(clip, out_dir, args)
+        except OSError as exc:  # the folder changed under us, or the disk filled up
+            print(f"n2m generate: could not write to {out_dir}: {exc.strerror or exc}", file=sys.stderr)
+            return 1
         print(path)
     total = seconds * len(result["clips"])
     print(f"{len(result['clips'])} clip(s), {total:.1f} s of audio in {wall:.1f} s "

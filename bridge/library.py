@@ -1,9 +1,12 @@
 """The clip library: every job and every clip the daemon made, in SQLite (WAL).
 
 Crash safety: a clip row is written in one transaction only after its audio and sidecar files are
-complete and renamed into place; temporary files carry a prefix that nothing lists. On open,
-`recover()` marks jobs left queued or running as failed, deletes temporary files, imports
-complete clips whose row was lost (from their sidecar) and deletes audio without a sidecar.
+complete and renamed into place; temporary files carry a prefix that nothing lists. A job keeps
+the whole request it was accepted with (JSON), so a daemon that died can run it again: on start,
+`recover()` puts jobs left queued or running back in the queue (a running one counts an
+interruption; `MAX_INTERRUPTIONS` fail it), fails those without a stored request, deletes
+temporary files, imports complete clips whose row was lost (from their sidecar) and deletes audio
+without a sidecar.
 
     n2m clips list [--limit N]
     n2m clips search QUERY
@@ -28,6 +31,7 @@ from typing import Any
 TMP_PREFIX = ".n2m-tmp-"
 AUDIO_SUFFIXES = (".wav", ".flac")
 JOB_STATES = ("queued", "running", "finished", "failed", "cancelled")
+MAX_INTERRUPTIONS = 3  # a job interrupted this often while running fails instead of running again
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -39,7 +43,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     state TEXT NOT NULL CHECK (state IN ('queued','running','finished','failed','cancelled')),
     error TEXT,
     created REAL NOT NULL,
-    updated REAL NOT NULL
+    updated REAL NOT NULL,
+    request TEXT,
+    interruptions INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS clips (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -108,6 +114,7 @@ class RecoveryReport:
     removed_temp_files: int
     imported_clips: int
     removed_orphans: int
+    requeued: tuple[dict[str, Any], ...] = ()  # job rows to run again, oldest first
 
 
 class Library:
@@ -125,6 +132,10 @@ class Library:
         self._db.execute("PRAGMA foreign_keys=ON")
         with self._lock:
             self._db.executescript(_SCHEMA)
+            cols = {r[1] for r in self._db.execute("PRAGMA table_info(jobs)")}
+            for col, decl in (("request", "TEXT"), ("interruptions", "INTEGER NOT NULL DEFAULT 0")):
+                if col not in cols:  # a library written before jobs kept their request
+                    self._db.execute(f"ALTER TABLE jobs ADD COLUMN {col} {decl}")
 
     def close(self) -> None:
         with self._lock:
@@ -153,11 +164,13 @@ class Library:
 
     # -- jobs ------------------------------------------------------------------------------------
     def add_job(self, job_id: str, prompt: str, controls: dict[str, Any], seed: int | None,
-                model: str, state: str = "queued") -> None:
+                model: str, state: str = "queued", request: dict[str, Any] | None = None) -> None:
+        """`request`: everything needed to run the job again after a crash (JSON-able)."""
         now = time.time()
-        self._tx("INSERT INTO jobs (id, prompt, controls, seed, model, state, created, updated) "
-                 "VALUES (?,?,?,?,?,?,?,?)",
-                 (job_id, prompt, json.dumps(controls, sort_keys=True), seed, model, state, now, now))
+        self._tx("INSERT INTO jobs (id, prompt, controls, seed, model, state, created, updated, request) "
+                 "VALUES (?,?,?,?,?,?,?,?,?)",
+                 (job_id, prompt, json.dumps(controls, sort_keys=True), seed, model, state, now, now,
+                  None if request is None else json.dumps(request, sort_keys=True)))
 
     def set_job_state(self, job_id: str, state: str, error: str | None = None) -> None:
         if state not in JOB_STATES:
@@ -249,11 +262,35 @@ class Library:
         return target
 
     # -- crash recovery --------------------------------------------------------------------------
-    def recover(self, reason: str = "interrupted: the daemon stopped before the job finished") -> RecoveryReport:
+    def job_clips(self, job_id: str) -> list[ClipRecord]:
+        """The clips a job has in the library, by variation index."""
+        return [self._clip(r) for r in self._query("SELECT * FROM clips WHERE job_id=? ORDER BY idx", (job_id,))]
+
+    def _requeue_interrupted(self, reason: str) -> tuple[int, tuple[dict[str, Any], ...]]:
+        """Jobs left queued or running go back to 'queued' (a running one counts an interruption);
+        those without a stored request, or interrupted MAX_INTERRUPTIONS times, fail."""
         now = time.time()
-        cur = self._tx("UPDATE jobs SET state='failed', error=?, updated=? WHERE state IN ('queued','running')",
-                       (reason, now))
-        failed = cur.rowcount
+        failed = 0
+        for row in self._query("SELECT * FROM jobs WHERE state IN ('queued','running') ORDER BY created"):
+            n = int(row["interruptions"]) + (row["state"] == "running")
+            if row["request"] is None:
+                error = reason
+            elif n >= MAX_INTERRUPTIONS:
+                error = (f"interrupted {n} times: the daemon stopped while the job ran each time, "
+                         "so it is not run again")
+            else:
+                self._tx("UPDATE jobs SET state='queued', interruptions=?, updated=? WHERE id=?",
+                         (n, now, row["id"]))
+                continue
+            self._tx("UPDATE jobs SET state='failed', error=?, interruptions=?, updated=? WHERE id=?",
+                     (error, n, now, row["id"]))
+            failed += 1
+        requeued = tuple(dict(r) for r in self._query(
+            "SELECT * FROM jobs WHERE state='queued' AND request IS NOT NULL ORDER BY created"))
+        return failed, requeued
+
+    def recover(self, reason: str = "interrupted: the daemon stopped before the job finished") -> RecoveryReport:
+        failed, requeued = self._requeue_interrupted(reason)
         removed_tmp = imported = orphans = 0
         if self.clips_dir is not None and self.clips_dir.is_dir():
             known = {r["path"] for r in self._query("SELECT path FROM clips")}
@@ -267,19 +304,43 @@ class Library:
                 side = p.with_name(p.name + ".json")
                 meta = _read_sidecar(side)
                 if meta is None:
-                    p.unlink(missing_ok=True)  # audio whose sidecar never landed: its job failed
+                    p.unlink(missing_ok=True)  # audio whose sidecar never landed
                     orphans += 1
                     continue
-                self.add_clip(job_id=meta.get("job_id"), idx=int(meta.get("index", 0)), path=str(p),
-                              sidecar=str(side), prompt=str(meta.get("prompt", "")),
-                              controls=meta.get("controls") or {}, seed=meta.get("seed"),
-                              model=str(meta.get("model_id", "")),
-                              samplerate=int(meta.get("sample_rate", 0)), bpm=meta.get("bpm"),
-                              bars=meta.get("bars"), duration=float(meta.get("duration", 0.0)),
-                              format=str(meta.get("format", p.suffix[1:])),
-                              created=meta.get("created"))
+                self._import(p, side, meta)
                 imported += 1
-        return RecoveryReport(failed, removed_tmp, imported, orphans)
+        return RecoveryReport(failed, removed_tmp, imported, orphans, requeued)
+
+    def _import(self, audio: Path, sidecar: Path, meta: dict[str, Any]) -> None:
+        """Record a complete clip from its sidecar."""
+        self.add_clip(job_id=meta.get("job_id"), idx=int(meta.get("index", 0)), path=str(audio),
+                      sidecar=str(sidecar), prompt=str(meta.get("prompt", "")),
+                      controls=meta.get("controls") or {}, seed=meta.get("seed"),
+                      model=str(meta.get("model_id", "")),
+                      samplerate=int(meta.get("sample_rate", 0)), bpm=meta.get("bpm"),
+                      bars=meta.get("bars"), duration=float(meta.get("duration", 0.0)),
+                      format=str(meta.get("format", audio.suffix[1:])), created=meta.get("created"))
+
+    def adopt_job_files(self, job_id: str, folder: str | os.PathLike[str]) -> tuple[int, int]:
+        """A job's files in `folder` (its id is in their names) that the library lacks: complete
+        clips are recorded, audio whose sidecar never landed is deleted. (imported, removed)."""
+        folder = Path(folder)
+        if not folder.is_dir():
+            return 0, 0
+        known = {r["path"] for r in self._query("SELECT path FROM clips WHERE job_id=?", (job_id,))}
+        imported = removed = 0
+        for p in sorted(folder.iterdir()):
+            if p.suffix not in AUDIO_SUFFIXES or f"-{job_id}" not in p.stem or str(p) in known:
+                continue
+            side = p.with_name(p.name + ".json")
+            meta = _read_sidecar(side)
+            if meta is None or meta.get("job_id") != job_id:
+                p.unlink(missing_ok=True)
+                removed += 1
+                continue
+            self._import(p, side, meta)
+            imported += 1
+        return imported, removed
 
 
 def _read_sidecar(path: Path) -> dict[str, Any] | None:

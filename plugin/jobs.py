@@ -16,6 +16,7 @@ from pathlib import Path
 
 from n2m.bridge.controls import ControlError, Controls, resolve
 
+DEFAULT_TAKES = 2  # takes per Generate until the producer changes it
 ACTIVE_STATES = frozenset({"sending", "queued", "running"})
 FINAL_STATES = frozenset({"finished", "failed", "cancelled"})
 

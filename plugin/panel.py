@@ -41,7 +41,16 @@ from n2m.bridge.controls import BPM_MIN, METERS, MODES, TONICS, ControlError
 from . import daw
 from .cliplist import ClipDelegate, ClipModel, ClipRole, ClipView, WaveformCache
 from .daemonproc import DaemonProcess, LaunchSpec
-from .jobs import QUALITY_PRESETS, Clip, EtaModel, GenerateRequest, Job, read_sidecar, sidecar_value
+from .jobs import (
+    DEFAULT_TAKES,
+    QUALITY_PRESETS,
+    Clip,
+    EtaModel,
+    GenerateRequest,
+    Job,
+    read_sidecar,
+    sidecar_value,
+)
 from .osclink import DaemonAddress, OscLink
 from .player import Player
 from .settings import PanelSettings, SettingsStore
@@ -209,6 +218,7 @@ class Panel(QWidget):
         self.seed.setValue(-1)
         self.variations = QSpinBox()
         self.variations.setRange(1, 8)
+        self.variations.setValue(DEFAULT_TAKES)
         self.variations.setPrefix("× ")
         self.variations.setToolTip("How many variations (different seeds) to make")
         self.quality = QComboBox()

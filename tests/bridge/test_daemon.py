@@ -167,6 +167,20 @@ def test_a_safe_subfolder_and_name_are_used(running: Running) -> None:
     assert path.parent == (running.out / "session one" / "drums").resolve() and "Kick loop" in path.name
 
 
+@pytest.mark.parametrize("sub", ["notes.txt", "notes.txt/drums"])
+def test_a_request_folder_that_is_or_lies_under_a_file_is_refused_before_queueing(running: Running, sub: str) -> None:
+    """dir=notes.txt (a regular file in the clip folder) and dir=notes.txt/drums (a folder under it)."""
+    running.out.mkdir(parents=True, exist_ok=True)
+    (running.out / "notes.txt").write_text("keep me")
+    with running.client() as c:
+        r = c.request(P.GENERATE, "a beat", f"dir={sub}", *FAST, reply=P.JOB)
+        assert c.request(P.TEST).params[0] == "ok"
+    print(f"dir={sub!r} -> {r.params}")
+    assert r.address == P.ERROR and "is a file" in r.params[1] and "\n" not in r.params[1]
+    assert running.library.jobs() == []  # nothing queued
+    assert (running.out / "notes.txt").read_text() == "keep me"
+
+
 @pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.20", "::", "example.com"])
 def test_remote_bind_is_refused_without_the_flag(host: str, tmp_path: Path, capsys, engine) -> None:
     with pytest.raises(BindRefused, match="--allow-remote"):

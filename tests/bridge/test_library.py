@@ -103,3 +103,43 @@ def test_cli_list_search_export_favourite(tmp_path: Path, capsys: pytest.Capture
     assert main(["--library", str(db), "export", str(cid), str(tmp_path / "out.wav")]) == 1  # no overwrite
     assert "never overwrites" in capsys.readouterr().err
     assert main(["--library", str(tmp_path / "missing.sqlite"), "list"]) == 1
+
+
+def test_recover_queues_unfinished_jobs_with_a_stored_request_again(tmp_path: Path) -> None:
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    req = {"version": 1, "prompt": "p"}
+    with Library(tmp_path / "lib.sqlite", clips) as lib:
+        lib.add_job("waiting", "p", {}, 1, "m", request=req)
+        lib.add_job("running", "p", {}, 2, "m", request=req)
+        lib.set_job_state("running", "running")
+        lib.add_job("worn", "p", {}, 3, "m", request=req)
+        lib.set_job_state("worn", "running")
+        lib._tx("UPDATE jobs SET interruptions=2 WHERE id='worn'")
+        lib.add_job("old", "p", {}, 4, "m")  # no stored request: cannot be run again
+        lib.set_job_state("old", "running")
+    with Library(tmp_path / "lib.sqlite", clips) as lib:
+        rep = lib.recover()
+        assert [r["id"] for r in rep.requeued] == ["waiting", "running"] and rep.failed_jobs == 2
+        assert json.loads(rep.requeued[0]["request"]) == req
+        got = {j["id"]: (j["state"], j["interruptions"]) for j in lib.jobs()}
+        assert got == {"waiting": ("queued", 0), "running": ("queued", 1), "worn": ("failed", 3), "old": ("failed", 1)}
+        assert "interrupted 3 times" in lib.job("worn")["error"]
+        assert "interrupted" in lib.job("old")["error"]
+
+
+def test_a_job_adopts_its_own_files_in_a_subfolder(tmp_path: Path) -> None:
+    """After a kill: a complete take of job j7 (sidecar landed), a take whose sidecar never landed,
+    and another job's file, all in a request's subfolder."""
+    sub = tmp_path / "clips" / "takes"
+    sub.mkdir(parents=True)
+    (sub / "x-s5-j7.wav").write_bytes(b"RIFF")
+    (sub / "x-s5-j7.wav.json").write_text(json.dumps({"job_id": "j7", "index": 0, "prompt": "x", "seed": 5,
+                                                      "model_id": "m", "sample_rate": 48000, "duration": 2.0}))
+    (sub / "x-s6-j7-v1.wav").write_bytes(b"RIFF")
+    (sub / "mine-s1-other.wav").write_bytes(b"RIFF")
+    with Library(tmp_path / "lib.sqlite", tmp_path / "clips") as lib:
+        assert lib.adopt_job_files("j7", sub) == (1, 1)
+        assert [r.idx for r in lib.job_clips("j7")] == [0]
+        assert sorted(p.name for p in sub.iterdir()) == ["mine-s1-other.wav", "x-s5-j7.wav", "x-s5-j7.wav.json"]
+        assert lib.adopt_job_files("j7", sub) == (0, 0)  # idempotent

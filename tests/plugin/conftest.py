@@ -38,10 +38,13 @@ class DaemonProc:
     port: int = 0
     proc: subprocess.Popen | None = None
     lines: list[str] = field(default_factory=list)
+    threads: int | None = 1  # None: the daemon's own default, as a producer runs it
 
     def start(self, timeout: float = 90.0) -> None:
         cmd = [str(N2M), "serve", "--model", str(self.model), "--port", str(self.port),
-               "--out", str(self.out), "--library", str(self.library), "--grace", "2", "--threads", "1"]
+               "--out", str(self.out), "--library", str(self.library), "--grace", "2"]
+        if self.threads is not None:
+            cmd += ["--threads", str(self.threads)]
         self.lines = []
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                      cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1"})
@@ -95,6 +98,18 @@ def daemon(request, tmp_path) -> Iterator[DaemonProc]:
         pytest.skip(f"the daemon cannot run yet: {exc}")
     d = DaemonProc(Path(model), tmp_path / "clips", tmp_path / "lib.sqlite")
     d.start()
+    yield d
+    d.stop()
+
+
+@pytest.fixture
+def shipped_daemon(tmp_path) -> Iterator[DaemonProc]:
+    """`n2m serve` with the shipped default model and the daemon's own thread count."""
+    if not N2M.exists():
+        pytest.skip(f"{N2M} is missing: install the project into .venv (bash scripts/setup.sh dev)")
+    d = DaemonProc(REPO / "bridge" / "models" / "default", tmp_path / "clips", tmp_path / "lib.sqlite",
+                   threads=None)
+    d.start(timeout=180)
     yield d
     d.stop()
 

@@ -36,6 +36,7 @@ def panel(qtbot, qsettings, daemon):
     p = _panel(qtbot, qsettings, daemon.port)
     qtbot.waitUntil(lambda: p.link.online, timeout=WAIT)
     p.quality.setCurrentIndex(0)  # Draft: few steps
+    p.variations.setValue(1)  # one take per Generate (the default is DEFAULT_TAKES)
     yield p
     p.shutdown()
 
