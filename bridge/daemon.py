@@ -16,7 +16,6 @@ import collections
 import json
 import os
 import re
-import secrets
 import signal
 import sqlite3
 import sys
@@ -33,10 +32,13 @@ from pythonosc.osc_message import OscMessage
 
 from n2m.bridge import __version__
 from n2m.bridge import protocol as P
-from n2m.bridge.controls import METERS, ControlError, Controls, normalize_meter, resolve
+from n2m.bridge.controls import METERS, ControlError, Controls, normalize_meter
 from n2m.bridge.job import Job
 from n2m.bridge.library import Library, default_clips_dir, default_library_path
+from n2m.bridge.manifest import ModelError
+from n2m.bridge.modelpath import resolve_model
 from n2m.bridge.osc import OscParseError, OscServer, Peer, is_loopback
+from n2m.bridge.oscargs import generate_options, safe_subdir
 from n2m.bridge.outdir import OutDirError, usable_dir
 from n2m.bridge.pipeline import (
     FORMATS,
@@ -47,22 +49,13 @@ from n2m.bridge.pipeline import (
     safe_name,
     write_clip,
 )
+from n2m.bridge.request import RequestError, from_options, number, whole
 
-MAX_PROMPT = 1000
 MAX_SUBSCRIBERS = 32
-MAX_VARIATIONS = 8
-POSITIONAL = ("bpm", "key", "bars", "seed")  # /n2m/generate prompt [bpm] [key] [bars] [seed]
-KEYS = {"prompt", "bpm", "key", "mode", "meter", "bars", "seconds", "seed", "variations", "steps",
-        "guidance", "sampler", "decoder", "loop", "format", "samplerate", "lufs", "name", "dir", "stretch"}
-_KEY_RE = re.compile(r"^\s*([A-Ga-g])\s*(#|♯|b|♭)?\s*(m|min|minor|maj|major|dorian|mixolydian)?\s*$")
 
 
 class BindRefused(ValueError):
     """A bind address the daemon will not use without an explicit flag."""
-
-
-class RequestError(ValueError):
-    """A request the daemon cannot honour; the message is sent back as /n2m/error."""
 
 
 class EngineLike(Protocol):
@@ -95,62 +88,6 @@ class DaemonConfig:
     target_lufs: float = -14.0
     shutdown_grace: float = 30.0  # seconds a job in flight may take to finish on shutdown
     tcp: bool = True
-
-
-def _num(value: Any, what: str, kind: type = float, lo: float | None = None, hi: float | None = None) -> Any:
-    if isinstance(value, bool):
-        raise RequestError(f"{what} must be a number, got {value!r}")
-    try:
-        if kind is int:
-            if isinstance(value, int):
-                v: Any = value
-            elif isinstance(value, float) and value.is_integer() or isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d{1,12}\s*", value):
-                v = int(value)
-            else:
-                raise ValueError
-        else:
-            v = float(value)
-            if v != v or v in (float("inf"), float("-inf")):
-                raise ValueError
-    except (TypeError, ValueError):
-        raise RequestError(f"{what} must be {'a whole number' if kind is int else 'a number'}, got {value!r}") from None
-    if (lo is not None and v < lo) or (hi is not None and v > hi):
-        raise RequestError(f"{what} {v} is out of range {lo}-{hi}")
-    return v
-
-
-def _bool(value: Any, what: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    s = str(value).strip().lower()
-    if s in {"1", "true", "yes", "on"}:
-        return True
-    if s in {"0", "false", "no", "off"}:
-        return False
-    raise RequestError(f"{what} must be 0/1, true/false, got {value!r}")
-
-
-def parse_key(value: str) -> tuple[str, str | None]:
-    """'F#m' -> ('F#', 'minor'); 'Bb major' -> ('Bb', 'major'); 'C' -> ('C', None)."""
-    m = _KEY_RE.match(str(value))
-    if not m:
-        raise RequestError(f"key {value!r} not understood: write e.g. C, F#m, Bb major, D dorian")
-    tonic = m.group(1).upper() + ({"♯": "#", "♭": "b"}.get(m.group(2) or "", m.group(2) or ""))
-    mode = m.group(3)
-    mode = {"m": "minor", "min": "minor", "maj": "major"}.get(mode or "", mode)
-    return tonic, mode
-
-
-def safe_subdir(root: Path, sub: str) -> Path:
-    """A folder inside root named by a request, or RequestError (absolute paths and '..' refused)."""
-    s = str(sub)
-    if (not s or len(s) > 200 or "\0" in s or "\\" in s or s.startswith(("/", "~"))
-            or any(part in {"..", "."} or part.startswith(".") for part in s.split("/"))):
-        raise RequestError(f"dir {sub!r} refused: a relative folder inside the clip folder, no '..'")
-    target = (root / s).resolve()
-    if not target.is_relative_to(root.resolve()):
-        raise RequestError(f"dir {sub!r} refused: it leads outside the clip folder")
-    return target
 
 
 class Daemon:
@@ -298,102 +235,28 @@ class Daemon:
         self._send(peer, P.TEST, ["ok", __version__, str(self.engine.model_id)])
 
     def _parse_generate(self, args: list[Any], peer: Peer) -> Job:
-        kv: dict[str, Any] = {}
-        pos: list[Any] = []
-        for a in args:
-            if isinstance(a, str) and re.match(r"^[a-z_]+=", a):
-                k, _, v = a.partition("=")
-                if k not in KEYS:
-                    raise RequestError(f"unknown option {k!r}: one of {', '.join(sorted(KEYS))}")
-                if k in kv:
-                    raise RequestError(f"option {k!r} given twice")
-                kv[k] = v
-            elif kv:
-                raise RequestError(f"positional argument {a!r} after key=value options")
-            else:
-                pos.append(a)
-        if "prompt" in kv:
-            prompt = kv.pop("prompt")
-        elif pos:
-            prompt = pos.pop(0)
-        else:
-            raise RequestError("a prompt is required: /n2m/generate \"prompt text\" [bpm] [key] [bars] [seed]")
-        if not isinstance(prompt, str):
-            raise RequestError(f"the prompt must be a string, got {prompt!r}")
-        prompt = prompt.strip()
-        if not prompt or len(prompt) > MAX_PROMPT or "\0" in prompt:
-            raise RequestError(f"the prompt must be 1-{MAX_PROMPT} characters of text")
-        if len(pos) > len(POSITIONAL):
-            raise RequestError(f"too many positional arguments: prompt then {' '.join(POSITIONAL)}; use key=value for more")
-        for k, v in zip(POSITIONAL, pos, strict=False):
-            if isinstance(v, str) and v.strip() in {"", "-"}:
-                continue
-            if k in kv:
-                raise RequestError(f"{k} given both positionally and as {k}=")
-            kv[k] = v
-        key = mode = None
-        if "key" in kv:
-            key, mode = parse_key(kv.pop("key"))
-        if "mode" in kv:
-            mode = str(kv.pop("mode"))
-        explicit = Controls(
-            bpm=_num(kv.pop("bpm"), "bpm") if "bpm" in kv else None,
-            key=key, mode=mode,
-            meter=str(kv.pop("meter")) if "meter" in kv else None,
-            bars=_num(kv.pop("bars"), "bars", int) if "bars" in kv else None,
-            seconds=_num(kv.pop("seconds"), "seconds") if "seconds" in kv else None,
-        )
-        controls = resolve(prompt, explicit)
-        if controls.bpm is None and self.tempo is not None:  # DAW sync: the song's tempo and meter
-            controls = replace(controls, bpm=self.tempo)
-        if controls.meter is None and self.meter is not None:
-            controls = replace(controls, meter=self.meter)
-        controls = controls.validated()
-        seed = _num(kv.pop("seed"), "seed", int, 0, 2**32 - 1) if "seed" in kv else secrets.randbelow(2**31)
-        variations = _num(kv.pop("variations", 1), "variations", int, 1, MAX_VARIATIONS)
-        steps = _num(kv.pop("steps"), "steps", int, 1, 1000) if "steps" in kv else None
-        guidance = _num(kv.pop("guidance"), "guidance", float, 0, 30) if "guidance" in kv else None
-        sampler = str(kv.pop("sampler")) if "sampler" in kv else None
-        decoder = str(kv.pop("decoder")) if "decoder" in kv else None
-        sr = self.sample_rate or self.config.sample_rate
-        if "samplerate" in kv:
-            sr = _num(kv.pop("samplerate"), "samplerate", int)
-            if sr not in SAMPLE_RATES:
-                raise RequestError(f"samplerate {sr} not supported: one of {SAMPLE_RATES}")
-        fmt = str(kv.pop("format", self.config.format))
-        if fmt not in FORMATS:
-            raise RequestError(f"format {fmt!r} not supported: one of {', '.join(FORMATS)}")
-        options = PipelineOptions(
-            bpm=controls.bpm, bars=controls.bars, meter=controls.meter,
-            loop=_bool(kv.pop("loop"), "loop") if "loop" in kv else False,
-            sample_rate=sr, format=fmt,
-            target_lufs=_num(kv.pop("lufs"), "lufs", float, -60, 0) if "lufs" in kv else self.config.target_lufs,
-            stretch=_bool(kv.pop("stretch"), "stretch") if "stretch" in kv else True,
-        ).validated()
-        name = None
-        if "name" in kv:
+        output = PipelineOptions(sample_rate=self.sample_rate or self.config.sample_rate,
+                                 format=self.config.format, target_lufs=self.config.target_lufs)
+        request = from_options(generate_options(args), song=Controls(bpm=self.tempo, meter=self.meter),
+                               output=output)
+        if request.name is not None:
             try:
-                name = safe_name(str(kv.pop("name")))
+                safe_name(request.name)
             except PipelineError as exc:
                 raise RequestError(str(exc)) from None
-        out_dir = self.config.out_dir
-        if "dir" in kv:
-            out_dir = safe_subdir(self.config.out_dir, kv.pop("dir"))
+        out_dir = self.config.out_dir if request.folder is None else safe_subdir(self.config.out_dir, request.folder)
         try:
             usable_dir(out_dir, "clip folder")
         except OutDirError as exc:
             raise RequestError(str(exc)) from None
-        assert not kv, kv
-        return Job(id=uuid.uuid4().hex[:12], prompt=prompt, controls=controls, seed=int(seed),
-                   variations=int(variations), steps=steps, guidance=guidance, sampler=sampler,
-                   options=options, name=name, out_dir=out_dir, reply_to=peer, decoder=decoder)
+        return Job(id=uuid.uuid4().hex[:12], request=request, out_dir=out_dir, reply_to=peer)
 
     def _on_generate(self, args: list[Any], peer: Peer) -> None:
         job = self._parse_generate(args, peer)
         check = getattr(self.engine, "check", None)
         if callable(check):  # the engine's own limits (steps, guidance, duration, sampler) up front
             try:
-                check(self._request(job))
+                check(job.request)
             except ValueError as exc:
                 raise RequestError(str(exc)) from None
         with self._cond:
@@ -404,7 +267,8 @@ class Daemon:
                 raise RequestError(
                     f"the queue is full ({self.config.queue_size} jobs waiting); the request was not "
                     "queued: send it again when a job finishes, or cancel one")
-            self.library.add_job(job.id, job.prompt, job.controls.as_dict(), job.seed, str(self.engine.model_id),
+            r = job.request
+            self.library.add_job(job.id, r.prompt, r.controls.as_dict(), r.seed, str(self.engine.model_id),
                                  request=job.record())
             self._queue.append(job)
             self._jobs[job.id] = job
@@ -472,7 +336,7 @@ class Daemon:
         else:
             host, port = str(args[0]), args[1]
             proto = str(args[2]).lower() if len(args) == 3 else "udp"
-        port = _num(port, "port", int, 1, 65535)
+        port = whole(port, "port", 1, 65535)
         if proto not in {"udp", "tcp"}:
             raise RequestError(f"protocol {proto!r}: udp or tcp")
         if host == "localhost":
@@ -505,7 +369,7 @@ class Daemon:
     def _on_set_tempo(self, args: list[Any], peer: Peer) -> None:
         if len(args) != 1:
             raise RequestError("usage: /n2m/set/tempo bpm (0 clears)")
-        bpm = _num(args[0], "tempo")
+        bpm = number(args[0], "tempo")
         if bpm == 0:
             self.tempo = None
         else:
@@ -517,7 +381,7 @@ class Daemon:
         if len(args) == 1 and isinstance(args[0], str):
             meter = args[0]
         elif len(args) == 2:
-            meter = f"{_num(args[0], 'numerator', int)}/{_num(args[1], 'denominator', int)}"
+            meter = f"{whole(args[0], 'numerator')}/{whole(args[1], 'denominator')}"
         else:
             raise RequestError("usage: /n2m/set/meter numerator denominator (or \"4/4\")")
         try:
@@ -530,7 +394,7 @@ class Daemon:
     def _on_set_samplerate(self, args: list[Any], peer: Peer) -> None:
         if len(args) != 1:
             raise RequestError("usage: /n2m/set/samplerate hz")
-        sr = _num(args[0], "samplerate", int)
+        sr = whole(args[0], "samplerate")
         if sr not in SAMPLE_RATES:
             raise RequestError(f"samplerate {sr} not supported: one of {SAMPLE_RATES}")
         self.sample_rate = sr
@@ -538,7 +402,7 @@ class Daemon:
 
     def _on_clips(self, args: list[Any], peer: Peer) -> None:
         query = str(args[0]) if args else ""
-        limit = _num(args[1], "limit", int, 1, 200) if len(args) > 1 else 20
+        limit = whole(args[1], "limit", 1, 200) if len(args) > 1 else 20
         recs = self.library.search(query, limit) if query else self.library.clips(limit)
         items = [{"id": r.id, "path": r.path, "prompt": r.prompt, "seed": r.seed, "bpm": r.bpm,
                   "bars": r.bars, "samplerate": r.samplerate, "duration": r.duration,
@@ -559,7 +423,7 @@ class Daemon:
 
     def _on_clip_favourite(self, args: list[Any], peer: Peer) -> None:
         rec = self._library_clip(args, f"{P.CLIP_FAVOURITE} path on (1 or 0)", 2)
-        on = _num(args[1], "on", int, 0, 1)
+        on = whole(args[1], "on", 0, 1)
         self.library.set_favourite(rec.id, bool(on))
         self._broadcast(peer, P.CLIP_FAVOURITE, [rec.path, on])
 
@@ -604,13 +468,6 @@ class Daemon:
                     self._running = None
                     self._cond.notify_all()
 
-    @staticmethod
-    def _request(job: Job) -> Any:
-        from n2m.bridge.engine import GenerationRequest
-
-        return GenerationRequest(job.prompt, job.controls, job.seed, steps=job.steps, guidance=job.guidance,
-                                 variations=job.variations, sampler=job.sampler, decoder=job.decoder)
-
     def _run(self, job: Job) -> None:
         from n2m.bridge.engine import Cancelled
 
@@ -623,16 +480,17 @@ class Daemon:
                  int(d.get("step", 0)), int(d.get("steps", 0)))
 
         emit("queued", 0.0)
-        missing = [i for i in range(job.variations) if i not in job.done]
+        req = job.request
+        missing = [i for i in range(req.variations) if i not in job.done]
         if not missing:  # every take was written before a restart
             emit("done", 1.0)
             self._finish(job, "finished")
             return
         first = missing[0]  # takes are written in order, so the missing ones are a tail
-        request = replace(self._request(job), seed=job.seed + first, variations=job.variations - first)
+        tail = replace(req, seed=req.seed + first, variations=req.variations - first)
         try:
             clips = [replace(c, index=c.index + first)
-                     for c in self.engine.generate(request, progress=progress, cancel=job.cancel)]
+                     for c in self.engine.generate(tail, progress=progress, cancel=job.cancel)]
         except Cancelled:
             if job.shutdown:
                 self._finish(job, "failed", "the daemon shut down while the job was running")
@@ -650,9 +508,9 @@ class Daemon:
                 return
             emit("pipeline", i / max(1, len(clips)))
             try:
-                processed = process_clip(clip, job.options)
+                processed = process_clip(clip, req.output)
                 emit("write", (i + 0.5) / max(1, len(clips)))
-                files = write_clip(processed, job.out_dir, name=job.name, job_id=job.id)
+                files = write_clip(processed, job.out_dir, name=req.name and safe_name(req.name), job_id=job.id)
                 self.library.add_clip(
                     job_id=job.id, idx=processed.index, path=str(files.audio), sidecar=str(files.sidecar),
                     prompt=processed.prompt, controls=processed.controls, seed=processed.seed,
@@ -672,25 +530,6 @@ class Daemon:
 
 
 # -- the command ---------------------------------------------------------------------------------
-def resolve_model_dir(model: str | None) -> Path:
-    """--model: a folder with a manifest.json, or the name of one under n2m/bridge/models/."""
-    models_root = Path(__file__).resolve().parent / "models"
-    if model and (Path(model) / "manifest.json").is_file():
-        return Path(model)
-    if model:
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", model) or ".." in model:
-            raise SystemExit(f"n2m serve: model {model!r} is neither a model folder nor a model name")
-        d = models_root / model
-        if not (d / "manifest.json").is_file():
-            raise SystemExit(f"n2m serve: no model {model!r}: expected {d}/manifest.json "
-                             "(pass --model DIR for a folder elsewhere)")
-        return d
-    found = sorted(p.parent for p in models_root.glob("*/manifest.json"))
-    if not found:
-        raise SystemExit(f"n2m serve: no model installed under {models_root}: pass --model DIR")
-    return found[0]
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="n2m serve", description=__doc__.split("\n\n")[0])
     ap.add_argument("--host", default=P.DEFAULT_HOST, help="address to bind (default loopback)")
@@ -737,9 +576,19 @@ def main(argv: list[str] | None = None) -> int:
               flush=True)
     from n2m.bridge.engine import Engine
 
-    model_dir = resolve_model_dir(args.model)
+    try:
+        model_dir = resolve_model(args.model)
+    except ModelError as exc:
+        print(f"n2m serve: {exc}", file=sys.stderr)
+        library.close()
+        return 2
     print(f"n2m serve: loading {model_dir} ...", flush=True)
-    engine = Engine.load(model_dir, provider=args.provider, threads=args.threads)
+    try:
+        engine = Engine.load(model_dir, provider=args.provider, threads=args.threads)
+    except (ModelError, ValueError) as exc:
+        print(f"n2m serve: {exc}", file=sys.stderr)
+        library.close()
+        return 3 if isinstance(exc, ModelError) else 2
     daemon = Daemon(engine, config, library)
     daemon.resume(rep.requeued)
     stop = threading.Event()

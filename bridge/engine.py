@@ -1,7 +1,7 @@
 """The runtime engine: an exported cascade (bridge.manifest) run with ONNX Runtime and the numpy samplers.
 
     engine = Engine.load("bridge/models/default", provider="auto", threads=2)
-    clips = engine.generate(GenerationRequest("dusty boom-bap, 88 bpm", resolve(prompt), seed=7),
+    clips = engine.generate(Request("dusty boom-bap, 88 bpm", resolve(prompt), seed=7),
                             progress=print, cancel=threading.Event())
 
 One request: the prompt and the empty prompt "" are tokenised (`tokenizers`) and encoded in one
@@ -39,45 +39,28 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from n2m.bridge.controls import ControlError, Controls
+from n2m.bridge.controls import Controls
 from n2m.bridge.features import MelSpec
 from n2m.bridge.grid import beat_grid
 from n2m.bridge.griffinlim import griffin_lim
 from n2m.bridge.manifest import DECODERS, Manifest, ModelError, StageSpec
+from n2m.bridge.request import MAX_STEPS, MAX_VARIATIONS, Request, RequestError
 from n2m.bridge.resample import keep_low_band, upsample
 from n2m.bridge.sampling import SAMPLERS
 from n2m.bridge.schedule import timesteps
 from n2m.bridge.tokenizer import PromptTokenizer
 
 __all__ = [
-    "Engine", "GenerationRequest", "GeneratedClip", "ModelError", "Cancelled", "RequestError",
+    "Engine", "Request", "GeneratedClip", "ModelError", "Cancelled", "RequestError",
     "MAX_STEPS", "MAX_VARIATIONS",
 ]
 
-MAX_STEPS = 500
-MAX_VARIATIONS = 16
 _TEXT_WEIGHT = 0.02  # share of the progress bar given to the text encoder
 Progress = Callable[[dict], None]
 
 
 class Cancelled(Exception):
     """The request's cancel event was set; raised between sampling steps."""
-
-
-class RequestError(ValueError):
-    """A request the engine cannot honour (steps, guidance, duration, variations, sampler, seed)."""
-
-
-@dataclass
-class GenerationRequest:
-    prompt: str
-    controls: Controls  # already resolved and validated (bridge.controls.resolve)
-    seed: int
-    steps: int | None = None  # generator steps; None = the manifest's default
-    guidance: float | None = None  # None = the manifest's default
-    variations: int = 1
-    sampler: str | None = None  # generator sampler; None = the manifest's default
-    decoder: str | None = None  # "cascader" | "griffin-lim"; None = the manifest's default_decoder
 
 
 @dataclass
@@ -223,7 +206,7 @@ class Engine:
 
     # ------------------------------------------------------------------ requests
 
-    def decoder_for(self, req: GenerationRequest) -> str:
+    def decoder_for(self, req: Request) -> str:
         decoder = req.decoder or self.manifest.default_decoder
         if decoder not in DECODERS:
             raise RequestError(f"unknown decoder {decoder!r}: one of {', '.join(DECODERS)}")
@@ -232,37 +215,23 @@ class Engine:
                                "audio, and only its cascader applies")
         return decoder
 
-    def check(self, req: GenerationRequest) -> tuple[int, float, str, float]:
-        """(steps, guidance, sampler, seconds) of a request, or RequestError with the reason."""
+    def check(self, req: Request) -> tuple[int, float, str, float]:
+        """(steps, guidance, sampler, seconds) of a request, or RequestError with the reason: the
+        request's own limits (bridge.request), then this model's guidance range, samplers,
+        decoders and duration range."""
+        req = req.validated()
         gen = self.manifest.generator
         steps = gen.default_steps if req.steps is None else req.steps
-        if isinstance(steps, bool) or not isinstance(steps, int | np.integer) or not 1 <= steps <= MAX_STEPS:
-            raise RequestError(f"steps must be a whole number from 1 to {MAX_STEPS}, got {steps!r}")
         g = gen.guidance
-        guidance = (g.default if g else 1.0) if req.guidance is None else req.guidance
-        if isinstance(guidance, bool) or not isinstance(guidance, int | float) or not math.isfinite(guidance):
-            raise RequestError(f"guidance must be a number, got {guidance!r}")
+        guidance = (g.default if g else 1.0) if req.guidance is None else float(req.guidance)
         lo, hi = (g.min, g.max) if g else (1.0, 1.0)
         if not lo <= guidance <= hi:
             raise RequestError(f"guidance {guidance:g} is outside this model's range {lo:g}-{hi:g}")
         sampler = req.sampler or gen.default_sampler
         if sampler not in SAMPLERS:
             raise RequestError(f"unknown sampler {sampler!r}: one of {', '.join(SAMPLERS)}")
-        v = req.variations
-        if isinstance(v, bool) or not isinstance(v, int | np.integer) or not 1 <= v <= MAX_VARIATIONS:
-            raise RequestError(f"variations must be a whole number from 1 to {MAX_VARIATIONS}, got {v!r}")
-        if isinstance(req.seed, bool) or not isinstance(req.seed, int | np.integer) \
-                or not 0 <= req.seed <= 2**63 - 1 - MAX_VARIATIONS:
-            raise RequestError(f"seed must be a whole number from 0 to 2**63 - {MAX_VARIATIONS + 1}, "
-                               f"got {req.seed!r}")
-        if not isinstance(req.prompt, str):
-            raise RequestError("prompt must be text")
         self.decoder_for(req)
-        try:
-            controls = req.controls.validated()
-        except ControlError as exc:
-            raise RequestError(str(exc)) from exc
-        seconds = controls.duration(self.manifest.default_seconds)
+        seconds = req.controls.duration(self.manifest.default_seconds)
         lo_s, hi_s = self.manifest.controls.seconds_range
         if not math.isfinite(seconds) or not lo_s <= seconds <= hi_s:
             raise RequestError(f"duration {seconds:.2f} s is outside {lo_s:g}-{hi_s:g} s")
@@ -274,8 +243,9 @@ class Engine:
         f = math.ceil(seconds * self.manifest.frame_rate - 1e-9)
         return max(m, math.ceil(f / m) * m)
 
-    def generate(self, req: GenerationRequest, progress: Progress | None = None,
+    def generate(self, req: Request, progress: Progress | None = None,
                  cancel: threading.Event | None = None) -> list[GeneratedClip]:
+        req = req.validated()
         steps, guidance, sampler, seconds = self.check(req)
         with self._lock:
             try:
@@ -284,7 +254,7 @@ class Engine:
                 for r in self._runners.values():
                     r.end()
 
-    def _generate(self, req: GenerationRequest, steps: int, guidance: float, sampler: str,
+    def _generate(self, req: Request, steps: int, guidance: float, sampler: str,
                   seconds: float, progress: Progress | None,
                   cancel: threading.Event | None) -> list[GeneratedClip]:
         man = self.manifest

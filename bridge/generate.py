@@ -14,8 +14,6 @@ FLAC) with a JSON sidecar, written atomically. --raw writes the engine's output 
 from __future__ import annotations
 
 import argparse
-import re
-import secrets
 import sys
 import threading
 import time
@@ -24,50 +22,25 @@ from pathlib import Path
 
 import numpy as np
 
-from n2m.bridge.controls import ControlError, Controls, resolve
-from n2m.bridge.engine import (
-    Cancelled,
-    Engine,
-    GeneratedClip,
-    GenerationRequest,
-    ModelError,
-    RequestError,
-)
+from n2m.bridge.engine import Cancelled, Engine, GeneratedClip, ModelError
+from n2m.bridge.modelpath import DEFAULT_MODEL, resolve_model
 from n2m.bridge.outdir import OutDirError, usable_dir
 from n2m.bridge.pipeline import (
     SAMPLE_RATES,
-    PipelineError,
     PipelineOptions,
     process_clip,
     slug,
     write_clip,
 )
-
-MODELS_DIR = Path(__file__).resolve().parent / "models"
-DEFAULT_MODEL = "default"
+from n2m.bridge.request import RequestError, from_options
 
 FORMATS = {"wav": "wav24", "wav32f": "wav32f", "flac": "flac"}  # --format -> pipeline format
 RAW_FORMATS = {"wav": 3, "wav16": 2}  # --raw: bytes per sample of plain PCM WAV
 
 
-def model_path(name_or_dir: str) -> Path:
-    """A model folder: a path if it exists or looks like one, else bridge/models/NAME."""
-    p = Path(name_or_dir).expanduser()
-    if p.exists() or "/" in name_or_dir or name_or_dir.startswith("."):
-        return p
-    return MODELS_DIR / name_or_dir
-
-
-def load_engine(name_or_dir: str, provider: str = "auto", threads: int | None = None,
+def load_engine(name_or_dir: str | None, provider: str = "auto", threads: int | None = None,
                 precision: str | None = None) -> Engine:
-    path = model_path(name_or_dir)
-    if name_or_dir == DEFAULT_MODEL and not (path / "manifest.json").is_file():
-        raise ModelError(
-            f"the default model is not installed: {path / 'manifest.json'} is missing. It is filled "
-            "in by the trained cascade; until then export one with `n2m export --generator G.pt "
-            f"--vocoder V.pt --out {path}`, or pass --model DIR"
-        )
-    return Engine.load(path, provider=provider, threads=threads, precision=precision)
+    return Engine.load(resolve_model(name_or_dir), provider=provider, threads=threads, precision=precision)
 
 
 def write_wav(path: Path, audio: np.ndarray, sample_rate: int, sample_bytes: int = 3) -> Path:
@@ -89,13 +62,7 @@ def write_wav(path: Path, audio: np.ndarray, sample_rate: int, sample_bytes: int
     return path
 
 
-def _pipeline_options(args: argparse.Namespace, controls: Controls) -> PipelineOptions:
-    return PipelineOptions(bpm=controls.bpm, bars=controls.bars, meter=controls.meter, loop=args.loop,
-                           sample_rate=args.samplerate, format=FORMATS[args.format],
-                           target_lufs=args.lufs).validated()
-
-
-def _finish_clip(clip: GeneratedClip, out_dir: Path, args: argparse.Namespace) -> Path:
+def _finish_clip(clip: GeneratedClip, out_dir: Path, args: argparse.Namespace, output: PipelineOptions) -> Path:
     """The clip pipeline call site: processed and written atomically, or raw with --raw."""
     out_dir.mkdir(parents=True, exist_ok=True)
     if args.raw:
@@ -103,7 +70,7 @@ def _finish_clip(clip: GeneratedClip, out_dir: Path, args: argparse.Namespace) -
         if path.exists():
             raise FileExistsError(f"{path} exists; n2m never overwrites a clip")
         return write_wav(path, clip.audio, clip.sample_rate, RAW_FORMATS[args.format])
-    processed = process_clip(clip, _pipeline_options(args, clip.controls))
+    processed = process_clip(clip, output)
     return write_clip(processed, out_dir).audio
 
 
@@ -165,52 +132,33 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _explicit_controls(args: argparse.Namespace) -> Controls:
-    key, mode = args.key, args.mode
-    if key:
-        m = re.fullmatch(r"\s*([A-Ga-g](?:#|b|♯|♭)?)\s*(.*?)\s*", key)
-        if not m:
-            raise ControlError(f"unknown key {key!r}: use a tonic such as C, F#, Bb, optionally with a mode")
-        key, rest = m.group(1), m.group(2)
-        if rest:
-            if mode:
-                raise ControlError(f"--key {args.key!r} already names a mode; drop --mode {mode!r}")
-            mode = "minor" if rest == "m" else rest
-    return Controls(bpm=args.bpm, key=key, mode=mode, meter=args.meter, bars=args.bars, seconds=args.seconds)
+def _options(args: argparse.Namespace) -> dict:
+    """The request's options, named as bridge.request names them."""
+    return {"prompt": args.prompt, "bpm": args.bpm, "key": args.key, "mode": args.mode, "meter": args.meter,
+            "bars": args.bars, "seconds": args.seconds, "seed": args.seed, "steps": args.steps,
+            "guidance": args.guidance, "variations": args.variations, "sampler": args.sampler,
+            "decoder": args.decoder, "loop": args.loop or None, "samplerate": args.samplerate,
+            "lufs": args.lufs}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        controls = resolve(args.prompt, _explicit_controls(args))
-    except ControlError as exc:
-        print(f"n2m generate: {exc}", file=sys.stderr)
-        return 2
-    try:
-        if args.raw:
-            if args.format not in RAW_FORMATS:
-                raise PipelineError(f"--raw writes plain WAV: --format wav or wav16, not {args.format}")
-        else:
-            if args.format not in FORMATS:
-                raise PipelineError(f"--format {args.format} needs --raw")
-            _pipeline_options(args, controls)
-    except PipelineError as exc:
-        print(f"n2m generate: {exc}", file=sys.stderr)
-        return 2
-    try:
+        if args.raw and args.format not in RAW_FORMATS:
+            raise RequestError(f"--raw writes plain WAV: --format wav or wav16, not {args.format}")
+        if not args.raw and args.format not in FORMATS:
+            raise RequestError(f"--format {args.format} needs --raw")
+        req = from_options(_options(args), output=PipelineOptions(format=FORMATS.get(args.format, "wav24")))
         out_dir = usable_dir(args.out, "--out")
-    except OutDirError as exc:
+    except (RequestError, OutDirError) as exc:
         print(f"n2m generate: {exc}", file=sys.stderr)
         return 2
-    seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
+    controls, seed = req.controls, req.seed
     try:
         engine = load_engine(args.model, args.provider, args.threads, args.precision)
     except (ModelError, ValueError) as exc:
         print(f"n2m generate: {exc}", file=sys.stderr)
         return 3 if isinstance(exc, ModelError) else 2
-    req = GenerationRequest(prompt=args.prompt, controls=controls, seed=seed, steps=args.steps,
-                            guidance=args.guidance, variations=args.variations, sampler=args.sampler,
-                            decoder=args.decoder)
     try:
         steps, guidance, sampler, seconds = engine.check(req)
     except RequestError as exc:
@@ -250,12 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         raise err
     wall = time.perf_counter() - t0
     for clip in result["clips"]:
-        try:
-            path = _finish_clip(clip, out_dir, args)
-        except OSError as exc:  # the folder changed under us, or the disk filled up
-            print(f"n2m generate: could not write to {out_dir}: {exc.strerror or exc}", file=sys.stderr)
-            return 1
-        print(path)
+        print(_finish_clip(clip, out_dir, args, req.output))
     total = seconds * len(result["clips"])
     print(f"{len(result['clips'])} clip(s), {total:.1f} s of audio in {wall:.1f} s "
           f"({total / wall:.1f}x real time)", file=sys.stderr)

@@ -35,7 +35,7 @@ import numpy as np
 from pedalboard import time_stretch
 from pedalboard.io import AudioFile, StreamResampler
 
-from n2m.bridge.controls import BEATS_PER_BAR, Controls
+from n2m.bridge.controls import BARS_MAX, BEATS_PER_BAR, BPM_MAX, BPM_MIN, Controls
 from n2m.bridge.library import TMP_PREFIX
 from n2m.bridge.loudness import integrated_loudness, normalize, to_db, true_peak
 
@@ -84,10 +84,10 @@ class PipelineOptions:
             raise PipelineError(f"format {self.format!r} not supported: one of {', '.join(FORMATS)}")
         if self.meter is not None and self.meter not in BEATS_PER_BAR:
             raise PipelineError(f"meter {self.meter!r} not supported: one of {', '.join(BEATS_PER_BAR)}")
-        if self.bpm is not None and not (math.isfinite(self.bpm) and 20.0 <= self.bpm <= 400.0):
-            raise PipelineError(f"bpm {self.bpm!r} out of range 20-400")
-        if self.bars is not None and not 1 <= self.bars <= 256:
-            raise PipelineError(f"bars {self.bars!r} out of range 1-256")
+        if self.bpm is not None and not (math.isfinite(self.bpm) and BPM_MIN <= self.bpm <= BPM_MAX):
+            raise PipelineError(f"bpm {self.bpm!r} out of range {BPM_MIN:g}-{BPM_MAX:g}")
+        if self.bars is not None and not 1 <= self.bars <= BARS_MAX:
+            raise PipelineError(f"bars {self.bars!r} out of range 1-{BARS_MAX}")
         if not (math.isfinite(self.target_lufs) and -60.0 <= self.target_lufs <= 0.0):
             raise PipelineError(f"loudness target {self.target_lufs!r} out of range -60..0 LUFS")
         if not (math.isfinite(self.ceiling_dbtp) and -20.0 <= self.ceiling_dbtp <= 0.0):

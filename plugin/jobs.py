@@ -14,7 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from n2m.bridge.controls import ControlError, Controls, resolve
+from n2m.bridge.controls import Controls
+from n2m.bridge.request import RequestError, from_options
 
 DEFAULT_TAKES = 2  # takes per Generate until the producer changes it
 ACTIVE_STATES = frozenset({"sending", "queued", "running"})
@@ -58,14 +59,13 @@ class GenerateRequest:
         return Controls(self.bpm, self.key, self.mode, self.meter, self.bars, self.seconds)
 
     def check(self) -> Controls:
-        """The controls the daemon will use (prompt text merged with the form), or ControlError."""
+        """The controls the daemon will use (prompt text merged with the form), or RequestError:
+        the daemon's own validation (bridge.request), run before anything is sent."""
         if not self.prompt.strip():
-            raise ControlError("type a prompt first")
-        if not 1 <= self.variations <= 16:
-            raise ControlError("variations must be from 1 to 16")
-        if self.seed is not None and self.seed < 0:
-            raise ControlError("seed must be 0 or more")
-        return resolve(self.prompt, self.controls())
+            raise RequestError("type a prompt first")
+        opts = {**self.controls().as_dict(), "prompt": self.prompt, "seed": self.seed,
+                "variations": self.variations, "steps": self.steps, **dict(self.extra)}
+        return from_options(opts).controls
 
     def to_osc_args(self) -> list[str]:
         args = [self.prompt.strip()]

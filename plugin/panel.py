@@ -36,7 +36,8 @@ from PyQt6.QtWidgets import (
 )
 
 from n2m.bridge import protocol as P
-from n2m.bridge.controls import BPM_MIN, METERS, MODES, TONICS, ControlError
+from n2m.bridge.controls import BPM_MIN, METERS, MODES, TONICS
+from n2m.bridge.request import MAX_VARIATIONS, RequestError
 
 from . import daw
 from .cliplist import ClipDelegate, ClipModel, ClipRole, ClipView, WaveformCache
@@ -217,7 +218,7 @@ class Panel(QWidget):
         self.seed.setSpecialValueText("random")
         self.seed.setValue(-1)
         self.variations = QSpinBox()
-        self.variations.setRange(1, 8)
+        self.variations.setRange(1, MAX_VARIATIONS)
         self.variations.setValue(DEFAULT_TAKES)
         self.variations.setPrefix("× ")
         self.variations.setToolTip("How many variations (different seeds) to make")
@@ -716,7 +717,7 @@ class Panel(QWidget):
         """Validate, show the job in the queue, send it (or hold it until the daemon answers)."""
         try:
             request.check()
-        except ControlError as exc:
+        except RequestError as exc:
             self.show_error(str(exc))
             return None
         self.clear_error()

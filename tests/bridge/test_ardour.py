@@ -72,12 +72,12 @@ def _lua_string(s: str) -> str:
 @pytest.fixture
 def clip(tiny_model_dir: Path, tmp_path: Path) -> tuple[Path, int]:
     from n2m.bridge.controls import Controls, resolve
-    from n2m.bridge.engine import Engine, GenerationRequest
+    from n2m.bridge.engine import Engine, Request
     from n2m.bridge.pipeline import PipelineOptions, process_clip, write_clip
 
     prompt = "dusty boom bap drums"
     engine = Engine.load(tiny_model_dir, provider="cpu", threads=1)
-    generated = engine.generate(GenerationRequest(prompt, resolve(prompt, Controls(seconds=4.0)), seed=7))[0]
+    generated = engine.generate(Request(prompt, resolve(prompt, Controls(seconds=4.0)), seed=7))[0]
     processed = process_clip(generated, PipelineOptions(bpm=120.0, bars=2, sample_rate=RATE))
     files = write_clip(processed, tmp_path / "clips", job_id="ardour1")
     return files.audio, len(processed.audio)

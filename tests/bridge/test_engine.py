@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from n2m.bridge.controls import Controls, resolve
-from n2m.bridge.engine import Cancelled, Engine, GenerationRequest, ModelError, RequestError
+from n2m.bridge.engine import Cancelled, Engine, ModelError, Request, RequestError
 
 PROMPT = "dusty boom-bap beat with rhodes chords, 88 bpm, A minor"
 
@@ -20,9 +20,9 @@ def engine(tiny_model_dir: Path) -> Engine:
     return Engine.load(tiny_model_dir, provider="cpu", threads=1)
 
 
-def req(seconds: float = 2.0, **kw) -> GenerationRequest:
+def req(seconds: float = 2.0, **kw) -> Request:
     controls = resolve(PROMPT, Controls(seconds=seconds))
-    return GenerationRequest(prompt=PROMPT, controls=controls, seed=kw.pop("seed", 11), **kw)
+    return Request(prompt=PROMPT, controls=controls, seed=kw.pop("seed", 11), **kw)
 
 
 def test_generate_shapes_progress_and_metadata(engine: Engine) -> None:
@@ -108,7 +108,7 @@ def test_impossible_requests_are_refused(engine: Engine, kw: dict, match: str) -
 
 
 def test_impossible_duration_refused(engine: Engine) -> None:
-    r = GenerationRequest(prompt="x", controls=Controls(seconds=300.0), seed=1)
+    r = Request(prompt="x", controls=Controls(seconds=300.0), seed=1)
     with pytest.raises(RequestError, match="out of range"):
         engine.generate(r)
 
@@ -152,7 +152,7 @@ def test_load_errors_name_file_and_fix(tiny_model_copy: Path, tmp_path: Path) ->
 
 @pytest.mark.parametrize("prompt", ["", "jazz", "a" * 2000])
 def test_short_empty_and_overlong_prompts(engine: Engine, prompt: str) -> None:
-    clip = engine.generate(GenerationRequest(prompt, Controls(seconds=2.0), seed=1))[0]
+    clip = engine.generate(Request(prompt, Controls(seconds=2.0), seed=1))[0]
     assert clip.audio.shape == (32000,) and np.isfinite(clip.audio).all()
 
 

@@ -15,8 +15,8 @@ from n2m.bridge.controls import Controls, resolve
 from n2m.bridge.engine import (
     Cancelled,
     Engine,
-    GenerationRequest,
     ModelError,
+    Request,
     RequestError,
     superres_band,
 )
@@ -26,9 +26,9 @@ from n2m.bridge.resample import keep_low_band, upsample
 PROMPT = "dusty boom-bap beat with rhodes chords, 88 bpm, A minor"
 
 
-def req(seconds: float = 2.0, **kw) -> GenerationRequest:
+def req(seconds: float = 2.0, **kw) -> Request:
     controls = resolve(PROMPT, Controls(seconds=seconds))
-    return GenerationRequest(prompt=PROMPT, controls=controls, seed=kw.pop("seed", 11), **kw)
+    return Request(prompt=PROMPT, controls=controls, seed=kw.pop("seed", 11), **kw)
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +105,7 @@ def test_wave_route_matches_the_torch_runners(wave_sr: Engine, tiny_wave_checkpo
     man = wave_sr.manifest
     prompt = "warm lofi piano in F# minor, 72 bpm, 3/4"
     controls = resolve(prompt, Controls(seconds=2.0))
-    clip = wave_sr.generate(GenerationRequest(prompt, controls, seed=3))[0]
+    clip = wave_sr.generate(Request(prompt, controls, seed=3))[0]
     models = {s: load_checkpoint(p)[0] for s, p in tiny_wave_checkpoints.items()}
     frames = wave_sr.frames_for(2.0)
     low = GeneratorRunner(models["wavegen"], TextCache()).generate(

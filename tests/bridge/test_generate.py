@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from n2m.bridge import generate
+from n2m.bridge import generate, modelpath
 from n2m.bridge.cli import main as cli_main
 from n2m.bridge.pipeline import measure_file, read_wav_info
 
@@ -91,7 +91,7 @@ def test_wav16_roundtrip(tmp_path: Path) -> None:
 
 
 def test_missing_default_model_is_one_clear_error(tmp_path: Path, monkeypatch, capsys) -> None:
-    monkeypatch.setattr(generate, "MODELS_DIR", tmp_path / "models")
+    monkeypatch.setattr(modelpath, "MODELS_DIR", tmp_path / "models")
     assert generate.main(["a beat", "--out", str(tmp_path)]) == 3
     err = capsys.readouterr().err
     assert "default model is not installed" in err and "manifest.json is missing" in err

@@ -11,7 +11,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from n2m.bridge.controls import Controls, resolve  # noqa: E402
-from n2m.bridge.engine import Engine, GenerationRequest  # noqa: E402
+from n2m.bridge.engine import Engine, Request  # noqa: E402
 from n2m.bridge.manifest import Manifest  # noqa: E402
 from n2m.exporter import onnx_unet  # noqa: E402
 from n2m.exporter.export import load_checkpoint, main  # noqa: E402
@@ -94,7 +94,7 @@ def test_engine_matches_the_torch_cascade(tiny_model_dir: Path, models) -> None:
     prompt = "warm lofi piano in F# minor, 72 bpm, 3/4"
     controls = resolve(prompt, Controls(seconds=2.0))
     engine = Engine.load(tiny_model_dir, provider="cpu", threads=1)
-    clip = engine.generate(GenerationRequest(prompt, controls, seed=3))[0]
+    clip = engine.generate(Request(prompt, controls, seed=3))[0]
     frames = engine.frames_for(2.0)
     mel = GeneratorRunner(models["generator"], TextCache()).generate(
         prompt, controls, frames, seed=3, opts=SampleOptions(steps=4, guidance=3.0, sampler="dpmpp_2m"))
@@ -127,5 +127,5 @@ def test_cli_export_positional_tiny_text(tmp_path: Path, tiny_checkpoints) -> No
     m.verify(out)
     assert m.text_encoder.random_weights and set(m.generator.files) == {"fp32"}
     clip = Engine.load(out, provider="cpu", threads=1).generate(
-        GenerationRequest("x", Controls(seconds=2.0), seed=0))[0]
+        Request("x", Controls(seconds=2.0), seed=0))[0]
     assert clip.audio.shape == (32000,)

@@ -136,7 +136,7 @@ def test_mismatched_superres_is_refused(tmp_path: Path, tiny_wave_checkpoints) -
 @pytest.mark.slow
 def test_cli_export_wave_route_tiny_text(tmp_path: Path, tiny_wave_checkpoints) -> None:
     from n2m.bridge.controls import Controls
-    from n2m.bridge.engine import Engine, GenerationRequest
+    from n2m.bridge.engine import Engine, Request
 
     ck = tiny_wave_checkpoints
     out = tmp_path / "cli_model"
@@ -145,7 +145,7 @@ def test_cli_export_wave_route_tiny_text(tmp_path: Path, tiny_wave_checkpoints) 
     m = Manifest.load(out)
     assert m.route == "wave" and "superres" not in m.stages and m.sample_rate == 16000 and m.hop == 320
     clip = Engine.load(out, provider="cpu", threads=1).generate(
-        GenerationRequest("x", Controls(seconds=2.0), seed=0))[0]
+        Request("x", Controls(seconds=2.0), seed=0))[0]
     assert clip.audio.shape == (32000,) and clip.sample_rate == 16000
 
 

@@ -76,7 +76,7 @@ def test_source_graph_is_not_modified(tiny_model_dir):
 
 def test_export_with_conv2d_layout_generates_the_same_clip(tiny_model_dir, tiny_checkpoints, tmp_path):
     from n2m.bridge.controls import Controls
-    from n2m.bridge.engine import Engine, GenerationRequest
+    from n2m.bridge.engine import Engine, Request
     from n2m.bridge.manifest import Manifest
     from n2m.exporter.export import ExportOptions, export_cascade
     from n2m.exporter.warmstart import stage_state_dict
@@ -92,7 +92,7 @@ def test_export_with_conv2d_layout_generates_the_same_clip(tiny_model_dir, tiny_
                if i.name.endswith("conv1.weight")]
     assert kernels and set(kernels) == {4}
     assert (out / "generator.fp16.onnx").is_file() and (out / "vocoder.fp16.onnx").is_file()
-    req = GenerationRequest("warm rhodes loop, 90 bpm", Controls(bpm=90.0, seconds=2.0), seed=3)
+    req = Request("warm rhodes loop, 90 bpm", Controls(bpm=90.0, seconds=2.0), seed=3)
     a = Engine.load(tiny_model_dir, provider="cpu", threads=1).generate(req)[0].audio
     b = Engine.load(out, provider="cpu", threads=1).generate(req)[0].audio
     assert a.shape == b.shape and np.abs(a - b).max() < 1e-3

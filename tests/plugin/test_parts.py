@@ -11,7 +11,7 @@ import pytest
 from plugin_helpers import tone, write_float32, write_pcm24
 from PyQt6.QtCore import Qt
 
-from n2m.bridge.controls import ControlError
+from n2m.bridge.request import RequestError
 from n2m.plugin.jobs import Clip, EtaModel, GenerateRequest, Job, format_eta, read_sidecar
 from n2m.plugin.osclink import DaemonAddress, decode, encode
 from n2m.plugin.wavefile import WavError, compute_peaks, read_wav
@@ -76,7 +76,7 @@ def test_request_becomes_generate_arguments():
     (GenerateRequest("pad, 300 bpm"), "out of range"),
 ])
 def test_bad_requests_say_why(req, why):
-    with pytest.raises(ControlError, match=why):
+    with pytest.raises(RequestError, match=why):
         req.check()
 
 
