@@ -32,6 +32,7 @@ from pythonosc.osc_message import OscMessage
 
 from n2m.bridge import __version__
 from n2m.bridge import protocol as P
+from n2m.bridge.clipfile import safe_name, write_clip
 from n2m.bridge.controls import METERS, ControlError, Controls, normalize_meter
 from n2m.bridge.job import Job
 from n2m.bridge.library import Library, default_clips_dir, default_library_path
@@ -40,15 +41,7 @@ from n2m.bridge.modelpath import resolve_model
 from n2m.bridge.osc import OscParseError, OscServer, Peer, is_loopback
 from n2m.bridge.oscargs import generate_options, safe_subdir
 from n2m.bridge.outdir import OutDirError, usable_dir
-from n2m.bridge.pipeline import (
-    FORMATS,
-    SAMPLE_RATES,
-    PipelineError,
-    PipelineOptions,
-    process_clip,
-    safe_name,
-    write_clip,
-)
+from n2m.bridge.pipeline import FORMATS, SAMPLE_RATES, PipelineError, PipelineOptions, process_clip
 from n2m.bridge.request import RequestError, from_options, number, whole
 
 MAX_SUBSCRIBERS = 32

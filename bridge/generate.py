@@ -22,16 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
+from n2m.bridge.clipfile import slug, write_clip
 from n2m.bridge.engine import Cancelled, Engine, GeneratedClip, ModelError
 from n2m.bridge.modelpath import DEFAULT_MODEL, resolve_model
 from n2m.bridge.outdir import OutDirError, usable_dir
-from n2m.bridge.pipeline import (
-    SAMPLE_RATES,
-    PipelineOptions,
-    process_clip,
-    slug,
-    write_clip,
-)
+from n2m.bridge.pipeline import SAMPLE_RATES, PipelineOptions, process_clip
 from n2m.bridge.request import RequestError, from_options
 
 FORMATS = {"wav": "wav24", "wav32f": "wav32f", "flac": "flac"}  # --format -> pipeline format

@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-TMP_PREFIX = ".n2m-tmp-"
+from n2m.bridge.clipfile import TMP_PREFIX
+
 AUDIO_SUFFIXES = (".wav", ".flac")
 JOB_STATES = ("queued", "running", "finished", "failed", "cancelled")
 MAX_INTERRUPTIONS = 3  # a job interrupted this often while running fails instead of running again

@@ -71,9 +71,10 @@ def _lua_string(s: str) -> str:
 # -- the clip ---------------------------------------------------------------------------------------
 @pytest.fixture
 def clip(tiny_model_dir: Path, tmp_path: Path) -> tuple[Path, int]:
+    from n2m.bridge.clipfile import write_clip
     from n2m.bridge.controls import Controls, resolve
     from n2m.bridge.engine import Engine, Request
-    from n2m.bridge.pipeline import PipelineOptions, process_clip, write_clip
+    from n2m.bridge.pipeline import PipelineOptions, process_clip
 
     prompt = "dusty boom bap drums"
     engine = Engine.load(tiny_model_dir, provider="cpu", threads=1)

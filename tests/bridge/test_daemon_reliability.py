@@ -26,7 +26,8 @@ from pedalboard.io import AudioFile
 
 from n2m.bridge import protocol as P
 from n2m.bridge.client import N2mClient
-from n2m.bridge.library import TMP_PREFIX, Library
+from n2m.bridge.clipfile import TMP_PREFIX
+from n2m.bridge.library import Library
 from n2m.bridge.osc import encode_message, frame
 
 REPO = Path(__file__).resolve().parents[2]

@@ -11,7 +11,7 @@ import pytest
 
 from n2m.bridge import generate, modelpath
 from n2m.bridge.cli import main as cli_main
-from n2m.bridge.pipeline import measure_file, read_wav_info
+from n2m.bridge.clipfile import measure_file, read_wav_info
 
 
 def test_generate_writes_wav_clips(tiny_model_dir: Path, tmp_path: Path, capsys) -> None:

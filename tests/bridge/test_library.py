@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from n2m.bridge.library import TMP_PREFIX, Library, main
+from n2m.bridge.clipfile import TMP_PREFIX
+from n2m.bridge.library import Library, main
 
 
 def add(lib: Library, d: Path, name: str, prompt: str, job: str = "j1") -> int:

@@ -11,21 +11,23 @@ import numpy as np
 import pytest
 from pedalboard.io import AudioFile
 
+from n2m.bridge.clipfile import (
+    TMP_PREFIX,
+    measure_file,
+    read_flac_comments,
+    read_wav_info,
+    write_clip,
+)
 from n2m.bridge.controls import Controls
-from n2m.bridge.library import TMP_PREFIX
 from n2m.bridge.pipeline import (
     PipelineError,
     PipelineOptions,
     bar_samples,
-    estimate_tempo,
     make_loop,
-    measure_file,
     process_clip,
-    read_flac_comments,
-    read_wav_info,
     seam_click_ratio,
-    write_clip,
 )
+from n2m.bridge.tempo import estimate_tempo
 
 
 @dataclass

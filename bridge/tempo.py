@@ -1,0 +1,63 @@
+"""Tempo of audio: onset strength, an autocorrelation tempo estimate, and the stretch to a target.
+
+Used by the clip pipeline (measure, then stretch by the small ratio left) and by analysis tools.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def onset_strength(x: np.ndarray, sr: int, fps: float = 200.0) -> tuple[np.ndarray, float]:
+    """Spectral flux of the log magnitude (half-wave rectified), at about `fps` frames per second."""
+    hop = max(1, int(round(sr / fps)))
+    n_fft = 1 << int(math.ceil(math.log2(max(sr * 0.032, 64))))
+    x = np.asarray(x, dtype=np.float32)
+    if len(x) < n_fft + hop:
+        return np.zeros(0), sr / hop
+    frames = np.lib.stride_tricks.sliding_window_view(x, n_fft)[::hop]
+    mag = np.abs(np.fft.rfft(frames * np.hanning(n_fft).astype(np.float32), axis=1))
+    logmag = np.log1p(100.0 * mag)
+    flux = np.maximum(0.0, np.diff(logmag, axis=0)).sum(axis=1)
+    return flux - flux.mean(), sr / hop
+
+
+def estimate_tempo(x: np.ndarray, sr: int, lo: float = 50.0, hi: float = 220.0) -> tuple[float | None, float]:
+    """(bpm, confidence 0..1) from the autocorrelation of the onset strength; (None, 0) if none."""
+    onset, fps = onset_strength(x, sr)
+    if len(onset) < 4 * fps or not np.any(onset):
+        return None, 0.0
+    n = 1 << int(math.ceil(math.log2(2 * len(onset))))
+    spec = np.fft.rfft(onset, n)
+    ac = np.fft.irfft(spec * np.conj(spec), n)[: len(onset)]
+    if ac[0] <= 0:
+        return None, 0.0
+    ac = ac / ac[0]
+    lags = np.arange(len(ac), dtype=np.float64)
+    lag_lo, lag_hi = int(fps * 60.0 / hi), min(int(fps * 60.0 / lo) + 1, len(ac) - 2)
+    if lag_hi <= lag_lo + 2:
+        return None, 0.0
+    with np.errstate(divide="ignore"):
+        bpm_of_lag = 60.0 * fps / np.maximum(lags, 1e-9)
+    prior = np.exp(-0.5 * (np.log2(bpm_of_lag / 120.0) / 1.0) ** 2)  # mild preference near 120
+    score = np.where((lags >= lag_lo) & (lags <= lag_hi), np.maximum(ac, 0.0) * prior, -1.0)
+    k = int(np.argmax(score))
+    if score[k] <= 0:
+        return None, 0.0
+    a, b, c = ac[k - 1], ac[k], ac[k + 1]  # parabolic refinement of the peak lag
+    denom = a - 2 * b + c
+    shift = 0.5 * (a - c) / denom if denom < 0 else 0.0
+    return 60.0 * fps / (k + float(np.clip(shift, -0.5, 0.5))), float(max(0.0, min(1.0, b)))
+
+
+def stretch_ratio(measured: float | None, target: float, max_stretch: float) -> tuple[float, str]:
+    """pedalboard's stretch factor (>1 = faster) for the octave of `measured` nearest `target`."""
+    if measured is None:
+        return 1.0, "tempo not measurable: not stretched"
+    best = min((measured * m for m in (0.5, 1.0, 2.0)), key=lambda c: abs(math.log(target / c)))
+    ratio = target / best
+    if abs(ratio - 1.0) > max_stretch:
+        return 1.0, f"measured {measured:.1f} bpm is too far from {target:g} bpm to stretch"
+    return ratio, f"measured {measured:.1f} bpm, stretched x{ratio:.4f}"
