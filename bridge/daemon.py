@@ -1,7 +1,5 @@
-"""`n2m serve`: the OSC daemon that keeps the cascade loaded and turns requests into clips.
-
-    n2m serve [--host H] [--port P] [--model NAME|DIR] [--allow-remote] [--queue N]
-              [--library PATH] [--out DIR] [--grace S]
+"""The OSC daemon that keeps the cascade loaded and turns requests into clips (`n2m serve`,
+bridge/serve.py, starts it).
 
 One selector thread serves OSC (UDP up to 64 KiB and TCP with OSC 1.0 framing, same port); one
 worker thread runs jobs from a bounded queue through the engine and the clip pipeline, records them
@@ -11,20 +9,14 @@ the reason. The namespace is in n2m.bridge.protocol and docs/osc.md.
 
 from __future__ import annotations
 
-import argparse
 import collections
 import json
-import os
-import re
-import signal
-import sqlite3
-import sys
 import threading
 import time
 import traceback
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -32,19 +24,17 @@ from pythonosc.osc_message import OscMessage
 
 from n2m.bridge import __version__
 from n2m.bridge import protocol as P
-from n2m.bridge.clipfile import safe_name, write_clip
+from n2m.bridge.clipfile import safe_name
 from n2m.bridge.controls import METERS, ControlError, Controls, normalize_meter
 from n2m.bridge.job import Job
 from n2m.bridge.library import Library, default_clips_dir, default_library_path
-from n2m.bridge.manifest import ModelError
-from n2m.bridge.modelpath import resolve_model
 from n2m.bridge.osc import OscParseError, OscServer, Peer, is_loopback
 from n2m.bridge.oscargs import generate_options, safe_subdir
 from n2m.bridge.outdir import OutDirError, usable_dir
-from n2m.bridge.pipeline import FORMATS, SAMPLE_RATES, PipelineError, PipelineOptions, process_clip
+from n2m.bridge.pipeline import SAMPLE_RATES, PipelineError, PipelineOptions
 from n2m.bridge.request import RequestError, from_options, number, whole
-
-MAX_SUBSCRIBERS = 32
+from n2m.bridge.runjob import restore_job, run_job
+from n2m.bridge.subscribers import Subscribers, subscriber_peer
 
 
 class BindRefused(ValueError):
@@ -104,8 +94,7 @@ class Daemon:
         self._stopping = False
         self._held = threading.Event()
         self._held.set()  # set = the worker may take jobs
-        self._subscribers: list[Peer] = []
-        self._sub_lock = threading.Lock()
+        self.subscribers = Subscribers()
         self._worker: threading.Thread | None = None
         self.counters = collections.Counter()
         self._handlers: dict[str, Callable[[list[Any], Peer], None]] = {
@@ -142,14 +131,10 @@ class Daemon:
         ids = []
         for row in rows:
             try:
-                job = Job.from_record(row["id"], json.loads(row["request"]), float(row["created"]))
+                job = restore_job(row, self.library)
             except (KeyError, TypeError, ValueError) as exc:
                 self.library.set_job_state(row["id"], "failed", f"its stored request cannot be read ({exc})")
                 continue
-            self.library.adopt_job_files(job.id, job.out_dir)
-            recs = self.library.job_clips(job.id)
-            job.done = {r.idx for r in recs}
-            job.clips = [r.path for r in recs]
             with self._cond:
                 self._queue.append(job)
                 self._jobs[job.id] = job
@@ -190,11 +175,7 @@ class Daemon:
 
     def _broadcast(self, sender: Peer | None, address: str, args: list[Any]) -> None:
         """To the sender and every subscriber, once each."""
-        with self._sub_lock:
-            targets = list(self._subscribers)
-        if sender is not None and sender not in targets:
-            targets.insert(0, sender)
-        for t in targets:
+        for t in self.subscribers.targets(sender):
             self._send(t, address, args)
 
     def _error(self, peer: Peer, message: str, job_id: str = "", broadcast: bool = False) -> None:
@@ -310,8 +291,7 @@ class Daemon:
         with self._cond:
             running = self._running.id if self._running else None
             queued = [j.id for j in self._queue]
-        with self._sub_lock:
-            nsubs = len(self._subscribers)
+        nsubs = len(self.subscribers)
         status = {
             "version": __version__, "model": str(self.engine.model_id), "state": "busy" if running else "idle",
             "running": running, "queued": queued, "queue_size": self.config.queue_size,
@@ -321,42 +301,16 @@ class Daemon:
         }
         self._send(peer, P.STATUS, [json.dumps(status)])
 
-    def _subscriber(self, args: list[Any], peer: Peer) -> Peer:
-        if not 1 <= len(args) <= 3:
-            raise RequestError("usage: /n2m/subscribe host port [udp|tcp]")
-        if len(args) == 1:  # just a port: the sender's host
-            host, port, proto = peer.host, args[0], "udp"
-        else:
-            host, port = str(args[0]), args[1]
-            proto = str(args[2]).lower() if len(args) == 3 else "udp"
-        port = whole(port, "port", 1, 65535)
-        if proto not in {"udp", "tcp"}:
-            raise RequestError(f"protocol {proto!r}: udp or tcp")
-        if host == "localhost":
-            host = "127.0.0.1"
-        if not re.fullmatch(r"[0-9A-Fa-f:.]+", host):
-            raise RequestError(f"host {host[:60]!r} must be an IP address")
-        if not is_loopback(host) and not self.config.allow_remote:
-            raise RequestError(f"host {host} is not loopback: the daemon sends only to loopback without --allow-remote")
-        return Peer(proto, host, int(port))
-
     def _on_subscribe(self, args: list[Any], peer: Peer) -> None:
-        sub = self._subscriber(args, peer)
-        with self._sub_lock:
-            if sub not in self._subscribers:
-                if len(self._subscribers) >= MAX_SUBSCRIBERS:
-                    raise RequestError(f"too many subscribers (at most {MAX_SUBSCRIBERS})")
-                self._subscribers.append(sub)
+        sub = subscriber_peer(args, peer, self.config.allow_remote)
+        self.subscribers.add(sub)
         self._send(peer, P.SUBSCRIBE, [sub.host, sub.port, sub.proto])
         if sub != peer:  # the new subscriber hears the acknowledgement too
             self._send(sub, P.SUBSCRIBE, [sub.host, sub.port, sub.proto])
 
     def _on_unsubscribe(self, args: list[Any], peer: Peer) -> None:
-        sub = self._subscriber(args, peer)
-        with self._sub_lock:
-            if sub not in self._subscribers:
-                raise RequestError(f"{sub} is not subscribed")
-            self._subscribers.remove(sub)
+        sub = subscriber_peer(args, peer, self.config.allow_remote)
+        self.subscribers.remove(sub)
         self._send(peer, P.UNSUBSCRIBE, [sub.host, sub.port, sub.proto])
 
     def _on_set_tempo(self, args: list[Any], peer: Peer) -> None:
@@ -452,7 +406,9 @@ class Daemon:
             if job is None:
                 return
             try:
-                self._run(job)
+                state, error = run_job(job, self.engine, self.library,
+                                       lambda address, args, j=job: self._broadcast(j.reply_to, address, args))
+                self._finish(job, state, error)
             except BaseException as exc:  # the worker must outlive any job
                 traceback.print_exc()
                 self._finish(job, "failed", f"internal error: {exc}")
@@ -460,146 +416,3 @@ class Daemon:
                 with self._cond:
                     self._running = None
                     self._cond.notify_all()
-
-    def _run(self, job: Job) -> None:
-        from n2m.bridge.engine import Cancelled
-
-        self.library.set_job_state(job.id, "running")
-        def emit(stage: str, fraction: float, step: int = 0, steps: int = 0) -> None:
-            self._broadcast(job.reply_to, P.PROGRESS, [job.id, stage, float(fraction), int(step), int(steps)])
-
-        def progress(d: dict) -> None:
-            emit(str(d.get("stage", "generate")), float(d.get("fraction", 0.0)),
-                 int(d.get("step", 0)), int(d.get("steps", 0)))
-
-        emit("queued", 0.0)
-        req = job.request
-        missing = [i for i in range(req.variations) if i not in job.done]
-        if not missing:  # every take was written before a restart
-            emit("done", 1.0)
-            self._finish(job, "finished")
-            return
-        first = missing[0]  # takes are written in order, so the missing ones are a tail
-        tail = replace(req, seed=req.seed + first, variations=req.variations - first)
-        try:
-            clips = [replace(c, index=c.index + first)
-                     for c in self.engine.generate(tail, progress=progress, cancel=job.cancel)]
-        except Cancelled:
-            if job.shutdown:
-                self._finish(job, "failed", "the daemon shut down while the job was running")
-            else:
-                self._finish(job, "cancelled")
-            return
-        except Exception as exc:
-            self._finish(job, "failed", f"generation failed: {exc}")
-            return
-        clips = [c for c in clips if c.index not in job.done]
-        for i, clip in enumerate(clips):
-            if job.cancel.is_set():
-                self._finish(job, "failed" if job.shutdown else "cancelled",
-                             "the daemon shut down while the job was running" if job.shutdown else None)
-                return
-            emit("pipeline", i / max(1, len(clips)))
-            try:
-                processed = process_clip(clip, req.output)
-                emit("write", (i + 0.5) / max(1, len(clips)))
-                files = write_clip(processed, job.out_dir, name=req.name and safe_name(req.name), job_id=job.id)
-                self.library.add_clip(
-                    job_id=job.id, idx=processed.index, path=str(files.audio), sidecar=str(files.sidecar),
-                    prompt=processed.prompt, controls=processed.controls, seed=processed.seed,
-                    model=processed.model_id, samplerate=processed.sample_rate, bpm=processed.bpm,
-                    bars=processed.bars, duration=processed.duration, format=processed.format,
-                    created=files.metadata["created"])
-            except Exception as exc:
-                self._finish(job, "failed", f"clip pipeline failed: {exc}")
-                return
-            job.clips.append(str(files.audio))
-            job.done.add(processed.index)
-            self._broadcast(job.reply_to, P.CLIP_READY,
-                            [job.id, str(files.audio), processed.sample_rate,
-                             float(processed.bpm or 0.0), int(processed.bars or 0)])
-        emit("done", 1.0)
-        self._finish(job, "finished")
-
-
-# -- the command ---------------------------------------------------------------------------------
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="n2m serve", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--host", default=P.DEFAULT_HOST, help="address to bind (default loopback)")
-    ap.add_argument("--port", type=int, default=P.DEFAULT_PORT, help="UDP and TCP port (0 = any free)")
-    ap.add_argument("--model", default=None, help="model name under n2m/bridge/models, or a model folder")
-    ap.add_argument("--allow-remote", action="store_true", help="allow binding a non-loopback address")
-    ap.add_argument("--queue", type=int, default=P.DEFAULT_QUEUE, help="jobs that may wait (default 16)")
-    ap.add_argument("--library", type=Path, default=None, help="clip library file")
-    ap.add_argument("--out", type=Path, default=None, help="folder for clips")
-    ap.add_argument("--samplerate", type=int, default=48000, choices=SAMPLE_RATES)
-    ap.add_argument("--format", default="wav24", choices=sorted(FORMATS))
-    ap.add_argument("--grace", type=float, default=30.0, help="seconds a running job may finish on shutdown")
-    ap.add_argument("--provider", default="auto", help="ONNX Runtime provider (auto, cpu, cuda)")
-    ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--no-tcp", action="store_true", help="serve UDP only")
-    args = ap.parse_args(argv)
-    try:
-        check_bind(args.host, args.allow_remote)
-    except BindRefused as exc:
-        print(f"n2m serve: {exc}", file=sys.stderr)
-        return 2
-    if args.queue < 1:
-        print("n2m serve: --queue must be at least 1", file=sys.stderr)
-        return 2
-    config = DaemonConfig(
-        host=args.host, port=args.port, allow_remote=args.allow_remote, queue_size=args.queue,
-        library_path=args.library or default_library_path(), out_dir=args.out or default_clips_dir(),
-        sample_rate=args.samplerate, format=args.format, shutdown_grace=args.grace, tcp=not args.no_tcp)
-    try:
-        usable_dir(config.out_dir, "--out")
-        usable_dir(config.library_path.parent, "--library's folder")
-        library = Library(config.library_path, config.out_dir)
-    except OutDirError as exc:
-        print(f"n2m serve: {exc}", file=sys.stderr)
-        return 2
-    except (OSError, sqlite3.Error) as exc:
-        print(f"n2m serve: cannot open the clip library {config.library_path}: {exc}", file=sys.stderr)
-        return 2
-    rep = library.recover()
-    if rep.failed_jobs or rep.removed_temp_files or rep.imported_clips or rep.removed_orphans or rep.requeued:
-        print(f"n2m serve: recovered the library: {len(rep.requeued)} unfinished job(s) queued again, "
-              f"{rep.failed_jobs} job(s) marked failed, {rep.removed_temp_files} temporary file(s) removed, "
-              f"{rep.imported_clips} clip(s) re-imported, {rep.removed_orphans} incomplete clip(s) removed",
-              flush=True)
-    from n2m.bridge.engine import Engine
-
-    try:
-        model_dir = resolve_model(args.model)
-    except ModelError as exc:
-        print(f"n2m serve: {exc}", file=sys.stderr)
-        library.close()
-        return 2
-    print(f"n2m serve: loading {model_dir} ...", flush=True)
-    try:
-        engine = Engine.load(model_dir, provider=args.provider, threads=args.threads)
-    except (ModelError, ValueError) as exc:
-        print(f"n2m serve: {exc}", file=sys.stderr)
-        library.close()
-        return 3 if isinstance(exc, ModelError) else 2
-    daemon = Daemon(engine, config, library)
-    daemon.resume(rep.requeued)
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    try:
-        port = daemon.start()
-    except OSError as exc:
-        print(f"n2m serve: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
-        library.close()
-        return 1
-    proto = "udp" if args.no_tcp else "udp+tcp"
-    print(f"n2m serve: listening on {proto} {args.host}:{port} (model {engine.model_id}, pid {os.getpid()})",
-          flush=True)
-    while not stop.wait(0.5):
-        pass
-    print("n2m serve: shutting down ...", flush=True)
-    daemon.stop()
-    library.close()
-    print("n2m serve: stopped", flush=True)
-    return 0

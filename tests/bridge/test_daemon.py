@@ -16,8 +16,8 @@ from n2m.bridge import protocol as P
 from n2m.bridge.client import N2mClient, Reply
 from n2m.bridge.clipfile import TMP_PREFIX
 from n2m.bridge.daemon import BindRefused, Daemon, DaemonConfig, check_bind
-from n2m.bridge.daemon import main as serve_main
 from n2m.bridge.library import Library
+from n2m.bridge.serve import main as serve_main
 
 liblo = pytest.mark.skipif(shutil.which("oscsend") is None, reason="liblo-tools (oscsend/oscdump) not installed")
 FAST = ["steps=2", "bars=1", "bpm=120"]  # 2 s clips, 2 sampling steps: the tiny model is quick
