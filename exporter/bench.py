@@ -191,10 +191,10 @@ class TorchCascade:
 def _engine_run(engine, controls, seed: int) -> dict[str, float]:
     """One clip of PROMPT through the engine: text, generator and cascader seconds, superres
     seconds where the model has that stage, and the end-to-end seconds."""
-    from n2m.bridge.engine import GenerationRequest
+    from n2m.bridge.engine import Request
 
     t0 = time.perf_counter()
-    clip = engine.generate(GenerationRequest(PROMPT, controls, seed=seed))[0]
+    clip = engine.generate(Request(PROMPT, controls, seed=seed))[0]
     total = time.perf_counter() - t0
     if not np.isfinite(clip.audio).all():
         raise RuntimeError(f"{engine.model_dir}: a clip has NaN or inf samples")
@@ -207,10 +207,10 @@ def _engine_run(engine, controls, seed: int) -> dict[str, float]:
 _RSS_SCRIPT = """
 import sys, time
 from n2m.bridge.controls import Controls
-from n2m.bridge.engine import Engine, GenerationRequest
+from n2m.bridge.engine import Engine, Request
 e = Engine.load(sys.argv[1], provider=sys.argv[2], threads=int(sys.argv[3]))
 t0 = time.perf_counter()
-e.generate(GenerationRequest("{prompt}", Controls(seconds=30.0), seed=0))
+e.generate(Request("{prompt}", Controls(seconds=30.0), seed=0))
 wall = time.perf_counter() - t0
 hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM:")][0].split()[1]
 print(hwm, wall, "torch" in sys.modules)

@@ -5,7 +5,7 @@ For each held-out clip (splits "val" and "test"), a segment of its 48 kHz render
 16 kHz version (soxr HQ, as in training) is what the stage gets. Four candidates are compared with
 the reference on 48 kHz STFT power spectra (n_fft 2048, hop 512, Hann):
 - "model": the superres stage as the runtime runs it: its output above the crossover, the input's
-  own band below (bridge.engine.superres_band: input kept up to 7 kHz, stage from 8 kHz);
+  own band below (bridge.cascade.superres_band: input kept up to 7 kHz, stage from 8 kHz);
 - "model_raw": the stage's output alone, with no crossover (what it makes of the low band too);
 - "upsampled": the runtime's band-limited upsampling of the 16 kHz input (what a clip is without the
   stage: nothing above 8 kHz);
@@ -143,7 +143,7 @@ def evaluate_superres(model, corpus: str | Path, out: str | Path, n: int | None 
                       seconds: float = 4.0, seed: int = 0, log=print) -> dict:
     """Measure `model` (from open_superres) on up to n held-out clips; writes superres.json,
     superres.md and superres.png under `out`, returns the summary."""
-    from n2m.bridge.engine import superres_band
+    from n2m.bridge.cascade import superres_band
     from n2m.bridge.resample import keep_low_band, upsample
     from n2m.exporter.corpus.reader import CorpusReader
     from n2m.exporter.data import _resample

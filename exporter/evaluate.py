@@ -204,10 +204,10 @@ class OnnxCascade:
     def __call__(self, prompt: str, controls: Controls, seconds: float, seed: int) -> np.ndarray:
         from dataclasses import replace
 
-        from n2m.bridge.engine import GenerationRequest
+        from n2m.bridge.engine import Request
 
         c = replace(controls, bars=None, seconds=seconds).validated()
-        clip = self.engine.generate(GenerationRequest(prompt, c, seed, steps=self.opts.steps,
+        clip = self.engine.generate(Request(prompt, c, seed, steps=self.opts.steps,
                                                       guidance=self.opts.guidance,
                                                       sampler=self.opts.sampler,
                                                       decoder=self.opts.decoder))[0]

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from n2m.bridge.cascade import superres_band
 from n2m.bridge.controls import Controls, resolve
 from n2m.bridge.engine import (
     Cancelled,
@@ -18,7 +19,6 @@ from n2m.bridge.engine import (
     ModelError,
     Request,
     RequestError,
-    superres_band,
 )
 from n2m.bridge.manifest import MANIFEST_NAME, Manifest
 from n2m.bridge.resample import keep_low_band, upsample

@@ -1,0 +1,325 @@
+"""The cascade, defined once: prompt -> generator -> cascader(s) -> audio, over stage callables.
+
+    v = stage(x, t, **cond)       # x [B, C, N] float32, t [B] float32 -> v like x
+
+A stage is anything with that call: the runtime's ONNX Runtime runners (bridge.engine) or a thin
+torch wrapper (exporter.models.torchstage), as k-diffusion wraps `model(x, sigma, **extra_args)`.
+Evaluation, training previews, benchmarks and the runtime all sample through `Cascade.run`, so the
+guidance batching, seeds, noise order and decoders cannot drift between them.
+
+One run: the prompt and "" are encoded together; the generator samples N variations with
+classifier-free guidance (conditional and unconditional rows in one batch of 2N, the unconditional
+row with every control unspecified); the cascader (the diffusion vocoder, Griffin-Lim, or the wave
+route's audio cascader) makes audio; an optional superres stage makes 48 kHz audio, keeping its
+input's own band below the crossover. Variation i draws all its noise from seed + i.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from n2m.bridge.features import MelSpec
+from n2m.bridge.grid import beat_grid
+from n2m.bridge.griffinlim import griffin_lim
+from n2m.bridge.manifest import Manifest, StageSpec
+from n2m.bridge.resample import keep_low_band, upsample
+from n2m.bridge.sampling import SAMPLERS
+from n2m.bridge.schedule import timesteps
+
+Progress = Callable[[dict], None]
+TEXT_WEIGHT = 0.02  # share of the progress bar given to the text encoder
+ORDER = ("generator", "cascader", "superres")  # progress labels, in the order the stages run
+
+
+class Cancelled(Exception):
+    """The request's cancel event was set; raised between sampling steps."""
+
+
+class Stage(Protocol):
+    def __call__(self, x: np.ndarray, t: np.ndarray, **cond: np.ndarray) -> np.ndarray: ...
+
+
+TextEncoder = Callable[[list[str]], tuple[np.ndarray, np.ndarray]]  # prompts -> (states, mask)
+
+
+@dataclass
+class Plan:
+    """What one run does: variations, steps, guidance, sampler, seconds, decoder."""
+
+    prompt: str
+    controls: Any  # bridge.controls.Controls
+    seed: int
+    variations: int
+    steps: int
+    guidance: float
+    sampler: str
+    seconds: float
+    decoder: str  # "cascader" | "griffin-lim"
+
+
+class _RowRng:
+    """Per-row noise for batched samplers: row i draws from its own generator."""
+
+    def __init__(self, rngs: list[np.random.Generator]) -> None:
+        self.rngs = rngs
+
+    def standard_normal(self, shape, dtype=np.float32) -> np.ndarray:
+        shape = tuple(shape)
+        if shape[0] != len(self.rngs):
+            raise ValueError(f"batch {shape[0]} != {len(self.rngs)} generators")
+        return np.stack([r.standard_normal(shape[1:], dtype=dtype) for r in self.rngs])
+
+
+def per_frame(manifest: Manifest, stage: StageSpec) -> int:
+    """A stage's output samples (or mel frames) per grid frame."""
+    return max(1, int(round(stage.rate / manifest.frame_rate)))
+
+
+def superres_band(cond_rate: float) -> tuple[float, float]:
+    """(pass_hz, stop_hz) of the crossover after the superres stage: its input's own audio is kept
+    up to 7/8 of the input's Nyquist frequency, the stage's output is taken from the Nyquist
+    frequency up, and the two are crossfaded between."""
+    nyquist = float(cond_rate) / 2.0
+    return 0.875 * nyquist, nyquist
+
+
+def generator_cond(states: np.ndarray, mask: np.ndarray, controls: Any, grid: np.ndarray, n: int,
+                   guided: bool) -> dict[str, np.ndarray]:
+    """The generator's conditioning for n variations: conditional rows, then (guided) unconditional
+    rows with the states of "" and every control unspecified."""
+    idx = controls.indices()
+    cond = {
+        "text": np.repeat(states[0:1], n, 0), "text_mask": np.repeat(mask[0:1], n, 0),
+        "bpm": np.full((n,), float(controls.bpm or 0.0), np.float32),
+        "key": np.full((n,), idx["key"], np.int64), "mode": np.full((n,), idx["mode"], np.int64),
+        "meter": np.full((n,), idx["meter"], np.int64), "grid": np.repeat(grid[None], n, 0),
+    }
+    if guided:
+        uncond = {
+            "text": np.repeat(states[1:2], n, 0), "text_mask": np.repeat(mask[1:2], n, 0),
+            "bpm": np.zeros((n,), np.float32), "key": np.zeros((n,), np.int64),
+            "mode": np.zeros((n,), np.int64), "meter": np.zeros((n,), np.int64),
+            "grid": np.zeros((n,) + grid.shape, np.float32),
+        }
+        cond = {k: np.concatenate([cond[k], uncond[k]], 0) for k in cond}
+    return {k: np.ascontiguousarray(v) for k, v in cond.items()}
+
+
+@dataclass
+class Cascade:
+    """A manifest's stages as callables, run one request at a time."""
+
+    manifest: Manifest
+    text: TextEncoder
+    stages: dict[str, Stage]
+    threads: int = 1  # Griffin-Lim decodes up to this many clips at once
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def frames_for(self, seconds: float) -> int:
+        """Grid frames covering `seconds`, rounded up to the multiple the U-Nets need."""
+        m = self.manifest.frame_multiple
+        f = int(np.ceil(seconds * self.manifest.frame_rate - 1e-9))
+        return max(m, int(np.ceil(f / m)) * m)
+
+    def run(self, plan: Plan, progress: Progress | None = None,
+            cancel: threading.Event | None = None) -> tuple[np.ndarray, dict]:
+        """[variations, samples] audio at the manifest's rate (not yet trimmed), and timings."""
+        with self.lock:
+            return _Run(self, plan, progress, cancel).run()
+
+    def superres(self, audio: np.ndarray, seeds: list[int], keep_low: bool = True) -> np.ndarray:
+        """Only the superres stage, on [n, m] audio at its conditioning rate, one seed per row."""
+        plan = Plan("", None, 0, len(seeds), 1, 1.0, "ddim", 0.0, "cascader")
+        with self.lock:
+            return _Run(self, plan, None, None, seeds=list(seeds)).audio_stage("superres", audio, keep_low)
+
+
+class _Run:
+    """One request through the cascade: progress weighting, cancellation and timings in one place."""
+
+    def __init__(self, cascade: Cascade, plan: Plan, progress: Progress | None,
+                 cancel: threading.Event | None, seeds: list[int] | None = None) -> None:
+        self.c, self.plan, self.progress, self.cancel = cascade, plan, progress, cancel
+        man = cascade.manifest
+        self.man, self.n = man, int(plan.variations)
+        self.frames = cascade.frames_for(plan.seconds) if plan.seconds else 0
+        self.guided = plan.guidance != 1.0
+        self.seeds = seeds if seeds is not None else [int(plan.seed) + i for i in range(self.n)]
+        self.timings: dict[str, float] = {}
+        cas, sup = man.cascader, man.superres
+        self.cas_steps = cas.default_steps if plan.decoder == "cascader" else 1
+        self.sup_steps = sup.default_steps if sup is not None else 0
+        rows = 2 * self.n if self.guided else self.n
+        # progress weights: measured per-step costs from the export, scaled by rows and duration
+        self.weights = {"generator": plan.steps * man.generator.step_cost * rows,
+                        "cascader": self.cas_steps * cas.step_cost * self.n,
+                        "superres": self.sup_steps * sup.step_cost * self.n if sup is not None else 0.0}
+
+    def report(self, stage: str, i: int, of: int) -> None:
+        if stage == "text":
+            frac = TEXT_WEIGHT * i / of
+        else:
+            total = max(sum(self.weights.values()), 1e-9)
+            done = sum(self.weights[s] for s in ORDER[:ORDER.index(stage)])
+            frac = TEXT_WEIGHT + (1 - TEXT_WEIGHT) * (done + self.weights[stage] * i / of) / total
+        if self.progress is not None:
+            self.progress({"stage": stage, "step": i, "steps": of, "fraction": min(1.0, frac)})
+
+    def check_cancel(self, where: str) -> None:
+        if self.cancel is not None and self.cancel.is_set():
+            raise Cancelled(f"generation cancelled {where}")
+
+    def run(self) -> tuple[np.ndarray, dict]:
+        man = self.man
+        out = self.generate(*self.encode())
+        gen = man.generator
+        if man.route == "wave":
+            low = (out[:, 0] / gen.audio_scale).astype(np.float32)
+            audio = self.audio_stage("cascader", low)
+        else:
+            audio = self.decode(out * gen.mel_norm["scale"] + gen.mel_norm["mean"])
+        if man.superres is not None:
+            audio = self.audio_stage("superres", audio.astype(np.float32))
+        info = {"cascader_steps": self.cas_steps, "frames": self.frames, **self.timings}
+        if man.superres is not None:
+            info["superres_steps"] = self.sup_steps
+        return audio, info
+
+    def encode(self) -> tuple[np.ndarray, np.ndarray]:
+        self.check_cancel("before the text encoder")
+        self.report("text", 0, 1)
+        t0 = time.perf_counter()
+        states, mask = self.c.text([self.plan.prompt, ""])
+        self.timings["text_s"] = time.perf_counter() - t0
+        self.report("text", 1, 1)
+        return states.astype(np.float32, copy=False), mask.astype(np.float32)
+
+    def sample(self, label: str, stage_fn, x: np.ndarray, steps: int, spec: StageSpec, sampler: str,
+               rngs: list[np.random.Generator]) -> np.ndarray:
+        """One stage's sampling loop with progress and cancellation between steps."""
+        kwargs = {"rng": _RowRng(rngs)} if sampler == "ancestral" else {}
+        self.check_cancel(f"before the {label}")
+        self.report(label, 0, steps)
+        return SAMPLERS[sampler](
+            stage_fn, x, timesteps(steps), spec.schedule_obj(),
+            callback=lambda d: (self.report(label, d["i"] + 1, d["n"]),
+                                self.check_cancel(f"between {label} steps")),
+            **kwargs)
+
+    def generate(self, states: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """The generator's [n, C, N] output: normalised log-mel, or low-rate audio (wave route)."""
+        man, plan, n = self.man, self.plan, self.n
+        gen = man.generator
+        grid = beat_grid(self.frames, man.frame_rate, plan.controls.bpm, plan.controls.meter)
+        cond = generator_cond(states, mask, plan.controls, grid, n, self.guided)
+        stage = self.c.stages[man.generator_name]
+        rows, g = 2 * n if self.guided else n, float(plan.guidance)
+
+        def model(z: np.ndarray, t: float) -> np.ndarray:
+            self.check_cancel("between generator steps")
+            x = np.concatenate([z, z], 0) if self.guided else z
+            v = stage(x, np.full((rows,), t, np.float32), **cond)
+            if not self.guided:
+                return v
+            vc, vu = v[:n], v[n:]
+            return (vu + g * (vc - vu)).astype(np.float32, copy=False)
+
+        rngs = [np.random.default_rng(s) for s in self.seeds]
+        shape = (gen.channels, self.frames * per_frame(man, gen))
+        z = np.stack([r.standard_normal(shape, dtype=np.float32) for r in rngs])
+        t0 = time.perf_counter()
+        out = self.sample("generator", model, z, plan.steps, gen, plan.sampler, rngs)
+        self.timings["generator_s"] = time.perf_counter() - t0
+        return out
+
+    def decode(self, log_mel: np.ndarray) -> np.ndarray:
+        """Log-mel -> audio at the cascader's rate: the diffusion vocoder or Griffin-Lim."""
+        man = self.man
+        if man.mel_max is not None:  # the corpus' range: nothing louder was ever heard in training
+            floor = float(np.log(man.mel.get("log_floor", 1e-5)))
+            log_mel = np.clip(log_mel, floor, float(man.mel_max))
+        samples = self.frames * per_frame(man, man.cascader)
+        if self.plan.decoder == "cascader":
+            return self.vocode(log_mel, samples)
+        self.check_cancel("before the decoder")
+        self.report("cascader", 0, 1)
+        t0 = time.perf_counter()
+        audio = decode_griffin_lim(log_mel, MelSpec(**man.mel), self.seeds, samples, self.c.threads)
+        self.report("cascader", 1, 1)
+        self.timings["cascader_s"] = time.perf_counter() - t0
+        return audio
+
+    def vocode(self, log_mel: np.ndarray, samples: int) -> np.ndarray:
+        """The diffusion vocoder: [n, bins, frames] log-mel -> [n, samples] audio."""
+        voc, n = self.man.vocoder, self.n
+        mel = np.ascontiguousarray(((log_mel - voc.mel_norm["mean"]) / voc.mel_norm["scale"]).astype(np.float32))
+        stage = self.c.stages["vocoder"]
+
+        def model(x: np.ndarray, t: float) -> np.ndarray:
+            self.check_cancel("between cascader steps")
+            return stage(x, np.full((n,), t, np.float32), mel=mel)
+
+        rngs = [np.random.default_rng(s) for s in self.seeds]
+        x = np.stack([r.standard_normal((1, samples), dtype=np.float32) for r in rngs])
+        t0 = time.perf_counter()
+        audio = self.sample("cascader", model, x, self.cas_steps, voc, voc.default_sampler, rngs)
+        self.timings["cascader_s"] = time.perf_counter() - t0
+        return audio[:, 0] / voc.audio_scale
+
+    def audio_stage(self, name: str, low: np.ndarray, keep_low: bool = True) -> np.ndarray:
+        """The wave route's cascader or superres: [n, m] audio at the stage's conditioning rate ->
+        [n, m * factor] at its rate; per row the seed draws the conditioning's augmentation noise,
+        then the initial noise."""
+        spec = self.man.stages[name]
+        up, cond, aug = audio_condition(spec, low, self.seeds)
+        stage, n = self.c.stages[name], self.n
+
+        def model(x: np.ndarray, t: float) -> np.ndarray:
+            self.check_cancel(f"between {name} steps")
+            return stage(x, np.full((n,), t, np.float32), cond=cond, aug=aug)
+
+        rngs = [np.random.default_rng(s) for s in self.seeds]
+        for r in rngs:  # the augmentation noise came first from each row's seed
+            r.standard_normal((1, up.shape[-1]), dtype=np.float32)
+        x = np.stack([r.standard_normal((1, up.shape[-1]), dtype=np.float32) for r in rngs])
+        t0 = time.perf_counter()
+        audio = self.sample(name, model, x, int(spec.default_steps), spec, spec.default_sampler, rngs)
+        out = (audio[:, 0] / spec.audio_scale).astype(np.float32)
+        if name == "superres" and keep_low:
+            out = keep_low_band(up[:, 0] / np.float32(spec.audio_scale), out, spec.rate, *superres_band(spec.cond_rate))
+        self.timings[f"{name}_s"] = time.perf_counter() - t0
+        return out
+
+
+def audio_condition(spec: StageSpec, low: np.ndarray, seeds: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(upsampled audio * scale [n, 1, m], its noise-augmented form, aug [n]) for an audio cascader."""
+    factor = int(round(spec.rate / spec.cond_rate))
+    n = low.shape[0]
+    up = upsample(low, factor)[:, None, :] * np.float32(spec.audio_scale)
+    rngs = [np.random.default_rng(s) for s in seeds]
+    noise = np.stack([r.standard_normal((1, up.shape[-1]), dtype=np.float32) for r in rngs])
+    aug = float(spec.cond_aug)
+    cond = spec.schedule_obj().add_noise(up, noise, np.full((n,), aug, np.float64)).astype(np.float32)
+    return up, np.ascontiguousarray(cond), np.full((n,), aug, np.float32)
+
+
+def decode_griffin_lim(log_mel: np.ndarray, spec: MelSpec, seeds: list[int], length: int,
+                       threads: int) -> np.ndarray:
+    """Griffin-Lim for each variation, one thread per clip, up to `threads` clips at once: numpy's
+    FFTs gain nothing from splitting one clip, and separate clips never wait for each other."""
+    n = log_mel.shape[0]
+
+    def one(i: int) -> np.ndarray:
+        return griffin_lim(log_mel[i], spec, seed=seeds[i], length=length, threads=1)
+
+    if n == 1 or threads <= 1:
+        return np.stack([one(i) for i in range(n)])
+    with ThreadPoolExecutor(min(n, threads), thread_name_prefix="n2m-gl-clip") as pool:
+        return np.stack(list(pool.map(one, range(n))))
