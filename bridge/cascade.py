@@ -201,41 +201,15 @@ class _Run:
         self.report("text", 1, 1)
         return states.astype(np.float32, copy=False), mask.astype(np.float32)
 
-    def sample(self, label: str, stage_fn, x: np.ndarray, steps: int, spec: StageSpec, sampler: str,
-               rngs: list[np.random.Generator]) -> np.ndarray:
-        """One stage's sampling loop with progress and cancellation between steps."""
-        kwargs = {"rng": _RowRng(rngs)} if sampler == "ancestral" else {}
-        self.check_cancel(f"before the {label}")
-        self.report(label, 0, steps)
-        return SAMPLERS[sampler](
-            stage_fn, x, timesteps(steps), spec.schedule_obj(),
-            callback=lambda d: (self.report(label, d["i"] + 1, d["n"]),
-                                self.check_cancel(f"between {label} steps")),
-            **kwargs)
-
     def generate(self, states: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """The generator's [n, C, N] output: normalised log-mel, or low-rate audio (wave route)."""
-        man, plan, n = self.man, self.plan, self.n
+        man, plan = self.man, self.plan
         gen = man.generator
         grid = beat_grid(self.frames, man.frame_rate, plan.controls.bpm, plan.controls.meter)
-        cond = generator_cond(states, mask, plan.controls, grid, n, self.guided)
-        stage = self.c.stages[man.generator_name]
-        rows, g = 2 * n if self.guided else n, float(plan.guidance)
-
-        def model(z: np.ndarray, t: float) -> np.ndarray:
-            self.check_cancel("between generator steps")
-            x = np.concatenate([z, z], 0) if self.guided else z
-            v = stage(x, np.full((rows,), t, np.float32), **cond)
-            if not self.guided:
-                return v
-            vc, vu = v[:n], v[n:]
-            return (vu + g * (vc - vu)).astype(np.float32, copy=False)
-
-        rngs = [np.random.default_rng(s) for s in self.seeds]
-        shape = (gen.channels, self.frames * per_frame(man, gen))
-        z = np.stack([r.standard_normal(shape, dtype=np.float32) for r in rngs])
         t0 = time.perf_counter()
-        out = self.sample("generator", model, z, plan.steps, gen, plan.sampler, rngs)
+        out = sample_generator(self.c.stages[man.generator_name], gen, states, mask, plan.controls, grid,
+                               self.seeds, (gen.channels, self.frames * per_frame(man, gen)), plan.steps,
+                               plan.guidance, plan.sampler, self)
         self.timings["generator_s"] = time.perf_counter() - t0
         return out
 
@@ -246,56 +220,118 @@ class _Run:
             floor = float(np.log(man.mel.get("log_floor", 1e-5)))
             log_mel = np.clip(log_mel, floor, float(man.mel_max))
         samples = self.frames * per_frame(man, man.cascader)
-        if self.plan.decoder == "cascader":
-            return self.vocode(log_mel, samples)
-        self.check_cancel("before the decoder")
-        self.report("cascader", 0, 1)
         t0 = time.perf_counter()
-        audio = decode_griffin_lim(log_mel, MelSpec(**man.mel), self.seeds, samples, self.c.threads)
-        self.report("cascader", 1, 1)
+        if self.plan.decoder == "cascader":
+            audio = sample_vocoder(self.c.stages["vocoder"], man.vocoder, log_mel, self.seeds, samples,
+                                   self.cas_steps, self)
+        else:
+            self.check_cancel("before the decoder")
+            self.report("cascader", 0, 1)
+            audio = decode_griffin_lim(log_mel, MelSpec(**man.mel), self.seeds, samples, self.c.threads)
+            self.report("cascader", 1, 1)
         self.timings["cascader_s"] = time.perf_counter() - t0
         return audio
 
-    def vocode(self, log_mel: np.ndarray, samples: int) -> np.ndarray:
-        """The diffusion vocoder: [n, bins, frames] log-mel -> [n, samples] audio."""
-        voc, n = self.man.vocoder, self.n
-        mel = np.ascontiguousarray(((log_mel - voc.mel_norm["mean"]) / voc.mel_norm["scale"]).astype(np.float32))
-        stage = self.c.stages["vocoder"]
-
-        def model(x: np.ndarray, t: float) -> np.ndarray:
-            self.check_cancel("between cascader steps")
-            return stage(x, np.full((n,), t, np.float32), mel=mel)
-
-        rngs = [np.random.default_rng(s) for s in self.seeds]
-        x = np.stack([r.standard_normal((1, samples), dtype=np.float32) for r in rngs])
-        t0 = time.perf_counter()
-        audio = self.sample("cascader", model, x, self.cas_steps, voc, voc.default_sampler, rngs)
-        self.timings["cascader_s"] = time.perf_counter() - t0
-        return audio[:, 0] / voc.audio_scale
-
     def audio_stage(self, name: str, low: np.ndarray, keep_low: bool = True) -> np.ndarray:
-        """The wave route's cascader or superres: [n, m] audio at the stage's conditioning rate ->
-        [n, m * factor] at its rate; per row the seed draws the conditioning's augmentation noise,
-        then the initial noise."""
-        spec = self.man.stages[name]
-        up, cond, aug = audio_condition(spec, low, self.seeds)
-        stage, n = self.c.stages[name], self.n
-
-        def model(x: np.ndarray, t: float) -> np.ndarray:
-            self.check_cancel(f"between {name} steps")
-            return stage(x, np.full((n,), t, np.float32), cond=cond, aug=aug)
-
-        rngs = [np.random.default_rng(s) for s in self.seeds]
-        for r in rngs:  # the augmentation noise came first from each row's seed
-            r.standard_normal((1, up.shape[-1]), dtype=np.float32)
-        x = np.stack([r.standard_normal((1, up.shape[-1]), dtype=np.float32) for r in rngs])
         t0 = time.perf_counter()
-        audio = self.sample(name, model, x, int(spec.default_steps), spec, spec.default_sampler, rngs)
-        out = (audio[:, 0] / spec.audio_scale).astype(np.float32)
-        if name == "superres" and keep_low:
-            out = keep_low_band(up[:, 0] / np.float32(spec.audio_scale), out, spec.rate, *superres_band(spec.cond_rate))
+        spec = self.man.stages[name]
+        out = sample_audio_stage(self.c.stages[name], spec, low, self.seeds, int(spec.default_steps), self,
+                                 label=name, keep_low=keep_low)
         self.timings[f"{name}_s"] = time.perf_counter() - t0
         return out
+
+
+class Hooks(Protocol):
+    """Progress and cancellation between steps (a run object; `NO_HOOKS` when nothing listens)."""
+
+    def report(self, stage: str, i: int, of: int) -> None: ...
+    def check_cancel(self, where: str) -> None: ...
+
+
+class _NoHooks:
+    def report(self, stage: str, i: int, of: int) -> None:
+        pass
+
+    def check_cancel(self, where: str) -> None:
+        pass
+
+
+NO_HOOKS = _NoHooks()
+
+
+def _sample(label: str, model, x: np.ndarray, steps: int, spec: StageSpec, sampler: str,
+            rngs: list[np.random.Generator], hooks: Hooks) -> np.ndarray:
+    """One stage's sampling loop, reporting and checking for cancellation between steps."""
+    kwargs = {"rng": _RowRng(rngs)} if sampler == "ancestral" else {}
+    hooks.check_cancel(f"before the {label}")
+    hooks.report(label, 0, steps)
+    return SAMPLERS[sampler](
+        model, x, timesteps(steps), spec.schedule_obj(),
+        callback=lambda d: (hooks.report(label, d["i"] + 1, d["n"]), hooks.check_cancel(f"between {label} steps")),
+        **kwargs)
+
+
+def sample_generator(stage: Stage, spec: StageSpec, states: np.ndarray, mask: np.ndarray, controls: Any,
+                     grid: np.ndarray, seeds: list[int], shape: tuple[int, int], steps: int, guidance: float,
+                     sampler: str, hooks: Hooks = NO_HOOKS) -> np.ndarray:
+    """[n, C, N] generator output (normalised) for one prompt, a variation per seed, with
+    classifier-free guidance (states/mask rows: the prompt, then "")."""
+    n, guided = len(seeds), guidance != 1.0
+    cond = generator_cond(states, mask, controls, grid, n, guided)
+    rows, g = 2 * n if guided else n, float(guidance)
+
+    def model(z: np.ndarray, t: float) -> np.ndarray:
+        hooks.check_cancel("between generator steps")
+        x = np.concatenate([z, z], 0) if guided else z
+        v = stage(x, np.full((rows,), t, np.float32), **cond)
+        if not guided:
+            return v
+        vc, vu = v[:n], v[n:]
+        return (vu + g * (vc - vu)).astype(np.float32, copy=False)
+
+    rngs = [np.random.default_rng(s) for s in seeds]
+    z = np.stack([r.standard_normal(shape, dtype=np.float32) for r in rngs])
+    return _sample("generator", model, z, steps, spec, sampler, rngs, hooks)
+
+
+def sample_vocoder(stage: Stage, spec: StageSpec, log_mel: np.ndarray, seeds: list[int], samples: int,
+                   steps: int, hooks: Hooks = NO_HOOKS, sampler: str | None = None) -> np.ndarray:
+    """The diffusion vocoder: [n, bins, frames] log-mel -> [n, samples] audio."""
+    n = len(seeds)
+    mel = np.ascontiguousarray(((log_mel - spec.mel_norm["mean"]) / spec.mel_norm["scale"]).astype(np.float32))
+
+    def model(x: np.ndarray, t: float) -> np.ndarray:
+        hooks.check_cancel("between cascader steps")
+        return stage(x, np.full((n,), t, np.float32), mel=mel)
+
+    rngs = [np.random.default_rng(s) for s in seeds]
+    x = np.stack([r.standard_normal((1, samples), dtype=np.float32) for r in rngs])
+    audio = _sample("cascader", model, x, steps, spec, sampler or spec.default_sampler, rngs, hooks)
+    return audio[:, 0] / spec.audio_scale
+
+
+def sample_audio_stage(stage: Stage, spec: StageSpec, low: np.ndarray, seeds: list[int], steps: int,
+                       hooks: Hooks = NO_HOOKS, label: str = "cascader", keep_low: bool = True,
+                       sampler: str | None = None) -> np.ndarray:
+    """An audio-conditioned cascader (the wave route's, or superres): [n, m] audio at its
+    conditioning rate -> [n, m * factor]; per row the seed draws the conditioning's augmentation
+    noise, then the initial noise. Superres keeps its input's own band below the crossover."""
+    up, cond, aug = audio_condition(spec, low, seeds)
+    n = len(seeds)
+
+    def model(x: np.ndarray, t: float) -> np.ndarray:
+        hooks.check_cancel(f"between {label} steps")
+        return stage(x, np.full((n,), t, np.float32), cond=cond, aug=aug)
+
+    rngs = [np.random.default_rng(s) for s in seeds]
+    for r in rngs:  # the augmentation noise came first from each row's seed
+        r.standard_normal((1, up.shape[-1]), dtype=np.float32)
+    x = np.stack([r.standard_normal((1, up.shape[-1]), dtype=np.float32) for r in rngs])
+    audio = _sample(label, model, x, steps, spec, sampler or spec.default_sampler, rngs, hooks)
+    out = (audio[:, 0] / spec.audio_scale).astype(np.float32)
+    if spec.name == "superres" and keep_low:
+        out = keep_low_band(up[:, 0] / np.float32(spec.audio_scale), out, spec.rate, *superres_band(spec.cond_rate))
+    return out
 
 
 def audio_condition(spec: StageSpec, low: np.ndarray, seeds: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -178,7 +178,7 @@ class TorchCascade:
         if self.voc is None:
             audio = griffin_lim(mel)
         else:
-            audio = self.voc.vocode(mel, seed=seed + 1, steps=o.vocoder_steps)
+            audio = self.voc.vocode(mel, seed=seed, steps=o.vocoder_steps, sampler=o.sampler)
         return audio[: int(round(seconds * SR))]
 
 

@@ -24,7 +24,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +36,6 @@ from n2m.bridge.manifest import (
     EXPORT_FLAGS,
     OPTIONAL_STAGES,
     ROUTES,
-    ControlsSpec,
     FileEntry,
     GuidanceSpec,
     Manifest,
@@ -47,7 +46,7 @@ from n2m.bridge.manifest import (
 from n2m.bridge.sampling import SAMPLERS
 from n2m.bridge.schedule import Schedule
 from n2m.exporter import onnx_text, onnx_unet
-from n2m.exporter.models.pipeline import load_checkpoint
+from n2m.exporter.models.cascade import RouteDefaults, load_checkpoint, route_manifest, stage_spec
 
 TEXT_FILE = "text_encoder.onnx"
 TOKENIZER_FILE = "tokenizer.json"
@@ -55,7 +54,9 @@ PARITY_FRAMES = (128, 256)
 
 
 @dataclass
-class ExportOptions:
+class ExportOptions(RouteDefaults):
+    """What to export, beside the route's default steps, samplers and guidance (RouteDefaults)."""
+
     name: str | None = None
     variants: tuple[str, ...] = ("fp32", "fp16", "int8")
     int8_tolerance: float = 0.05  # max relative L2 error of one step's v for shipping int8
@@ -64,18 +65,7 @@ class ExportOptions:
     # reuse the text encoder and tokenizer of an exported model folder (verified against its
     # manifest) instead of exporting them again, e.g. a second route beside a shipped one
     text_from: str | Path | None = None
-    steps: int = 25
-    sampler: str = "dpmpp_2m"
-    vocoder_steps: int = 12  # the route's cascader to 16 kHz (vocoder or wave cascader)
-    vocoder_sampler: str = "dpmpp_2m"
-    superres_steps: int = 8
-    superres_sampler: str = "dpmpp_2m"
-    cond_aug: float = 0.1  # run-time noise augmentation of audio cascaders' conditioning (<= aug_max)
-    guidance: GuidanceSpec = field(default_factory=GuidanceSpec)
-    default_seconds: float = 10.0
-    decoder: str = "cascader"  # the manifest's default_decoder ("cascader" | "griffin-lim")
-    conv2d: tuple[str, ...] = ()
-    mel_max: float | None = None  # None: the max log-mel of the generator's training corpus, if found  # stages whose 1-D convs are saved as 2-D (exporter.onnx_layout)
+    conv2d: tuple[str, ...] = ()  # stages whose 1-D convs are saved as 2-D (exporter.onnx_layout)
     use_ema: bool = True
     force: bool = False
     seed: int = 0
@@ -163,43 +153,8 @@ def _export_stage(name: str, model: torch.nn.Module, ckpt: dict, work: Path, opt
         else:
             int8.unlink()
             log(f"{name}: int8 relative error {p.rel_l2:.3f} > {opts.int8_tolerance}: not shipped")
-    cfg = model.cfg
-    is_gen = name == "generator"
-    text = name in onnx_unet.TEXT_STAGES
-    audio_cond = name in onnx_unet.AUDIO_CASCADERS
-    mel = MelSpec(**ckpt.get("mel", MelSpec().to_dict()))
-    if is_gen:
-        rate = mel.frame_rate
-    elif name == "vocoder":
-        rate = float(mel.sample_rate)
-    else:
-        rate = float(cfg.sample_rate)
-    sampler, steps = {"generator": (opts.sampler, opts.steps), "wavegen": (opts.sampler, opts.steps),
-                      "superres": (opts.superres_sampler, opts.superres_steps)}.get(
-                          name, (opts.vocoder_sampler, opts.vocoder_steps))
-    spec = StageSpec(
-        name=name,
-        role="generator" if text else "cascader",
-        files=files,
-        inputs=onnx_unet.input_names(name),
-        output=onnx_unet.OUTPUT,
-        output_kind="log_mel_normalised" if is_gen else "audio",
-        channels=cfg.out_channels if is_gen else 1,
-        rate=rate,
-        frame_multiple=cfg.frame_multiple if text else 1,
-        schedule=Schedule.from_dict(ckpt.get("schedule", Schedule().to_dict())).to_dict(),
-        default_sampler=sampler,
-        default_steps=steps,
-        guidance=opts.guidance if text else None,
-        audio_scale=1.0 if is_gen else float(cfg.audio_scale),
-        params=int(sum(p.numel() for p in model.parameters())),
-        config=asdict(cfg),
-        step_cost=_step_cost(sess, model),
-        parity=parity,
-        mel_norm=dict(ckpt.get("mel_norm", cfg.mel_norm)),
-        cond_rate=float(cfg.cond_rate) if audio_cond else 0.0,
-        cond_aug=min(float(opts.cond_aug), float(cfg.aug_max)) if audio_cond else 0.0,
-    )
+    spec = stage_spec(name, model, ckpt, opts, onnx_unet.input_names(name), onnx_unet.OUTPUT,
+                      files=files, step_cost=_step_cost(sess, model), parity=parity)
     return spec, list(files.values())
 
 
@@ -343,38 +298,21 @@ def export_route(checkpoints: dict[str, str | Path], out_dir: str | Path, opts: 
             listed += files
         entries = {rel: FileEntry.of(work / rel) for rel in listed}
         name = opts.name or out_dir.name
-        mel = MelSpec(**gen_ckpt.get("mel", MelSpec().to_dict()))
-        last = stages[names[-1]]
-        sample_rate = int(round(last.rate)) if route == "wave" or "superres" in stages else mel.sample_rate
-        hop = int(round(sample_rate / mel.frame_rate))
-        if route == "mel" and "superres" not in stages:
-            hop = int(cas_model.cfg.hop)
-        if route == "mel":
-            mel_max = opts.mel_max if opts.mel_max is not None else corpus_mel_max(gen_ckpt, log)
-        else:
-            mel_max = None
+        sampling = replace(opts, mel_max=opts.mel_max if route != "mel" or opts.mel_max is not None
+                           else corpus_mel_max(gen_ckpt, log))
         import onnxruntime
         import onnxscript
 
-        manifest = Manifest(
-            model_id=model_id_for(name, entries), name=name,
-            sample_rate=sample_rate, hop=hop, channels=1,
-            frame_rate=mel.frame_rate, mel=mel.to_dict(),
-            mel_norm=dict(gen_ckpt.get("mel_norm", gen_model.cfg.mel_norm)),
-            text_encoder=te_spec,
-            stages=stages, controls=ControlsSpec(), files=entries,
-            corpus_id=str(gen_ckpt.get("corpus_id", "unknown")),
+        manifest = route_manifest(
+            route, names, loaded, stages, sampling, te_spec,
+            model_id=model_id_for(name, entries), name=name, files=entries,
             created=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-            default_seconds=opts.default_seconds,
-            default_decoder=opts.decoder if route == "mel" else "cascader",
-            mel_max=mel_max, route=route,
             exporter={
                 "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
                 "onnxscript": onnxscript.__version__, "opset": onnx_unet.OPSET_FUSED,
                 "attention": "onnx Attention (opset 23)",
                 "group_norm": "Reshape-InstanceNormalization-Reshape-Mul-Add",
                 "conv_layout": {k: ("conv2d" if k in opts.conv2d else "conv1d") for k in names},
-                "checkpoints": {k: str(checkpoints[k]) for k in names},
                 **{f"{k}_step": int(loaded[k][1].get("step", 0)) for k in names},
             },
         )
@@ -383,7 +321,7 @@ def export_route(checkpoints: dict[str, str | Path], out_dir: str | Path, opts: 
         if out_dir.exists():
             shutil.rmtree(out_dir)
         os.replace(work, out_dir)
-        log(f"wrote {out_dir} ({manifest.model_id}, route {route}: {' -> '.join(names)}, {sample_rate} Hz)")
+        log(f"wrote {out_dir} ({manifest.model_id}, route {route}: {' -> '.join(names)}, {manifest.sample_rate} Hz)")
         return manifest
     finally:
         shutil.rmtree(work, ignore_errors=True)

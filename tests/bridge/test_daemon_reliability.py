@@ -7,22 +7,16 @@ file descriptors, threads and RSS before and after.
 from __future__ import annotations
 
 import json
-import os
 import random
-import re
-import signal
 import socket
 import struct
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from pedalboard.io import AudioFile
+from serve_helpers import Serve
 
 from n2m.bridge import protocol as P
 from n2m.bridge.client import N2mClient
@@ -31,57 +25,6 @@ from n2m.bridge.library import Library
 from n2m.bridge.osc import encode_message, frame
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@dataclass
-class Serve:
-    model: Path
-    out: Path
-    library: Path
-    proc: subprocess.Popen | None = None
-    port: int = 0
-    lines: list[str] = field(default_factory=list)
-
-    def start(self) -> None:
-        cmd = [sys.executable, "-m", "n2m.bridge.cli", "serve", "--port", "0", "--model", str(self.model),
-               "--out", str(self.out), "--library", str(self.library), "--threads", "1", "--grace", "1"]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO,
-                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        ready = threading.Event()
-
-        def pump(p: subprocess.Popen) -> None:
-            for line in p.stdout:
-                self.lines.append(line.rstrip())
-                if m := re.search(r"listening on \S+ [\d.]+:(\d+)", line):
-                    self.port = int(m.group(1))
-                    ready.set()
-            ready.set()
-
-        threading.Thread(target=pump, args=(self.proc,), daemon=True).start()
-        ready.wait(120)
-        if not self.port:
-            raise RuntimeError("n2m serve did not start:\n" + "\n".join(self.lines))
-
-    def resources(self) -> dict[str, int]:
-        pid = self.proc.pid
-        status = Path(f"/proc/{pid}/status").read_text()
-        return {"fds": len(os.listdir(f"/proc/{pid}/fd")),
-                "threads": int(re.search(r"Threads:\s+(\d+)", status).group(1)),
-                "rss_kib": int(re.search(r"VmRSS:\s+(\d+)", status).group(1))}
-
-    def kill9(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        return self.proc.returncode
 
 
 @pytest.fixture

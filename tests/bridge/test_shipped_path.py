@@ -8,17 +8,15 @@ a producer gets. Figures are printed (run with -s).
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
-import threading
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pytest
 from pedalboard.io import AudioFile
+from serve_helpers import Serve
 
 from n2m.bridge import protocol as P
 from n2m.bridge.client import N2mClient
@@ -92,53 +90,6 @@ def test_serve_refuses_an_unusable_out_in_one_line(tmp_path: Path) -> None:
     assert "loading" not in proc.stdout
 
 
-@dataclass
-class Serve:
-    """A real `n2m serve` on the shipped model (no --model, no --threads), on a free loopback port."""
-
-    out: Path
-    library: Path
-    proc: subprocess.Popen | None = None
-    port: int = 0
-    lines: list[str] = field(default_factory=list)
-
-    def start(self) -> Serve:
-        self.port, self.lines = 0, []
-        self.proc = subprocess.Popen(
-            [*N2M, "serve", "--port", "0", "--out", str(self.out), "--library", str(self.library), "--grace", "1"],
-            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        ready = threading.Event()
-
-        def pump(p: subprocess.Popen) -> None:
-            for line in p.stdout:
-                self.lines.append(line.rstrip())
-                if m := re.search(r"listening on \S+ [\d.]+:(\d+)", line):
-                    self.port = int(m.group(1))
-                    ready.set()
-            ready.set()
-
-        threading.Thread(target=pump, args=(self.proc,), daemon=True).start()
-        ready.wait(180)
-        if not self.port:
-            raise RuntimeError("n2m serve did not start:\n" + "\n".join(self.lines))
-        return self
-
-    def kill9(self) -> None:
-        self.proc.kill()
-        self.proc.wait(10)
-
-    def stop(self) -> int:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        return self.proc.returncode
-
-
 def _subscribed(port: int) -> N2mClient:
     c = N2mClient(port=port, timeout=120)
     assert c.request(P.SUBSCRIBE, "127.0.0.1", c.local_port).address == P.SUBSCRIBE
@@ -158,7 +109,7 @@ def test_requests_survive_kill_9_and_run_again_after_restart(tmp_path: Path) -> 
     while the first runs and once after a take of the second was written; after each restart the
     unfinished ones run again under their ids, their events reach the new daemon's subscriber, and
     takes already written are kept, not made again."""
-    s = Serve(tmp_path / "clips", tmp_path / "lib.sqlite").start()
+    s = Serve(None, tmp_path / "clips", tmp_path / "lib.sqlite", threads=None).start()
     asked = {"a": dict(bars=2, variations=2, steps=6),
              "b": dict(bars=2, variations=3, steps=5, format="flac", dir="takes"),
              "c": dict(bars=1, variations=1, steps=4, seed=77)}
@@ -217,7 +168,7 @@ def test_requests_survive_kill_9_and_run_again_after_restart(tmp_path: Path) -> 
 def test_a_request_interrupted_three_times_fails_with_that_reason(tmp_path: Path) -> None:
     """kill -9 while the same request runs, three times: the fourth daemon fails it, says why, and
     still serves the next request."""
-    s = Serve(tmp_path / "clips", tmp_path / "lib.sqlite").start()
+    s = Serve(None, tmp_path / "clips", tmp_path / "lib.sqlite", threads=None).start()
     with N2mClient(port=s.port, timeout=120) as c:
         jid = c.generate("endless ambient drone, 60 bpm", bars=4, steps=400)
         c.wait_for(lambda r: r.address == P.PROGRESS and r.params[0] == jid and r.params[1] == "generator", 300)
