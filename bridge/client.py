@@ -41,6 +41,7 @@ class N2mClient:
             self.sock = socket.create_connection((host, port), timeout=timeout)
         self._reader = FrameReader()
         self._pending: deque[Reply] = deque()
+        self._tags = 0
 
     def close(self) -> None:
         self.sock.close()
@@ -119,9 +120,14 @@ class N2mClient:
 
     # -- the namespace -------------------------------------------------------------------------
     def generate(self, prompt: str, timeout: float | None = None, **controls: Any) -> str:
-        """Queue a generation; returns the job id, or raises RuntimeError with the daemon's reason."""
-        args = [prompt] + [f"{k}={v}" for k, v in controls.items() if v is not None]
-        r = self.request(P.GENERATE, *args, reply=P.JOB, timeout=timeout)
+        """Queue a generation; returns the job id, or raises RuntimeError with the daemon's reason.
+        The request carries a tag of its own, so its /n2m/job is told apart from other senders'."""
+        self._tags += 1
+        tag = str(controls.pop("tag", None) or f"c{self.local_port}-{self._tags}")
+        args = [prompt] + [f"{k}={v}" for k, v in controls.items() if v is not None] + [f"tag={tag}"]
+        self.send(P.GENERATE, *args)
+        r = self.wait_for(lambda r: (r.address == P.JOB and len(r.params) > 1 and r.params[1] == tag)
+                          or (r.address == P.ERROR and r.params[:1] == ("",)), timeout)
         if r.address == P.ERROR:
             raise RuntimeError(str(r.params[1] if len(r.params) > 1 else r.params))
         return str(r.params[0])

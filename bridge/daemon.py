@@ -254,7 +254,7 @@ class Daemon:
                 del self._jobs[old]
             self.counters["accepted"] += 1
             # announced under the lock, so /n2m/job reaches the sender before any of its progress
-            self._broadcast(peer, P.JOB, [job.id])
+            self._broadcast(peer, P.JOB, [job.id, job.request.tag])
             self._cond.notify_all()
 
     def _on_cancel(self, args: list[Any], peer: Peer) -> None:

@@ -12,7 +12,7 @@ DEFAULT_QUEUE = 16
 
 # requests (DAW or panel -> daemon)
 TEST = "/n2m/test"  # -> /n2m/test "ok" version model
-GENERATE = "/n2m/generate"  # prompt [bpm key meter bars seed ...] or "key=value" strings -> /n2m/job id
+GENERATE = "/n2m/generate"  # prompt [bpm key bars seed] ["key=value" ...] -> /n2m/job id tag
 CANCEL = "/n2m/cancel"  # id
 STATUS = "/n2m/status"  # -> /n2m/status json
 SUBSCRIBE = "/n2m/subscribe"  # host port
@@ -25,8 +25,8 @@ CLIP_FAVOURITE = "/n2m/clip/favourite"  # path on(0|1) -> /n2m/clip/favourite pa
 CLIP_DELETE = "/n2m/clip/delete"  # path -> /n2m/clip/delete path (the library row; files are the caller's)
 
 # events (daemon -> sender and subscribers)
-JOB = "/n2m/job"  # id
-PROGRESS = "/n2m/progress"  # id stage fraction step steps
+JOB = "/n2m/job"  # id tag (the request's tag= option, "" when none)
+PROGRESS = "/n2m/progress"  # id stage fraction (0-1 over the whole job) step steps
 CLIP_READY = "/n2m/clip/ready"  # id path samplerate bpm bars
 ERROR = "/n2m/error"  # id message   (id is "" when the error is not about a job)
 DONE = "/n2m/done"  # id state ("finished" | "failed" | "cancelled")

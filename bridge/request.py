@@ -26,7 +26,8 @@ SEED_MAX = 2**32 - 1
 CONTROL_KEYS = ("bpm", "key", "mode", "meter", "bars", "seconds")
 OUTPUT_KEYS = ("loop", "format", "samplerate", "lufs", "stretch")
 OPTION_KEYS = frozenset(("prompt", *CONTROL_KEYS, "seed", "variations", "steps", "guidance", "sampler",
-                         "decoder", *OUTPUT_KEYS, "name", "dir"))
+                         "decoder", *OUTPUT_KEYS, "name", "dir", "tag"))
+_TAG_RE = re.compile(r"[A-Za-z0-9_.:-]{0,64}")
 RECORD_VERSION = 1
 _KEY_RE = re.compile(r"^\s*([A-Ga-g])\s*(#|♯|b|♭)?\s*(m|min|minor|maj|major|dorian|mixolydian)?\s*$")
 
@@ -107,6 +108,7 @@ class Request:
     output: PipelineOptions = field(default_factory=PipelineOptions)
     name: str | None = None  # file name stem instead of the prompt's slug
     folder: str | None = None  # a sub-folder of the clip folder (checked by whoever writes there)
+    tag: str = ""  # the sender's own name for the request, echoed in /n2m/job
 
     def validated(self) -> Request:
         """This request checked against the limits above, or RequestError."""
@@ -116,6 +118,8 @@ class Request:
         whole(self.seed, "seed", 0, SEED_MAX)
         if self.steps is not None:
             whole(self.steps, "steps", 1, MAX_STEPS)
+        if not isinstance(self.tag, str) or not _TAG_RE.fullmatch(self.tag):
+            raise RequestError(f"tag {self.tag!r} refused: up to 64 letters, digits, _ . : -")
         if self.guidance is not None:  # its range is the model's (the engine checks it)
             number(self.guidance, "guidance")
         try:
@@ -175,7 +179,7 @@ def from_options(options: Mapping[str, Any], *, song: Controls | None = None,
         sampler=str(opts["sampler"]) if "sampler" in opts else None,
         decoder=str(opts["decoder"]) if "decoder" in opts else None,
         output=out, name=str(opts["name"]) if "name" in opts else None,
-        folder=str(opts["dir"]) if "dir" in opts else None,
+        folder=str(opts["dir"]) if "dir" in opts else None, tag=str(opts.get("tag", "")),
     ).validated()
 
 

@@ -20,6 +20,7 @@ from n2m.bridge.pipeline import process_clip
 
 Send = Callable[[str, list[Any]], None]  # (address, args) to the job's sender and the subscribers
 SHUTDOWN = "the daemon shut down while the job was running"
+GENERATION_SHARE = 0.9  # of a job's progress fraction; the clip pipeline and writing take the rest
 
 
 def restore_job(row: dict[str, Any], library: Library) -> Job:
@@ -41,9 +42,12 @@ def run_job(job: Job, engine: Any, library: Library, send: Send) -> tuple[str, s
     def emit(stage: str, fraction: float, step: int = 0, steps: int = 0) -> None:
         send(P.PROGRESS, [job.id, stage, float(fraction), int(step), int(steps)])
 
-    def progress(d: dict) -> None:
-        emit(str(d.get("stage", "generate")), float(d.get("fraction", 0.0)),
+    def progress(d: dict) -> None:  # the engine's fraction covers generation: scaled to the whole job
+        emit(str(d.get("stage", "generate")), GENERATION_SHARE * float(d.get("fraction", 0.0)),
              int(d.get("step", 0)), int(d.get("steps", 0)))
+
+    def after(share: float) -> float:
+        return GENERATION_SHARE + (1.0 - GENERATION_SHARE) * share
 
     emit("queued", 0.0)
     req = job.request
@@ -64,10 +68,10 @@ def run_job(job: Job, engine: Any, library: Library, send: Send) -> tuple[str, s
     for i, clip in enumerate(clips):
         if job.cancel.is_set():
             return ("failed", SHUTDOWN) if job.shutdown else ("cancelled", None)
-        emit("pipeline", i / max(1, len(clips)))
+        emit("pipeline", after(i / len(clips)))
         try:
             processed = process_clip(clip, req.output)
-            emit("write", (i + 0.5) / max(1, len(clips)))
+            emit("write", after((i + 0.5) / len(clips)))
             files = write_clip(processed, job.out_dir, name=req.name and safe_name(req.name), job_id=job.id)
             library.add_clip(
                 job_id=job.id, idx=processed.index, path=str(files.audio), sidecar=str(files.sidecar),

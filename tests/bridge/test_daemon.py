@@ -342,3 +342,23 @@ def test_favourite_and_delete_reach_the_library(running: Running) -> None:
         assert tuple(c.request(P.CLIP_DELETE, path).params) == (path,)
     assert running.library.clip_by_path(path) is None
     assert Path(path).exists()  # the daemon forgets the row; the files are the caller's
+
+
+def test_the_tag_is_echoed_and_the_fraction_covers_the_whole_job(running: Running) -> None:
+    """Two tagged requests sent back to back: each /n2m/job names its tag; the fraction of each job
+    never goes back over text, generator, cascader, pipeline and write of its two takes, and ends at 1."""
+    with running.client() as c:
+        c.send(P.GENERATE, "first groove", "tag=panel-1", "variations=2", *FAST)
+        c.send(P.GENERATE, "second groove", "tag=panel-2", *FAST)
+        jobs = [c.wait_for(lambda r: r.address == P.JOB) for _ in range(2)]
+        ids = {r.params[1]: r.params[0] for r in jobs}
+        assert set(ids) == {"panel-1", "panel-2"}
+        replies = follow(c, ids["panel-1"])
+        bad = c.request(P.GENERATE, "x", "tag=no spaces", reply=P.JOB)
+    assert bad.address == P.ERROR and "tag" in bad.params[1]
+    progress = [(r.params[1], r.params[2]) for r in replies if r.address == P.PROGRESS]
+    fractions = [f for _, f in progress]
+    print(progress)
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    stages = [s for s, _ in progress]
+    assert stages.index("write") > stages.index("generator") and stages.count("pipeline") == 2
