@@ -353,7 +353,7 @@ def decode_griffin_lim(log_mel: np.ndarray, spec: MelSpec, seeds: list[int], len
     n = log_mel.shape[0]
 
     def one(i: int) -> np.ndarray:
-        return griffin_lim(log_mel[i], spec, seed=seeds[i], length=length, threads=1)
+        return griffin_lim(log_mel[i], spec, seed=seeds[i], length=length)
 
     if n == 1 or threads <= 1:
         return np.stack([one(i) for i in range(n)])

@@ -1,29 +1,18 @@
 """Log-mel to audio without a network: fast Griffin-Lim in numpy (runtime side, no librosa).
 
-The engine's alternative decoder (`decoder="griffin-lim"`): the generator's 80-bin log-mel is
-mapped back to a linear magnitude spectrogram by non-negative least squares against the mel
-filterbank (projected gradient from the pseudo-inverse), and a phase is found by the fast
+The log-mel is mapped back to a linear magnitude spectrogram by non-negative least squares against
+the mel filterbank (projected gradient from the pseudo-inverse), and a phase is found by the fast
 Griffin-Lim algorithm (Perraudin et al. 2013, momentum 0.99) with the same centred, periodic-Hann
 STFT that `features.log_mel` uses, so that ``log_mel(griffin_lim(m))`` comes back close to ``m``.
-Deterministic for a seed (the initial phase).
+Deterministic for a seed (the initial phase). One clip runs on one thread (numpy's FFTs gain
+nothing from a second); the cascade decodes several clips at once instead.
 
-Every step but the overlap-add works frame by frame, so with ``threads > 1`` the frames are cut
-into contiguous blocks run on a thread pool (numpy releases the GIL in its FFT and array loops): the
-same arithmetic on the same frames, so the audio does not depend on the thread count. On the 2-core
-development machine two threads made numpy's FFTs no faster (the array arithmetic did scale), so the
-default is one thread; the engine decodes several variations at once instead.
-
-Within a block one pass per iteration takes each chunk of frames from audio to spectrum (momentum
-step, magnitude swap) and straight back to windowed frames, in buffers allocated once per call: a
-fresh multi-megabyte array per operation cost more in page faults than the FFTs themselves. The
-analysis FFT runs in double precision (numpy's float32 real FFT computes in double anyway, and
-converting on the way in cost more than the transform).
+One pass per iteration takes each chunk of frames from audio to spectrum (momentum step, magnitude
+swap) and straight back to windowed frames, in buffers allocated once per call: a fresh
+multi-megabyte array per operation costs more in page faults than the FFTs themselves.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -62,27 +51,6 @@ def _frame_magnitude(log_mel_t: np.ndarray, spec: MelSpec, iters: int = 30) -> n
         p -= grad
         np.maximum(p, 0.0, out=p)
     return np.sqrt(p, out=p)
-
-
-class _Blocks:
-    """Contiguous blocks of frames and a pool to run one function per block (inline for one)."""
-
-    def __init__(self, frames: int, threads: int) -> None:
-        n = max(1, min(threads, frames // 64 or 1))  # tiny clips are not worth a thread
-        edges = np.linspace(0, frames, n + 1).round().astype(int)
-        self.slices = [slice(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True)]
-        self._pool = ThreadPoolExecutor(n, thread_name_prefix="n2m-gl") if n > 1 else None
-
-    def run(self, fn: Callable[[slice], None]) -> None:
-        if self._pool is None:
-            fn(self.slices[0])
-            return
-        for f in [self._pool.submit(fn, s) for s in self.slices]:
-            f.result()
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown()
 
 
 class _Frames:
@@ -134,79 +102,55 @@ def _scale(z: np.ndarray, s: np.ndarray) -> np.ndarray:
     return out
 
 
-_CHUNK = 128  # frames per pass inside a block: a pass works on ~2.5 MB of buffers, not the whole clip
+_CHUNK = 128  # frames per pass: a pass works on ~2.5 MB of buffers, not the whole clip
 
 
 def griffin_lim(log_mel: np.ndarray, spec: MelSpec = MelSpec(), n_iter: int = 32, momentum: float = 0.99,
-                seed: int = 0, length: int | None = None, threads: int = 1) -> np.ndarray:
-    """float32 mono audio at spec.sample_rate for a [n_mels, frames] log-mel. `threads` (default:
-    one) splits the frame-wise work; the result is the same for any count."""
+                seed: int = 0, length: int | None = None) -> np.ndarray:
+    """float32 mono audio at spec.sample_rate for a [n_mels, frames] log-mel."""
     log_mel = np.asarray(log_mel)
     if log_mel.ndim != 2 or log_mel.shape[0] != spec.n_mels:
         raise ValueError(f"griffin_lim expects [{spec.n_mels}, frames], got {log_mel.shape}")
-    if threads < 1:
-        raise ValueError(f"threads must be at least 1, got {threads}")
     frames = log_mel.shape[1]
     n_fft, bins = spec.n_fft, spec.n_fft // 2 + 1
     length = length if length is not None else frames * spec.hop
     tf = _Frames(spec, frames, length)
-    blocks = _Blocks(frames, threads)
-    try:
-        log_mel_t = np.ascontiguousarray(log_mel.astype(np.float32, copy=False).T)
-        mag = np.empty((frames, bins), np.float32)
+    mag = _frame_magnitude(np.ascontiguousarray(log_mel.astype(np.float32, copy=False).T), spec)
+    phase = np.random.default_rng(seed).random((bins, frames)).T  # the same draws as a [bins, frames] phase
+    start = _scale(np.exp(2j * np.pi * phase).astype(np.complex64), mag)  # mag * e^(i phase)
+    prev = np.zeros((frames, bins), np.complex64)  # fast Griffin-Lim's last rebuilt spectrum
+    windowed = np.empty((frames, n_fft), np.float32)  # the frames the overlap-add sums
+    c = np.float32(momentum / (1.0 + momentum))
+    w, rebuilt = np.empty((_CHUNK, n_fft), np.float64), np.empty((_CHUNK, bins), np.complex128)
+    target, ratio = np.empty((_CHUNK, bins), np.complex64), np.empty((_CHUNK, bins), np.float32)
+    chunks = [(s, min(frames, s + _CHUNK)) for s in range(0, frames, _CHUNK)]
 
-        def solve(b: slice) -> None:
-            mag[b] = _frame_magnitude(log_mel_t[b], spec)
+    def synth(s: int, e: int, spectrum: np.ndarray) -> None:  # spectrum -> windowed frames
+        np.fft.irfft(spectrum, n_fft, axis=1, out=windowed[s:e])
+        windowed[s:e] *= tf.window
 
-        blocks.run(solve)
-        rng = np.random.default_rng(seed)
-        phase = rng.random((bins, frames)).T  # the same draws as a [bins, frames] phase
-        start = _scale(np.exp(2j * np.pi * phase).astype(np.complex64), mag)  # mag * e^(i phase)
-        prev = np.zeros((frames, bins), np.complex64)  # fast Griffin-Lim's last rebuilt spectrum
-        windowed = np.empty((frames, n_fft), np.float32)  # the frames the overlap-add sums
-        c = np.float32(momentum / (1.0 + momentum))
-        # each block's work buffers, made once per call
-        work = {b.start: (np.empty((_CHUNK, n_fft), np.float64), np.empty((_CHUNK, bins), np.complex128),
-                          np.empty((_CHUNK, bins), np.complex64), np.empty((_CHUNK, bins), np.float32))
-                for b in blocks.slices}
+    def iterate(view: np.ndarray) -> None:  # audio frames -> the next target -> windowed frames
+        for s, e in chunks:
+            rows = view[s:e]  # fewer rows where the audio ended before the last frames
+            n, m = rows.shape[0], e - s
+            np.multiply(rows, tf.window, out=w[:n])
+            np.fft.rfft(w[:n], axis=1, out=rebuilt[:n])
+            rebuilt[n:m] = 0
+            t, r, p = target[:m], ratio[:m], prev[s:e]
+            np.multiply(p, -c, out=t)
+            t += rebuilt[:m]  # the momentum step: rebuilt - c * prev
+            p[...] = rebuilt[:m]
+            # the wanted magnitude with the accelerated estimate's phase
+            np.abs(t, out=r)
+            np.maximum(r, 1e-16, out=r)
+            np.divide(mag[s:e], r, out=r)
+            tv = t.view(np.float32)
+            np.multiply(tv[:, 0::2], r, out=tv[:, 0::2])
+            np.multiply(tv[:, 1::2], r, out=tv[:, 1::2])
+            synth(s, e, t)
 
-        def chunks(b: slice):
-            first, stop, _ = b.indices(frames)
-            return [(s, min(stop, s + _CHUNK)) for s in range(first, stop, _CHUNK)]
-
-        def synth(s: int, e: int, spectrum: np.ndarray) -> None:  # spectrum -> windowed frames
-            np.fft.irfft(spectrum, n_fft, axis=1, out=windowed[s:e])
-            windowed[s:e] *= tf.window
-
-        def begin(b: slice) -> None:
-            for s, e in chunks(b):
-                synth(s, e, start[s:e])
-
-        def iterate(b: slice) -> None:  # audio frames -> the next target -> windowed frames
-            w, rebuilt, target, ratio = work[b.start]
-            for s, e in chunks(b):
-                rows = view[s:e]  # fewer rows where the audio ended before the last frames
-                n, m = rows.shape[0], e - s
-                np.multiply(rows, tf.window, out=w[:n])
-                np.fft.rfft(w[:n], axis=1, out=rebuilt[:n])
-                rebuilt[n:m] = 0
-                t, r, p = target[:m], ratio[:m], prev[s:e]
-                np.multiply(p, -c, out=t)
-                t += rebuilt[:m]  # the momentum step: rebuilt - c * prev
-                p[...] = rebuilt[:m]
-                # the wanted magnitude with the accelerated estimate's phase
-                np.abs(t, out=r)
-                np.maximum(r, 1e-16, out=r)
-                np.divide(mag[s:e], r, out=r)
-                tv = t.view(np.float32)
-                np.multiply(tv[:, 0::2], r, out=tv[:, 0::2])
-                np.multiply(tv[:, 1::2], r, out=tv[:, 1::2])
-                synth(s, e, t)
-
-        blocks.run(begin)
-        for _ in range(max(1, n_iter)):
-            view = tf.windows(tf.overlap_add(windowed))
-            blocks.run(iterate)
-        return tf.overlap_add(windowed).astype(np.float32, copy=False)
-    finally:
-        blocks.close()
+    for s, e in chunks:
+        synth(s, e, start[s:e])
+    for _ in range(max(1, n_iter)):
+        iterate(tf.windows(tf.overlap_add(windowed)))
+    return tf.overlap_add(windowed).astype(np.float32, copy=False)

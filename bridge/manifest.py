@@ -39,7 +39,6 @@ MANIFEST_NAME = "manifest.json"
 FORMAT = "n2m-cascade"
 FORMAT_VERSION = 1
 VARIANTS = ("fp32", "fp16", "int8")
-STAGE_ORDER = ("generator", "vocoder")
 # the two routes of the cascade: (generator, cascader) stage names. "mel": text -> log-mel -> 16 kHz
 # audio; "wave": text -> 3.2 kHz audio -> 16 kHz audio. Either may end in an optional "superres"
 # stage (16 kHz -> 48 kHz).

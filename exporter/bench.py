@@ -181,7 +181,7 @@ class TorchCascade:
             from n2m.bridge.griffinlim import griffin_lim
 
             # GeneratorRunner.generate returns the log-mel; one thread per clip, as the engine decodes
-            griffin_lim(mel, seed=seed, threads=1)
+            griffin_lim(mel, seed=seed)
         else:
             self.voc.vocode(mel, seed, steps=voc_steps, sampler=voc_sampler)
         t3 = time.perf_counter()

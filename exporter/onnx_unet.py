@@ -181,6 +181,22 @@ def _rename_axes(model: onnx.ModelProto, stage: str) -> None:
             dim.dim_param = name
 
 
+def strip_node_metadata(proto: onnx.ModelProto) -> int:
+    """Drop the exporter's per-node metadata (stack traces with the exporting machine's paths, FX
+    node names, name scopes) and doc strings; the graph computes the same. Returns nodes cleared."""
+    graphs = [proto.graph, *(f for f in proto.functions)]
+    cleared = 0
+    while graphs:
+        g = graphs.pop()
+        for node in g.node:
+            if len(node.metadata_props) or node.doc_string:
+                del node.metadata_props[:]
+                node.doc_string = ""
+                cleared += 1
+            graphs += [a.g for a in node.attribute if a.type == onnx.AttributeProto.GRAPH]
+    return cleared
+
+
 def stage_name(model: torch.nn.Module) -> str:
     """The stage a UNet1d / Vocoder1d is: generator, wavegen, vocoder, cascader or superres."""
     stage = getattr(getattr(model, "cfg", None), "stage", None)
@@ -213,6 +229,7 @@ def export_stage(model: torch.nn.Module, out_path: str | Path, fused: bool = Tru
         )
     proto = prog.model_proto
     _rename_axes(proto, stage)
+    strip_node_metadata(proto)
     proto.producer_name = "n2m-exporter"
     onnx.checker.check_model(proto)
     out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -355,9 +372,3 @@ def randomize_(model: torch.nn.Module, seed: int, std: float = 0.2) -> torch.nn.
                 fan_in = p[0].numel() if p.ndim > 1 else p.numel()
                 p.copy_(torch.randn(p.shape, generator=g) * std / max(1.0, fan_in) ** 0.5)
     return model
-
-
-def with_tmp_path(suffix: str = ".onnx") -> Path:
-    fd, name = tempfile.mkstemp(suffix=suffix)
-    os.close(fd)
-    return Path(name)

@@ -116,6 +116,6 @@ class AudioCascaderRunner:
 def griffin_lim(log_mel: np.ndarray, spec: MelSpec = MelSpec(), seed: int = 0) -> np.ndarray:
     """The runtime's Griffin-Lim decoder (bridge.griffinlim), kept below full scale as the engine
     keeps its clips."""
-    audio = _griffin_lim(log_mel, spec, seed=seed, threads=1)
+    audio = _griffin_lim(log_mel, spec, seed=seed)
     peak = float(np.abs(audio).max()) if audio.size else 0.0
     return (audio * (0.98 / peak) if peak > 0.98 else audio).astype(np.float32)

@@ -64,19 +64,3 @@ def test_deterministic_for_a_seed_and_bad_shapes_refused():
         griffin_lim(np.zeros(100, np.float32))
     with pytest.raises(ValueError, match=r"expects \[80, frames\]"):
         griffin_lim(np.zeros((64, 10), np.float32))
-
-
-def test_the_thread_count_does_not_change_the_audio():
-    """The frame blocks run on a thread pool; the same frames get the same arithmetic, so 1, 2 and
-    3 threads give the same samples (3 s clip, 151 frames: blocks of 151, 76+75 and 50+51+50), and
-    so does a length that stops short of the last frames."""
-    m = log_mel(_chord(3.0))
-    one = griffin_lim(m, seed=2, n_iter=6, threads=1)
-    for threads in (2, 3):
-        np.testing.assert_array_equal(griffin_lim(m, seed=2, n_iter=6, threads=threads), one)
-    short = m.shape[1] * SPEC.hop - 900
-    np.testing.assert_array_equal(griffin_lim(m, seed=2, n_iter=3, threads=2, length=short),
-                                  griffin_lim(m, seed=2, n_iter=3, threads=1, length=short))
-    # tried: no threads at all
-    with pytest.raises(ValueError, match="threads must be at least 1"):
-        griffin_lim(m, threads=0)

@@ -6,6 +6,7 @@ import itertools
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -83,6 +84,17 @@ def test_manifest_records_export(tiny_model_dir: Path, models) -> None:
         assert s.params == sum(p.numel() for p in models[stage].parameters())
     assert m.vocoder.audio_scale == models["vocoder"].cfg.audio_scale
     assert m.exporter["opset"] == 23 and m.corpus_id == "random-weights"
+
+
+def test_exported_files_carry_no_machine_paths(tiny_model_dir: Path) -> None:
+    """No exporter stack traces or name scopes in the graphs, and no absolute path anywhere in the
+    graphs or the manifest (every variant of every stage, and the text encoder)."""
+    repo = str(Path(__file__).resolve().parents[2])
+    for f in sorted(tiny_model_dir.glob("*.onnx")):
+        proto = onnx.load(str(f), load_external_data=False)
+        assert not any(len(n.metadata_props) or n.doc_string for n in proto.graph.node), f.name
+        assert repo.encode() not in f.read_bytes(), f.name
+    assert repo not in (tiny_model_dir / "manifest.json").read_text()
 
 
 def test_engine_matches_the_torch_cascade(tiny_model_dir: Path, models) -> None:
