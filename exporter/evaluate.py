@@ -522,7 +522,8 @@ def _plots(out: Path, rows: list[dict], styles: list[str], mels: list) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="n2m eval", description="Evaluate a cascade on the evaluation prompt set.")
-    p.add_argument("model", help="ONNX cascade dir, or GEN.pt,VOC.pt (run dirs work), or a dir with generator.pt/vocoder.pt")
+    p.add_argument("model", nargs="?",
+                   help="ONNX cascade dir, or GEN.pt,VOC.pt (run dirs work), or a dir with generator.pt/vocoder.pt")
     p.add_argument("--vocoder", help="vocoder checkpoint or run dir, or 'griffin-lim'")
     p.add_argument("--corpus", default="/work/corpus/v4")
     p.add_argument("--decoder", choices=["cascader", "griffin-lim"],
@@ -537,7 +538,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sampler", choices=["ddim", "dpmpp_2m", "ancestral"],
                    help="generator sampler (default: the model's own, else dpmpp_2m)")
     p.add_argument("--vocoder-steps", type=int, default=12)
-    p.add_argument("--max-seconds", type=float, default=10.0, help="cap on each clip's length")
+    p.add_argument("--max-seconds", type=float,
+                   help="cap on each clip's length (default 10; --ceiling: the whole render)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--precision", choices=["fp32", "int8"],
@@ -546,7 +548,23 @@ def main(argv: list[str] | None = None) -> int:
                    help="measure only the 16 -> 48 kHz superres stage (MODEL: an exported cascade with one, or a "
                         "superres checkpoint) on held-out renders of a corpus built with --audio48k (--corpus)")
     p.add_argument("--superres-seconds", type=float, default=4.0, help="--superres: segment length per clip")
+    p.add_argument("--ceiling", action="store_true",
+                   help="measure MODEL's decoder alone and with an oracle generator on held-out renders "
+                        "(--corpus, --n, default 60) instead of generating: ceiling.json/.md under --out")
+    p.add_argument("--ceiling-spec", action="append", metavar="NAME",
+                   help="also (or, without MODEL, only) measure a named front-end + Griffin-Lim on the same "
+                        "renders: mel80_16k, mel192_44k_ms, mel192_44k_mono (repeat or comma-separate)")
     args = p.parse_args(argv)
+    if args.ceiling_spec:
+        args.ceiling_spec = [n.strip() for v in args.ceiling_spec for n in v.split(",") if n.strip()]
+    if args.ceiling or args.ceiling_spec:
+        from n2m.exporter.eval_ceiling import main_ceiling
+
+        return main_ceiling(args)
+    if not args.model:
+        p.error("MODEL is required (only --ceiling-spec measures without one)")
+    if args.max_seconds is None:
+        args.max_seconds = 10.0
     if args.superres:
         return _main_superres(args)
     opts = EvalOptions(args.steps, args.guidance, args.sampler, args.vocoder_steps, args.max_seconds, args.seed,

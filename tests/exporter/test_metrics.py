@@ -7,7 +7,13 @@ import numpy as np
 import pytest
 
 from n2m.exporter.metrics.notes import in_scale_share, key_from_notes, note_scores
-from n2m.exporter.metrics.spectral import BANDS_HZ, band_lsd, band_name, chroma_scores, energy_above_db
+from n2m.exporter.metrics.spectral import (
+    BANDS_HZ,
+    band_lsd,
+    band_name,
+    chroma_scores,
+    energy_above_db,
+)
 from n2m.exporter.metrics.stereo import lr_correlation, side_mid_db, stereo_scores
 from n2m.exporter.metrics.transcribe import Notes, Transcriber
 
