@@ -9,6 +9,8 @@ Measured, per prompt and in aggregate (JSON + markdown report + plots under --ou
 - tempo adherence: librosa beat tracking; fraction within 4% of the requested BPM (strict) and with
   octave errors allowed (x2, x1/2), median relative error;
 - key adherence: chroma + Krumhansl-Schmuckler profiles; tonic matches or relative major/minor;
+  beside it the key found from Basic Pitch's transcribed notes and the share of those notes in the
+  requested scale (exporter.eval_notes);
 - style adherence: the corpus-trained audio classifier (exporter.classifier) agrees with the
   prompt's style; instrument adherence where the prompt names instruments the classifier knows;
 - Frechet distances on the classifier's embeddings (PCA to a few dimensions, fitted on training
@@ -303,6 +305,10 @@ def evaluate(model, corpus: str | Path, classifier: str | Path, out: str | Path,
     (out / "audio").mkdir(parents=True, exist_ok=True)
     styles = clf.cfg.styles
     spec = MelSpec()
+    from n2m.exporter.eval_notes import NoteMeters
+    from n2m.exporter.eval_notes import summarise as summarise_notes
+
+    note_meters = NoteMeters(log)
 
     rows, gen_emb, mels = [], [], []
     t_start = time.monotonic()
@@ -325,6 +331,7 @@ def evaluate(model, corpus: str | Path, classifier: str | Path, out: str | Path,
             row["tempo"] = tempo_scores(ctl.bpm, row["measured_bpm"])
         if ctl.key:
             row["key_result"] = key_scores(ctl.key, ctl.mode, measure_key(safe, SR, bar_seconds(ctl.bpm, ctl.meter)))
+            row.update(note_meters.clip(safe, SR, ctl.key, ctl.mode))
         mel = log_mel(safe, spec)
         a = clf.analyse_mel(mel)
         row["pred_style"] = styles[int(np.argmax(a["style_probs"]))]
@@ -349,6 +356,7 @@ def evaluate(model, corpus: str | Path, classifier: str | Path, out: str | Path,
     held = reader.clips("test") + reader.clips("val")
     ref_emb, ref_style, oracle = [], [], {"tempo_octave": [], "tempo_strict": [], "key": [], "style": [],
                                           "instruments": []}
+    oracle_notes = []
     for c in held:
         mel = reader.mel(c)
         f = 512
@@ -363,6 +371,7 @@ def evaluate(model, corpus: str | Path, classifier: str | Path, out: str | Path,
         if c.get("key"):
             bar = bar_seconds(c.get("bpm"), c.get("meter"))
             oracle["key"].append(key_scores(c["key"], c.get("mode"), measure_key(audio, SR, bar))["tonic_or_relative"])
+            oracle_notes.append(note_meters.clip(audio, SR, c["key"], c.get("mode")))
         a = clf.analyse_mel(reader.mel(c))
         oracle["style"].append(styles[int(np.argmax(a["style_probs"]))] == c["style"])
         # the instruments an evaluation prompt may name: those of the chord and lead parts
@@ -421,7 +430,9 @@ def evaluate(model, corpus: str | Path, classifier: str | Path, out: str | Path,
         "classifier": clf.info,
         "frechet": fd,
         "sanity": {k2: int(sum(r["sanity"][k2] for r in rows)) for k2 in ("nan", "clipping", "silence", "dc")},
-        "oracle_held_out": {"clips": len(held), **{k2: frac(v) for k2, v in oracle.items()}},
+        "notes": summarise_notes(key_rows),
+        "oracle_held_out": {"clips": len(held), **{k2: frac(v) for k2, v in oracle.items()},
+                            "notes": summarise_notes(oracle_notes)},
         "gen_seconds_per_clip": float(np.mean([r["gen_seconds"] for r in rows])),
         "targets": {"tempo_octave_4pct": 0.8, "key_tonic_or_relative": 0.6, "style_agreement": 0.6,
                     "fjd_over_shuffled": 0.5},
@@ -446,6 +457,8 @@ def _fmt(x) -> str:
 
 
 def _report(s: dict) -> str:
+    from n2m.exporter.eval_notes import report_lines as note_report_lines
+
     fd, t = s["frechet"], s["targets"]
     lines = [
         f"# n2m evaluation: {s['model']}", "",
@@ -458,6 +471,7 @@ def _report(s: dict) -> str:
         f"| key tonic or relative (n={s['key']['n']}) | {_fmt(s['key']['tonic_or_relative'])} | "
         f">= {t['key_tonic_or_relative']} | {_fmt(s['oracle_held_out']['key'])} |",
         f"| key tonic exact | {_fmt(s['key']['tonic'])} | | |",
+        *note_report_lines(s),
         f"| style agreement (classifier) | {_fmt(s['style']['agreement'])} | >= {t['style_agreement']} | "
         f"{_fmt(s['oracle_held_out']['style'])} |",
         f"| instruments named in the prompt detected (n={s['instruments']['n']}) | {_fmt(s['instruments']['agreement'])} | | "
