@@ -152,6 +152,12 @@ def report(s: dict) -> str:
                  *(_f(r[b], 1) for b in bands), _f(r["side_mid_db"], 1), _f(r["lr_corr"]),
                  _f(r["hf_above_8k_db"], 1), _f(r["cost_per_s"], 3)]
         lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "Rows: render = the render itself; reference_16k = the render resampled to 16 kHz mono "
+              "(what mono audio band-limited to 8 kHz keeps, before any decoder); decoder_alone = the model's "
+              "finest representation of the render -> its decoder; oracle_generator = the render in the "
+              "generator's output space -> every stage after the generator; spec:NAME = that front-end + "
+              "Griffin-Lim alone. LSD is floored at -100 dB re full scale, so a band the render barely "
+              "fills (16-22 kHz) scores a small distance even when the output leaves it empty."]
     return "\n".join(lines) + "\n"
 
 
