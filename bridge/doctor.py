@@ -35,7 +35,12 @@ PACKAGES: tuple[tuple[str, str, str, bool], ...] = (
     ("soundfile", "soundfile", "train", False),
     ("soxr", "soxr", "train", False),
     ("matplotlib", "matplotlib", "train", False),
+    ("mir_eval", "mir_eval", "train", False),
+    ("basic_pitch", "basic-pitch", "train", False),
 )
+# packages whose fix is not their extra: basic-pitch goes in without its dependencies (TensorFlow
+# would pin numpy < 2); `n2m eval` transcribes notes with it
+FIXES: dict[str, str] = {"basic-pitch": "bash scripts/setup.sh dev  (or: pip install --no-deps basic-pitch==0.4.0)"}
 
 # (name, path, Debian package)
 SOUNDFONTS: tuple[tuple[str, str, str], ...] = (
@@ -60,8 +65,8 @@ def check_packages() -> list[Check]:
     for mod, pip_name, extra, required in PACKAGES:
         ok = importlib.util.find_spec(mod) is not None
         hint = "pip install ." if extra == "runtime" else f"pip install '.[{extra}]'"
-        out.append(Check("python", pip_name, ok, "installed" if ok else "missing",
-                         "" if ok else f"{hint}  (or: pip install {pip_name})", required))
+        fix = FIXES.get(pip_name, f"{hint}  (or: pip install {pip_name})")
+        out.append(Check("python", pip_name, ok, "installed" if ok else "missing", "" if ok else fix, required))
     return out
 
 

@@ -9,6 +9,8 @@ Measured, per prompt and in aggregate (JSON + markdown report + plots under --ou
 - tempo adherence: librosa beat tracking; fraction within 4% of the requested BPM (strict) and with
   octave errors allowed (x2, x1/2), median relative error;
 - key adherence: chroma + Krumhansl-Schmuckler profiles; tonic matches or relative major/minor;
+  beside it the key found from Basic Pitch's transcribed notes and the share of those notes in the
+  requested scale (exporter.eval_notes);
 - style adherence: the corpus-trained audio classifier (exporter.classifier) agrees with the
   prompt's style; instrument adherence where the prompt names instruments the classifier knows;
 - Frechet distances on the classifier's embeddings (PCA to a few dimensions, fitted on training
@@ -303,6 +305,10 @@ def evaluate(model, corpus: str | Path, classifier: str | Path, out: str | Path,
     (out / "audio").mkdir(parents=True, exist_ok=True)
     styles = clf.cfg.styles
     spec = MelSpec()
+    from n2m.exporter.eval_notes import NoteMeters
+    from n2m.exporter.eval_notes import summarise as summarise_notes
+
+    note_meters = NoteMeters(log)
 
     rows, gen_emb, mels = [], [], []
     t_start = time.monotonic()
@@ -325,6 +331,7 @@ def evaluate(model, corpus: str | Path, classifier: str | Path, out: str | Path,
             row["tempo"] = tempo_scores(ctl.bpm, row["measured_bpm"])
         if ctl.key:
             row["key_result"] = key_scores(ctl.key, ctl.mode, measure_key(safe, SR, bar_seconds(ctl.bpm, ctl.meter)))
+            row.update(note_meters.clip(safe, SR, ctl.key, ctl.mode))
         mel = log_mel(safe, spec)
         a = clf.analyse_mel(mel)
         row["pred_style"] = styles[int(np.argmax(a["style_probs"]))]
@@ -349,6 +356,7 @@ def evaluate(model, corpus: str | Path, classifier: str | Path, out: str | Path,
     held = reader.clips("test") + reader.clips("val")
     ref_emb, ref_style, oracle = [], [], {"tempo_octave": [], "tempo_strict": [], "key": [], "style": [],
                                           "instruments": []}
+    oracle_notes = []
     for c in held:
         mel = reader.mel(c)
         f = 512
@@ -363,6 +371,7 @@ def evaluate(model, corpus: str | Path, classifier: str | Path, out: str | Path,
         if c.get("key"):
             bar = bar_seconds(c.get("bpm"), c.get("meter"))
             oracle["key"].append(key_scores(c["key"], c.get("mode"), measure_key(audio, SR, bar))["tonic_or_relative"])
+            oracle_notes.append(note_meters.clip(audio, SR, c["key"], c.get("mode")))
         a = clf.analyse_mel(reader.mel(c))
         oracle["style"].append(styles[int(np.argmax(a["style_probs"]))] == c["style"])
         # the instruments an evaluation prompt may name: those of the chord and lead parts
@@ -421,7 +430,9 @@ def evaluate(model, corpus: str | Path, classifier: str | Path, out: str | Path,
         "classifier": clf.info,
         "frechet": fd,
         "sanity": {k2: int(sum(r["sanity"][k2] for r in rows)) for k2 in ("nan", "clipping", "silence", "dc")},
-        "oracle_held_out": {"clips": len(held), **{k2: frac(v) for k2, v in oracle.items()}},
+        "notes": summarise_notes(key_rows),
+        "oracle_held_out": {"clips": len(held), **{k2: frac(v) for k2, v in oracle.items()},
+                            "notes": summarise_notes(oracle_notes)},
         "gen_seconds_per_clip": float(np.mean([r["gen_seconds"] for r in rows])),
         "targets": {"tempo_octave_4pct": 0.8, "key_tonic_or_relative": 0.6, "style_agreement": 0.6,
                     "fjd_over_shuffled": 0.5},
@@ -446,6 +457,8 @@ def _fmt(x) -> str:
 
 
 def _report(s: dict) -> str:
+    from n2m.exporter.eval_notes import report_lines as note_report_lines
+
     fd, t = s["frechet"], s["targets"]
     lines = [
         f"# n2m evaluation: {s['model']}", "",
@@ -458,6 +471,7 @@ def _report(s: dict) -> str:
         f"| key tonic or relative (n={s['key']['n']}) | {_fmt(s['key']['tonic_or_relative'])} | "
         f">= {t['key_tonic_or_relative']} | {_fmt(s['oracle_held_out']['key'])} |",
         f"| key tonic exact | {_fmt(s['key']['tonic'])} | | |",
+        *note_report_lines(s),
         f"| style agreement (classifier) | {_fmt(s['style']['agreement'])} | >= {t['style_agreement']} | "
         f"{_fmt(s['oracle_held_out']['style'])} |",
         f"| instruments named in the prompt detected (n={s['instruments']['n']}) | {_fmt(s['instruments']['agreement'])} | | "
@@ -522,7 +536,8 @@ def _plots(out: Path, rows: list[dict], styles: list[str], mels: list) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="n2m eval", description="Evaluate a cascade on the evaluation prompt set.")
-    p.add_argument("model", help="ONNX cascade dir, or GEN.pt,VOC.pt (run dirs work), or a dir with generator.pt/vocoder.pt")
+    p.add_argument("model", nargs="?",
+                   help="ONNX cascade dir, or GEN.pt,VOC.pt (run dirs work), or a dir with generator.pt/vocoder.pt")
     p.add_argument("--vocoder", help="vocoder checkpoint or run dir, or 'griffin-lim'")
     p.add_argument("--corpus", default="/work/corpus/v4")
     p.add_argument("--decoder", choices=["cascader", "griffin-lim"],
@@ -537,7 +552,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sampler", choices=["ddim", "dpmpp_2m", "ancestral"],
                    help="generator sampler (default: the model's own, else dpmpp_2m)")
     p.add_argument("--vocoder-steps", type=int, default=12)
-    p.add_argument("--max-seconds", type=float, default=10.0, help="cap on each clip's length")
+    p.add_argument("--max-seconds", type=float,
+                   help="cap on each clip's length (default 10; --ceiling: the whole render)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--precision", choices=["fp32", "int8"],
@@ -546,7 +562,23 @@ def main(argv: list[str] | None = None) -> int:
                    help="measure only the 16 -> 48 kHz superres stage (MODEL: an exported cascade with one, or a "
                         "superres checkpoint) on held-out renders of a corpus built with --audio48k (--corpus)")
     p.add_argument("--superres-seconds", type=float, default=4.0, help="--superres: segment length per clip")
+    p.add_argument("--ceiling", action="store_true",
+                   help="measure MODEL's decoder alone and with an oracle generator on held-out renders "
+                        "(--corpus, --n, default 60) instead of generating: ceiling.json/.md under --out")
+    p.add_argument("--ceiling-spec", action="append", metavar="NAME",
+                   help="also (or, without MODEL, only) measure a named front-end + Griffin-Lim on the same "
+                        "renders: mel80_16k, mel192_44k_ms, mel192_44k_mono (repeat or comma-separate)")
     args = p.parse_args(argv)
+    if args.ceiling_spec:
+        args.ceiling_spec = [n.strip() for v in args.ceiling_spec for n in v.split(",") if n.strip()]
+    if args.ceiling or args.ceiling_spec:
+        from n2m.exporter.eval_ceiling import main_ceiling
+
+        return main_ceiling(args)
+    if not args.model:
+        p.error("MODEL is required (only --ceiling-spec measures without one)")
+    if args.max_seconds is None:
+        args.max_seconds = 10.0
     if args.superres:
         return _main_superres(args)
     opts = EvalOptions(args.steps, args.guidance, args.sampler, args.vocoder_steps, args.max_seconds, args.seed,

@@ -5,6 +5,7 @@
 #   dev:     everything: panel (Qt), training (torch==2.13.0, corpus tools), tests
 set -euo pipefail
 profile=${1:-runtime}
+BASIC_PITCH_VERSION=0.4.0
 cd "$(dirname "$0")/.."
 
 apt_pkgs=()
@@ -41,5 +42,15 @@ if ! .venv/bin/python -m pip install -q -e "$spec" >"$log" 2>&1; then
   grep -v "is ignored" "$log" | tail -n 40 >&2
   echo "setup.sh: pip install failed (full log: $log)" >&2
   exit 1
+fi
+if [ "$profile" = dev ]; then
+  # Basic Pitch (note transcription for `n2m eval`): its model ships in the wheel as nmp.onnx and
+  # runs on onnxruntime; --no-deps leaves out TensorFlow, which would pin numpy < 2 (pretty_midi,
+  # mir_eval and resampy come with the train extra)
+  if ! .venv/bin/python -m pip install -q --no-deps "basic-pitch==$BASIC_PITCH_VERSION" >>"$log" 2>&1; then
+    grep -v "is ignored" "$log" | tail -n 20 >&2
+    echo "setup.sh: pip install basic-pitch failed (full log: $log)" >&2
+    exit 1
+  fi
 fi
 .venv/bin/n2m --version

@@ -96,6 +96,12 @@ def test_eval_end_to_end_on_tiny_models(tmp_path, capsys):
     assert s["instruments"]["n"] == 2 and 0.0 <= s["instruments"]["agreement"] <= 1.0
     assert [r.get("instruments") for r in data["rows"]] == [None, ["bell"], None, ["bell"]]
     assert s["oracle_held_out"]["instruments"] is not None
+    # the note-based key and scale meters, for the generated clips and the held-out renders
+    assert s["notes"]["n"] == 4 and s["oracle_held_out"]["notes"]["n"] == 4
+    for r in data["rows"]:
+        assert set(r["note_key"]) == {"tonic", "tonic_or_relative", "estimated"}
+    assert s["oracle_held_out"]["notes"]["in_scale_mean"] is not None
+    assert "key from transcribed notes" in (out / "report.md").read_text()
     for k in ("fjd", "fjd_shuffled_prompts", "fjd_floor", "fd_audio"):
         assert np.isfinite(s["frechet"][k])
     assert (out / "report.md").read_text().startswith("# n2m evaluation")
