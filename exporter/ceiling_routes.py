@@ -139,10 +139,13 @@ class _MelRoute:
         """[80, frames] log-mel -> [samples] 16 kHz audio by the chosen decoder."""
         if self.decoder == "griffin-lim":
             return griffin_lim(mel, self.front.spec, n_iter=GL_ITERS, seed=seed, length=length)
+        from n2m.bridge.cascade import per_frame, sample_vocoder
+
         eng = self.engine
-        samples = mel.shape[1] * eng._per_frame(eng.manifest.cascader)
-        audio = eng._cascade(mel[None], 1, samples, [seed], int(eng.manifest.vocoder.default_steps),
-                             lambda *a: None, lambda where: None, {})
+        man = eng.manifest
+        samples = mel.shape[1] * per_frame(man, man.cascader)
+        audio = sample_vocoder(eng.cascade.stages["vocoder"], man.vocoder, mel[None], [seed], samples,
+                               int(man.vocoder.default_steps))
         return audio[0, :length]
 
     def decoder_alone(self, render: np.ndarray, sr: int, seed: int) -> Decoded:
