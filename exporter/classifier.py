@@ -4,7 +4,7 @@ A small 2D CNN over the log-mel (bridge.features, normalised), trained on random
 pooled penultimate layer is the embedding `n2m eval` uses for Frechet distances; its style head
 measures style adherence. Held-out accuracy on the corpus' test split is stored in the checkpoint.
 
-    python -m n2m.exporter.classifier --corpus /work/corpus/v1 --out /work/runs/classifier [--steps N]
+    python -m n2m.exporter.classifier --corpus corpus/v1 --out runs/classifier [--steps N]
 """
 
 from __future__ import annotations

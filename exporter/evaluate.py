@@ -539,10 +539,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("model", nargs="?",
                    help="ONNX cascade dir, or GEN.pt,VOC.pt (run dirs work), or a dir with generator.pt/vocoder.pt")
     p.add_argument("--vocoder", help="vocoder checkpoint or run dir, or 'griffin-lim'")
-    p.add_argument("--corpus", default="/work/corpus/v4")
+    p.add_argument("--corpus", default="corpus/v4")
     p.add_argument("--decoder", choices=["cascader", "griffin-lim"],
                    help="exported cascades: how log-mel becomes audio (default: the model's)")
-    p.add_argument("--classifier", default="/work/runs/classifier/classifier.pt")
+    p.add_argument("--classifier", default="runs/classifier/classifier.pt")
     p.add_argument("--out", default="runs/eval")
     p.add_argument("--n", type=int, help="evaluate N prompts spread evenly over the set (default all)")
     p.add_argument("--tuning-set", action="store_true",

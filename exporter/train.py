@@ -73,7 +73,7 @@ from n2m.exporter.textenc import DEFAULT_MAX_TOKENS, ENCODER_ID, TextCache
 @dataclass
 class TrainConfig:
     model: dict
-    corpus: str = "/work/corpus/v1"
+    corpus: str = "corpus/v1"  # relative to where training runs (the repo root), or --corpus
     batch_size: int = 8
     lr: float = 3e-4
     weight_decay: float = 0.01
