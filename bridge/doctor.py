@@ -70,6 +70,35 @@ def check_packages() -> list[Check]:
     return out
 
 
+ORT_DISTRIBUTIONS = ("onnxruntime", "onnxruntime-gpu")  # both install the module `onnxruntime`
+GPU_FIX = ("bash scripts/setup.sh gpu  (replaces onnxruntime with onnxruntime-gpu, which runs on the CPU "
+           "too; CUDA needs an NVIDIA driver and the CUDA 12 / cuDNN 9 runtime)")
+
+
+def ort_distributions() -> list[str]:
+    """The ONNX Runtime distributions installed in this environment."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = []
+    for dist in ORT_DISTRIBUTIONS:
+        try:
+            version(dist)
+        except PackageNotFoundError:
+            continue
+        found.append(dist)
+    return found
+
+
+def check_ort_distribution(found: list[str]) -> Check:
+    """Exactly one ONNX Runtime distribution: two overwrite each other's files in one module."""
+    if len(found) > 1:
+        return Check("onnxruntime", "one distribution", False, f"both {' and '.join(found)} are installed",
+                     "pip uninstall -y onnxruntime onnxruntime-gpu, then bash scripts/setup.sh gpu "
+                     "(or pip install onnxruntime for CPU only)", True)
+    return Check("onnxruntime", "one distribution", bool(found), found[0] if found else "none", "" if found else
+                 "pip install .", True)
+
+
 def check_onnxruntime() -> list[Check]:
     if importlib.util.find_spec("onnxruntime") is None:
         return [Check("onnxruntime", "providers", False, "onnxruntime is not installed", "pip install .", True)]
@@ -88,7 +117,8 @@ def check_onnxruntime() -> list[Check]:
                  True)]
     out.append(Check("onnxruntime", "accelerated provider", bool(gpu),
                      ", ".join(gpu) if gpu else "none (CPU only: generation works, slower)",
-                     "" if gpu else "optional: pip install onnxruntime-gpu (NVIDIA) for a GPU", False))
+                     "" if gpu else f"optional, for an NVIDIA GPU: {GPU_FIX}", False))
+    out.append(check_ort_distribution(ort_distributions()))
     return out
 
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Set up n2m in this checkout: system packages (Debian, when run as root) and a virtual
-# environment at .venv/. Usage: scripts/setup.sh [runtime|dev]   (default: runtime)
+# environment at .venv/. Usage: scripts/setup.sh [runtime|gpu|dev]   (default: runtime)
 #   runtime: what `n2m generate` and `n2m serve` need (no torch, no Qt)
+#   gpu:     the runtime with onnxruntime-gpu in place of onnxruntime (exactly one of the two:
+#            both install the module `onnxruntime`); it runs on the CPU too
 #   dev:     everything: panel (Qt), training (torch==2.13.0, corpus tools), tests
 set -euo pipefail
 profile=${1:-runtime}
@@ -10,11 +12,11 @@ cd "$(dirname "$0")/.."
 
 apt_pkgs=()
 case "$profile" in
-  runtime) ;;
+  runtime|gpu) ;;
   dev) apt_pkgs=(fluidsynth fluid-soundfont-gm musescore-general-soundfont timgm6mb-soundfont
                  liblo-tools xvfb libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1
                  libdbus-1-3 libsndfile1) ;;
-  *) echo "setup.sh: unknown profile '$profile' (runtime or dev)" >&2; exit 2 ;;
+  *) echo "setup.sh: unknown profile '$profile' (runtime, gpu or dev)" >&2; exit 2 ;;
 esac
 
 if [ ${#apt_pkgs[@]} -gt 0 ]; then
@@ -33,7 +35,7 @@ fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
 case "$profile" in
-  runtime) spec="." ;;
+  runtime|gpu) spec="." ;;
   dev) spec=".[dev]" ;;
 esac
 # pip's output goes to a log, shown only when something fails
@@ -50,6 +52,17 @@ if [ "$profile" = dev ]; then
   if ! .venv/bin/python -m pip install -q --no-deps "basic-pitch==$BASIC_PITCH_VERSION" >>"$log" 2>&1; then
     grep -v "is ignored" "$log" | tail -n 20 >&2
     echo "setup.sh: pip install basic-pitch failed (full log: $log)" >&2
+    exit 1
+  fi
+fi
+if [ "$profile" = gpu ]; then
+  # the same ONNX Runtime release, GPU build; the CPU build leaves first so one distribution owns
+  # the module
+  ort=$(.venv/bin/python -c "import importlib.metadata as m; print(m.version('onnxruntime'))" 2>/dev/null || true)
+  .venv/bin/python -m pip uninstall -q -y onnxruntime >>"$log" 2>&1 || true
+  if ! .venv/bin/python -m pip install -q "onnxruntime-gpu${ort:+==$ort}" >>"$log" 2>&1; then
+    grep -v "is ignored" "$log" | tail -n 20 >&2
+    echo "setup.sh: pip install onnxruntime-gpu failed (full log: $log); for the CPU build: bash scripts/setup.sh" >&2
     exit 1
   fi
 fi

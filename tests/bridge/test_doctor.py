@@ -57,3 +57,16 @@ def test_soundfont_and_fluidsynth_checks_name_debian_packages():
         if not c.ok:
             assert "apt-get install" in c.fix
     assert any(c.name == "fluidsynth" for c in checks)
+
+
+def test_one_onnxruntime_distribution_is_checked() -> None:
+    """Both distributions installed (what pip leaves after `pip install onnxruntime-gpu` beside the
+    runtime's onnxruntime) is refused with the fix; one of either is fine; none is the runtime's fix."""
+    from n2m.bridge.doctor import check_ort_distribution, ort_distributions
+
+    both = check_ort_distribution(["onnxruntime", "onnxruntime-gpu"])
+    assert not both.ok and both.required and "setup.sh gpu" in both.fix
+    assert check_ort_distribution(["onnxruntime-gpu"]).ok and check_ort_distribution(["onnxruntime"]).ok
+    none = check_ort_distribution([])
+    assert not none.ok and none.fix == "pip install ."
+    assert ort_distributions() == ["onnxruntime"]  # this environment: the CPU build alone
