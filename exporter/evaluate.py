@@ -29,233 +29,28 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
-from n2m.bridge.controls import (
-    BEATS_PER_BAR,
-    MODES,
-    TONICS,
-    ControlError,
-    Controls,
-    relative_tonic,
-    tonic_index,
-)
+from n2m.bridge.controls import ControlError, Controls
 from n2m.bridge.features import MelSpec, log_mel
+from n2m.exporter.eval_models import EvalOptions, OnnxCascade, TorchCascade, open_model
+from n2m.exporter.eval_report import _json, _plots, _report
+from n2m.exporter.metrics.adherence import (
+    SR,
+    bar_seconds,
+    frechet,
+    key_scores,
+    measure_key,
+    measure_tempo,
+    sanity,
+    tempo_scores,
+)
 
-SR = 16000
-
-
-
-# ----------------------------------------------------------------------------- analysers
-
-
-def measure_tempo(audio: np.ndarray, sr: int = SR) -> float:
-    import librosa
-
-    if not np.isfinite(audio).all() or np.abs(audio).max() < 1e-6:
-        return 0.0
-    tempo, _ = librosa.beat.beat_track(y=audio.astype(np.float32), sr=sr)
-    return float(np.atleast_1d(tempo)[0])
-
-
-def tempo_scores(requested: float, measured: float) -> dict:
-    if measured <= 0:
-        return {"strict": False, "octave": False, "rel_error": 1.0}
-    rel = abs(measured - requested) / requested
-    octave = min(abs(measured * f - requested) / requested for f in (1.0, 2.0, 0.5))
-    return {"strict": rel <= 0.04, "octave": octave <= 0.04, "rel_error": rel, "octave_rel_error": octave}
-
-
-def measure_key(audio: np.ndarray, sr: int = SR, bar_seconds: float | None = None) -> tuple[int, str]:
-    """(tonic pitch class, "major"|"minor"): the corpus verifier's key finder (chroma against
-    harmonic Krumhansl-Kessler profiles, the bass register's home note, opening and closing bars
-    weighted). On the 51 held-out 10 s renders of corpus v4 it finds the tonic or relative key for
-    0.82 of clips, where plain K-K on mean chroma (the first meter here) found 0.73."""
-    from n2m.exporter.corpus.verify import estimate_key
-
-    return estimate_key(np.asarray(audio, dtype=np.float32), sr, bar_seconds)
-
-
-def bar_seconds(bpm: float | None, meter: str | None) -> float | None:
-    if not bpm:
-        return None
-    return BEATS_PER_BAR[meter or "4/4"] * 60.0 / float(bpm)
-
-
-def parent_major(tonic: int, mode: str) -> int:
-    """The major key sharing the scale (A minor -> C, D dorian -> C, G mixolydian -> C)."""
-    return tonic if mode == "major" else relative_tonic(tonic, mode)
-
-
-def key_scores(req_key: str, req_mode: str | None, est: tuple[int, str]) -> dict:
-    """Tonic match, or the relative key (the same parent major scale) when the mode was asked."""
-    req = tonic_index(req_key)
-    tonic = est[0] == req
-    rel = False
-    if req_mode:
-        rel = parent_major(est[0], est[1]) == parent_major(req, req_mode)
-    return {"tonic": tonic, "tonic_or_relative": tonic or rel, "estimated": f"{TONICS[est[0]]} {est[1]}"}
-
-
-def sanity(audio: np.ndarray) -> dict:
-    finite = bool(np.isfinite(audio).all())
-    a = np.nan_to_num(audio)
-    rms = float(np.sqrt(np.mean(a**2))) if a.size else 0.0
-    return {
-        "nan": not finite,
-        "clipping": float(np.mean(np.abs(a) >= 0.999)) > 1e-3,
-        "silence": rms < 1e-3,  # below -60 dBFS
-        "dc": abs(float(np.mean(a))) > 0.01,
-        "rms_dbfs": 20 * np.log10(max(rms, 1e-10)),
-        "peak": float(np.abs(a).max()) if a.size else 0.0,
-    }
-
-
-def frechet(a: np.ndarray, b: np.ndarray, eps: float = 1e-6) -> float:
-    """Frechet distance between Gaussians fitted to the rows of a and b.
-
-    tr sqrt(C1 C2) is computed as the trace of sqrt(S C2 S) with S = C1^(1/2) (symmetric, so
-    eigvalsh is stable even for the rank-deficient covariances of small sets).
-    """
-    if len(a) < 2 or len(b) < 2:
-        return float("nan")
-    mu1, mu2 = a.mean(0), b.mean(0)
-    c1 = np.atleast_2d(np.cov(a, rowvar=False)) + eps * np.eye(a.shape[1])
-    c2 = np.atleast_2d(np.cov(b, rowvar=False)) + eps * np.eye(b.shape[1])
-    w, v = np.linalg.eigh(c1)
-    s = (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
-    tr_sqrt = float(np.sum(np.sqrt(np.clip(np.linalg.eigvalsh(s @ c2 @ s), 0.0, None))))
-    return float(np.sum((mu1 - mu2) ** 2) + np.trace(c1) + np.trace(c2) - 2.0 * tr_sqrt)
-
-
-# ----------------------------------------------------------------------------- generators
-
-
-@dataclass
-class EvalOptions:
-    # None: an exported cascade's own defaults (its manifest: what `n2m generate` uses); for
-    # checkpoints, those `n2m export` writes by default (25 steps, guidance 3, dpmpp_2m)
-    steps: int | None = None
-    guidance: float | None = None
-    sampler: str | None = None
-    vocoder_steps: int = 12
-    max_seconds: float = 10.0
-    seed: int = 0
-    decoder: str | None = None  # exported cascades: "cascader" | "griffin-lim" (None = the model's)
-
-
-class TorchCascade:
-    """Checkpoints run in torch with the numpy samplers (exporter.models.pipeline)."""
-
-    def __init__(self, generator: str | Path, vocoder: str | Path | None, opts: EvalOptions) -> None:
-        from n2m.exporter.models.pipeline import GeneratorRunner, VocoderRunner, load_checkpoint
-        from n2m.exporter.textenc import TextCache
-
-        gen, ck = load_checkpoint(_ckpt_path(generator))
-        if ck["stage"] != "generator":
-            raise ValueError(f"{generator} is a {ck['stage']} checkpoint, expected the generator")
-        self.gen = GeneratorRunner(gen, TextCache(max_tokens=int(ck.get("text_max_tokens", 40))))
-        self.voc = None
-        if vocoder is not None:
-            voc, vk = load_checkpoint(_ckpt_path(vocoder))
-            if vk["stage"] != "vocoder":
-                raise ValueError(f"{vocoder} is a {vk['stage']} checkpoint, expected the vocoder")
-            self.voc = VocoderRunner(voc)
-        opts.steps = 25 if opts.steps is None else opts.steps
-        opts.guidance = 3.0 if opts.guidance is None else opts.guidance
-        opts.sampler = opts.sampler or "dpmpp_2m"
-        self.opts = opts
-        self.id = f"torch:{generator}+{vocoder or 'griffin-lim'}"
-
-    def __call__(self, prompt: str, controls: Controls, seconds: float, seed: int) -> np.ndarray:
-        from n2m.exporter.models.pipeline import SampleOptions, frames_for, griffin_lim
-
-        o = self.opts
-        frames = frames_for(seconds, self.gen.cfg.frame_multiple)
-        mel = self.gen.generate(prompt, controls, frames, seed,
-                                SampleOptions(steps=o.steps, guidance=o.guidance, sampler=o.sampler))
-        if self.voc is None:
-            audio = griffin_lim(mel)
-        else:
-            audio = self.voc.vocode(mel, seed=seed, steps=o.vocoder_steps, sampler=o.sampler)
-        return audio[: int(round(seconds * SR))]
-
-
-class OnnxCascade:
-    """An exported cascade run by the runtime engine (n2m.bridge.engine)."""
-
-    def __init__(self, model_dir: str | Path, opts: EvalOptions, threads: int | None,
-                 precision: str | None = None) -> None:
-        from n2m.bridge.engine import Engine
-
-        self.engine = Engine.load(model_dir, provider="cpu", threads=threads, precision=precision)
-        gen = self.engine.manifest.generator
-        opts.steps = gen.default_steps if opts.steps is None else opts.steps
-        opts.guidance = (gen.guidance.default if gen.guidance else 1.0) if opts.guidance is None else opts.guidance
-        opts.sampler = opts.sampler or gen.default_sampler
-        opts.decoder = opts.decoder or self.engine.manifest.default_decoder
-        self.opts = opts  # resolved, so the report says what ran
-        self.id = f"onnx:{model_dir}" + (f"+{opts.decoder}" if opts.decoder else "")
-        if precision:
-            used = sorted(set(self.engine.variants.values()))
-            self.id += f"@{'/'.join(used)}"
-
-    def __call__(self, prompt: str, controls: Controls, seconds: float, seed: int) -> np.ndarray:
-        from dataclasses import replace
-
-        from n2m.bridge.engine import Request
-
-        c = replace(controls, bars=None, seconds=seconds).validated()
-        clip = self.engine.generate(Request(prompt, c, seed, steps=self.opts.steps,
-                                                      guidance=self.opts.guidance,
-                                                      sampler=self.opts.sampler,
-                                                      decoder=self.opts.decoder))[0]
-        if clip.sample_rate != SR:
-            import soxr
-
-            return soxr.resample(clip.audio, clip.sample_rate, SR).astype(np.float32)
-        return clip.audio
-
-
-def _ckpt_path(p: str | Path) -> Path:
-    p = Path(p)
-    return p / "last.pt" if p.is_dir() else p
-
-
-def open_model(model: str, vocoder: str | None, opts: EvalOptions, threads: int | None,
-               precision: str | None = None):
-    path = Path(model)
-    if path.is_dir() and (path / "manifest.json").is_file():
-        if vocoder == "griffin-lim":
-            opts.decoder = "griffin-lim"
-        elif vocoder:
-            raise ValueError("an exported cascade brings its own vocoder: --vocoder takes only "
-                             "'griffin-lim' with it (or use --decoder)")
-        return OnnxCascade(path, opts, threads, precision)
-    if precision:
-        raise ValueError("--precision chooses among an exported cascade's graphs; give its folder")
-    if "," in model:
-        gen, voc = model.split(",", 1)
-    elif path.is_dir() and (path / "generator.pt").is_file():
-        gen, voc = str(path / "generator.pt"), str(path / "vocoder.pt")
-    else:
-        gen, voc = model, None
-    if vocoder == "griffin-lim":
-        voc = None
-    elif vocoder:
-        voc = vocoder
-    for p in (gen, voc):
-        if p is not None and not _ckpt_path(p).is_file():
-            raise FileNotFoundError(f"{_ckpt_path(p)} not found")
-    if voc is None and vocoder != "griffin-lim":
-        raise ValueError("give the vocoder too: MODEL as GEN.pt,VOC.pt, or --vocoder PATH|griffin-lim")
-    return TorchCascade(gen, voc, opts)
-
-
-# ----------------------------------------------------------------------------- the evaluation
+__all__ = ["EvalOptions", "OnnxCascade", "TorchCascade", "evaluate", "frechet", "key_scores", "main",
+           "measure_key", "measure_tempo", "open_model", "prompt_subset", "sanity", "tempo_scores"]
 
 
 def prompt_controls(p: dict) -> Controls:
@@ -294,6 +89,7 @@ def evaluate(model, corpus: str | Path, classifier: str | Path, out: str | Path,
     settings (e.g. guidance) without looking at the reported set."""
     from n2m.exporter.classifier import ClipClassifier
     from n2m.exporter.corpus.reader import CorpusReader
+    from n2m.exporter.eval_notes import NoteMeters
 
     reader = CorpusReader(corpus)
     clf = ClipClassifier.load(classifier)
@@ -303,60 +99,72 @@ def evaluate(model, corpus: str | Path, classifier: str | Path, out: str | Path,
     prompts = prompt_subset(prompts, n, held_out_of_n)
     out = Path(out)
     (out / "audio").mkdir(parents=True, exist_ok=True)
-    styles = clf.cfg.styles
-    spec = MelSpec()
-    from n2m.exporter.eval_notes import NoteMeters
-    from n2m.exporter.eval_notes import summarise as summarise_notes
-
-    note_meters = NoteMeters(log)
-
+    notes = NoteMeters(log)
     rows, gen_emb, mels = [], [], []
     t_start = time.monotonic()
     for i, p in enumerate(prompts):
-        text = p.get("prompt") or p.get("text") or ""
-        try:
-            ctl = prompt_controls(p).validated()
-        except ControlError:
-            ctl = Controls()
-        seconds = min(opts.max_seconds, ctl.duration(opts.max_seconds))
-        t0 = time.monotonic()
-        audio = np.asarray(model(text, ctl, seconds, opts.seed + i), dtype=np.float32)
-        gen_s = time.monotonic() - t0
-        row: dict = {"i": i, "prompt": text, "style": p.get("style"), "bpm": ctl.bpm, "key": ctl.key,
-                     "mode": ctl.mode, "meter": ctl.meter, "seconds": seconds, "gen_seconds": gen_s}
-        row["sanity"] = sanity(audio)
-        safe = np.nan_to_num(audio)
-        if ctl.bpm:
-            row["measured_bpm"] = measure_tempo(safe)
-            row["tempo"] = tempo_scores(ctl.bpm, row["measured_bpm"])
-        if ctl.key:
-            row["key_result"] = key_scores(ctl.key, ctl.mode, measure_key(safe, SR, bar_seconds(ctl.bpm, ctl.meter)))
-            row.update(note_meters.clip(safe, SR, ctl.key, ctl.mode))
-        mel = log_mel(safe, spec)
-        a = clf.analyse_mel(mel)
-        row["pred_style"] = styles[int(np.argmax(a["style_probs"]))]
-        row["style_ok"] = row["pred_style"] == p.get("style")
-        named = [x for x in (p.get("instruments") or []) if x in clf.cfg.instruments]
-        if not p.get("instruments"):  # prompt sets without the field: names found in the text
-            named = [inst for inst in clf.cfg.instruments if inst.lower() in text.lower()]
-        if named:
-            row["instruments"] = named
-            row["instrument_ok"] = all(a["inst_probs"][clf.cfg.instruments.index(x)] > 0.5 for x in named)
-        gen_emb.append(a["embedding"])
-        if i < 8:
-            mels.append((text, mel))
-            import soundfile as sf
-
-            sf.write(str(out / "audio" / f"{i:03d}.wav"), np.clip(safe, -1, 1), SR)
+        row, emb, mel = _prompt_row(model, clf, notes, p, i, opts, out)
         rows.append(row)
+        gen_emb.append(emb)
+        if i < 8:
+            mels.append((row["prompt"], mel))
         el = time.monotonic() - t_start
-        log(f"eval {i + 1}/{len(prompts)} {gen_s:.1f}s/clip eta {el / (i + 1) * (len(prompts) - i - 1):.0f}s")
-
-    # held-out references and the oracle run of the analysers
+        log(f"eval {i + 1}/{len(prompts)} {row['gen_seconds']:.1f}s/clip eta {el / (i + 1) * (len(prompts) - i - 1):.0f}s")
     held = reader.clips("test") + reader.clips("val")
-    ref_emb, ref_style, oracle = [], [], {"tempo_octave": [], "tempo_strict": [], "key": [], "style": [],
-                                          "instruments": []}
-    oracle_notes = []
+    ref_emb, ref_style, oracle = _held_out(reader, held, clf, notes, opts)
+    fd = _frechet_distances(reader, clf, np.array(gen_emb), [r["style"] for r in rows], np.array(ref_emb),
+                            ref_style, opts.seed)
+    summary = _summary(model, reader, rows, clf, fd, oracle, len(held), opts)
+    (out / "eval.json").write_text(json.dumps({"summary": summary, "rows": rows}, indent=1, default=_json))
+    _plots(out, rows, clf.cfg.styles, mels)
+    (out / "report.md").write_text(_report(summary))
+    return summary
+
+
+def _prompt_row(model, clf, notes, p: dict, i: int, opts: EvalOptions, out: Path) -> tuple[dict, np.ndarray, np.ndarray]:
+    """One prompt generated and measured: (row, classifier embedding, log-mel)."""
+    text = p.get("prompt") or p.get("text") or ""
+    try:
+        ctl = prompt_controls(p).validated()
+    except ControlError:
+        ctl = Controls()
+    seconds = min(opts.max_seconds, ctl.duration(opts.max_seconds))
+    t0 = time.monotonic()
+    audio = np.asarray(model(text, ctl, seconds, opts.seed + i), dtype=np.float32)
+    row: dict = {"i": i, "prompt": text, "style": p.get("style"), "bpm": ctl.bpm, "key": ctl.key,
+                 "mode": ctl.mode, "meter": ctl.meter, "seconds": seconds, "gen_seconds": time.monotonic() - t0}
+    row["sanity"] = sanity(audio)
+    safe = np.nan_to_num(audio)
+    if ctl.bpm:
+        row["measured_bpm"] = measure_tempo(safe)
+        row["tempo"] = tempo_scores(ctl.bpm, row["measured_bpm"])
+    if ctl.key:
+        row["key_result"] = key_scores(ctl.key, ctl.mode, measure_key(safe, SR, bar_seconds(ctl.bpm, ctl.meter)))
+        row.update(notes.clip(safe, SR, ctl.key, ctl.mode))
+    mel = log_mel(safe, MelSpec())
+    a = clf.analyse_mel(mel)
+    styles, instruments = clf.cfg.styles, clf.cfg.instruments
+    row["pred_style"] = styles[int(np.argmax(a["style_probs"]))]
+    row["style_ok"] = row["pred_style"] == p.get("style")
+    named = [x for x in (p.get("instruments") or []) if x in instruments]
+    if not p.get("instruments"):  # prompt sets without the field: names found in the text
+        named = [inst for inst in instruments if inst.lower() in text.lower()]
+    if named:
+        row["instruments"] = named
+        row["instrument_ok"] = all(a["inst_probs"][instruments.index(x)] > 0.5 for x in named)
+    if i < 8:
+        import soundfile as sf
+
+        sf.write(str(out / "audio" / f"{i:03d}.wav"), np.clip(safe, -1, 1), SR)
+    return row, a["embedding"], mel
+
+
+def _held_out(reader, held: list[dict], clf, notes, opts: EvalOptions) -> tuple[list, list, dict]:
+    """The held-out renders: their embeddings (10 s windows) and styles, and the analysers run on
+    them against their own labels (the oracle)."""
+    styles, instruments = clf.cfg.styles, clf.cfg.instruments
+    ref_emb, ref_style = [], []
+    oracle: dict = {"tempo_octave": [], "tempo_strict": [], "key": [], "style": [], "instruments": [], "notes": []}
     for c in held:
         mel = reader.mel(c)
         f = 512
@@ -371,167 +179,85 @@ def evaluate(model, corpus: str | Path, classifier: str | Path, out: str | Path,
         if c.get("key"):
             bar = bar_seconds(c.get("bpm"), c.get("meter"))
             oracle["key"].append(key_scores(c["key"], c.get("mode"), measure_key(audio, SR, bar))["tonic_or_relative"])
-            oracle_notes.append(note_meters.clip(audio, SR, c["key"], c.get("mode")))
-        a = clf.analyse_mel(reader.mel(c))
+            oracle["notes"].append(notes.clip(audio, SR, c["key"], c.get("mode")))
+        a = clf.analyse_mel(mel)
         oracle["style"].append(styles[int(np.argmax(a["style_probs"]))] == c["style"])
         # the instruments an evaluation prompt may name: those of the chord and lead parts
         for role, inst in zip(c.get("roles") or [], c.get("instruments") or [], strict=False):
-            if role in ("comp", "lead") and inst in clf.cfg.instruments:
-                oracle["instruments"].append(bool(a["inst_probs"][clf.cfg.instruments.index(inst)] > 0.5))
+            if role in ("comp", "lead") and inst in instruments:
+                oracle["instruments"].append(bool(a["inst_probs"][instruments.index(inst)] > 0.5))
+    return ref_emb, ref_style, oracle
+
+
+def _frechet_distances(reader, clf, gen_e: np.ndarray, gen_styles: list, ref_e: np.ndarray, ref_style: list,
+                       seed: int) -> dict:
+    """FD (audio only) and the prompt-aware FJD of the generated clips against the held-out windows,
+    with their floors (held-out against held-out) and the shuffled-prompt reference, in a PCA space
+    fitted on training renders."""
     train_emb, train_style = [], []
     for c in reader.clips("train")[:300]:
         train_emb.append(clf.analyse_mel(reader.mel(c)[:, :512])["embedding"])
         train_style.append(c["style"])
-    train_emb_a = np.array(train_emb)
-    k = int(min(8, max(2, len(ref_emb) // 4)))
-    mu, proj = _pca(train_emb_a, k)
+    train_a = np.array(train_emb)
+    k = int(min(8, max(2, len(ref_e) // 4)))
+    mu, proj = _pca(train_a, k)
 
-    def P(x):
+    def proj_(x):
         return (np.asarray(x) - mu) @ proj
 
-    style_mean = {s: P(train_emb_a[[t == s for t in train_style]]).mean(0) for s in set(train_style)}
+    style_mean = {s: proj_(train_a[[t == s for t in train_style]]).mean(0) for s in set(train_style)}
     zero = np.zeros(k)
 
     def joint(emb, labels):
-        return np.concatenate([P(emb), np.stack([style_mean.get(s, zero) for s in labels])], axis=1)
+        return np.concatenate([proj_(emb), np.stack([style_mean.get(s, zero) for s in labels])], axis=1)
 
-    gen_e, ref_e = np.array(gen_emb), np.array(ref_emb)
-    gen_styles = [r["style"] for r in rows]
-    rng = np.random.default_rng(opts.seed)
-    shuffled = list(rng.permutation(gen_styles))
+    shuffled = list(np.random.default_rng(seed).permutation(gen_styles))
     half = np.arange(len(ref_e)) % 2 == 0
     ref_styles_a = np.array(ref_style)
-    fd = {
+    return {
         "dims": k, "generated": len(gen_e), "held_out_windows": len(ref_e),
-        "fd_audio": frechet(P(gen_e), P(ref_e)),
-        "fd_audio_floor": frechet(P(ref_e[half]), P(ref_e[~half])),
+        "fd_audio": frechet(proj_(gen_e), proj_(ref_e)),
+        "fd_audio_floor": frechet(proj_(ref_e[half]), proj_(ref_e[~half])),
         "fjd": frechet(joint(gen_e, gen_styles), joint(ref_e, ref_style)),
         "fjd_shuffled_prompts": frechet(joint(gen_e, shuffled), joint(ref_e, ref_style)),
         "fjd_floor": frechet(joint(ref_e[half], ref_styles_a[half]), joint(ref_e[~half], ref_styles_a[~half])),
     }
 
-    def frac(xs):
-        xs = list(xs)
-        return float(np.mean(xs)) if xs else None
+
+def _frac(xs) -> float | None:
+    xs = list(xs)
+    return float(np.mean(xs)) if xs else None
+
+
+def _summary(model, reader, rows: list[dict], clf, fd: dict, oracle: dict, held: int, opts: EvalOptions) -> dict:
+    from n2m.exporter.eval_notes import summarise as summarise_notes
 
     tempo_rows = [r for r in rows if "tempo" in r]
     key_rows = [r for r in rows if "key_result" in r]
     inst_rows = [r for r in rows if "instrument_ok" in r]
+    oracle_notes = oracle.pop("notes")
     summary = {
         "model": getattr(model, "id", str(model)), "corpus_id": reader.info.get("id"),
         "prompts": len(rows), "options": asdict(opts),
-        "tempo": {"n": len(tempo_rows), "strict_4pct": frac(r["tempo"]["strict"] for r in tempo_rows),
-                  "octave_4pct": frac(r["tempo"]["octave"] for r in tempo_rows),
+        "tempo": {"n": len(tempo_rows), "strict_4pct": _frac(r["tempo"]["strict"] for r in tempo_rows),
+                  "octave_4pct": _frac(r["tempo"]["octave"] for r in tempo_rows),
                   "median_rel_error": float(np.median([r["tempo"]["rel_error"] for r in tempo_rows])) if tempo_rows else None},
-        "key": {"n": len(key_rows), "tonic": frac(r["key_result"]["tonic"] for r in key_rows),
-                "tonic_or_relative": frac(r["key_result"]["tonic_or_relative"] for r in key_rows)},
-        "style": {"n": len(rows), "agreement": frac(r["style_ok"] for r in rows)},
-        "instruments": {"n": len(inst_rows), "agreement": frac(r["instrument_ok"] for r in inst_rows)},
+        "key": {"n": len(key_rows), "tonic": _frac(r["key_result"]["tonic"] for r in key_rows),
+                "tonic_or_relative": _frac(r["key_result"]["tonic_or_relative"] for r in key_rows)},
+        "style": {"n": len(rows), "agreement": _frac(r["style_ok"] for r in rows)},
+        "instruments": {"n": len(inst_rows), "agreement": _frac(r["instrument_ok"] for r in inst_rows)},
         "classifier": clf.info,
         "frechet": fd,
-        "sanity": {k2: int(sum(r["sanity"][k2] for r in rows)) for k2 in ("nan", "clipping", "silence", "dc")},
+        "sanity": {k: int(sum(r["sanity"][k] for r in rows)) for k in ("nan", "clipping", "silence", "dc")},
         "notes": summarise_notes(key_rows),
-        "oracle_held_out": {"clips": len(held), **{k2: frac(v) for k2, v in oracle.items()},
+        "oracle_held_out": {"clips": held, **{k: _frac(v) for k, v in oracle.items()},
                             "notes": summarise_notes(oracle_notes)},
         "gen_seconds_per_clip": float(np.mean([r["gen_seconds"] for r in rows])),
         "targets": {"tempo_octave_4pct": 0.8, "key_tonic_or_relative": 0.6, "style_agreement": 0.6,
                     "fjd_over_shuffled": 0.5},
     }
     summary["fjd_over_shuffled"] = fd["fjd"] / fd["fjd_shuffled_prompts"] if fd["fjd_shuffled_prompts"] > 0 else None
-    (out / "eval.json").write_text(json.dumps({"summary": summary, "rows": rows}, indent=1, default=_json))
-    _plots(out, rows, styles, mels)
-    (out / "report.md").write_text(_report(summary))
     return summary
-
-
-def _json(o):
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(type(o).__name__)
-
-
-def _fmt(x) -> str:
-    return "n/a" if x is None else (f"{x:.2f}" if isinstance(x, float) else str(x))
-
-
-def _report(s: dict) -> str:
-    from n2m.exporter.eval_notes import report_lines as note_report_lines
-
-    fd, t = s["frechet"], s["targets"]
-    lines = [
-        f"# n2m evaluation: {s['model']}", "",
-        f"Corpus {s['corpus_id']}, {s['prompts']} evaluation prompts, options {s['options']}.", "",
-        "| measure | value | target | held-out renders (oracle) |", "|---|---|---|---|",
-        f"| tempo within 4%, octave errors allowed (n={s['tempo']['n']}) | {_fmt(s['tempo']['octave_4pct'])} | "
-        f">= {t['tempo_octave_4pct']} | {_fmt(s['oracle_held_out']['tempo_octave'])} |",
-        f"| tempo within 4%, strict | {_fmt(s['tempo']['strict_4pct'])} | | {_fmt(s['oracle_held_out']['tempo_strict'])} |",
-        f"| tempo median relative error | {_fmt(s['tempo']['median_rel_error'])} | | |",
-        f"| key tonic or relative (n={s['key']['n']}) | {_fmt(s['key']['tonic_or_relative'])} | "
-        f">= {t['key_tonic_or_relative']} | {_fmt(s['oracle_held_out']['key'])} |",
-        f"| key tonic exact | {_fmt(s['key']['tonic'])} | | |",
-        *note_report_lines(s),
-        f"| style agreement (classifier) | {_fmt(s['style']['agreement'])} | >= {t['style_agreement']} | "
-        f"{_fmt(s['oracle_held_out']['style'])} |",
-        f"| instruments named in the prompt detected (n={s['instruments']['n']}) | {_fmt(s['instruments']['agreement'])} | | "
-        f"{_fmt(s['oracle_held_out'].get('instruments'))} |",
-        f"| FJD (prompt-aware Frechet) | {_fmt(fd['fjd'])} | <= 0.5 x shuffled | floor {_fmt(fd['fjd_floor'])} |",
-        f"| FJD, shuffled prompts | {_fmt(fd['fjd_shuffled_prompts'])} | | |",
-        f"| FJD / shuffled | {_fmt(s['fjd_over_shuffled'])} | <= {t['fjd_over_shuffled']} | |",
-        f"| FD audio only vs held-out | {_fmt(fd['fd_audio'])} | | floor {_fmt(fd['fd_audio_floor'])} |",
-        "",
-        f"Classifier held-out: {json.dumps(s['classifier'].get('test'))}",
-        f"Sanity failures (clips): {s['sanity']}. Generation: {s['gen_seconds_per_clip']:.1f} s per clip.",
-        f"Frechet distances on {fd['dims']}-d PCA of classifier embeddings; {fd['generated']} generated clips, "
-        f"{fd['held_out_windows']} held-out windows.", "",
-        "Plots: confusion.png (requested vs classified style), tempo.png, spectrograms.png; audio/ has the first clips.",
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def _plots(out: Path, rows: list[dict], styles: list[str], mels: list) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    idx = {s: i for i, s in enumerate(styles)}
-    cm = np.zeros((len(styles), len(styles)), dtype=int)
-    for r in rows:
-        if r["style"] in idx:
-            cm[idx[r["style"]], idx[r["pred_style"]]] += 1
-    fig, ax = plt.subplots(figsize=(8, 7))
-    ax.imshow(cm, cmap="Blues")
-    ax.set_xticks(range(len(styles)), styles, rotation=90, fontsize=7)
-    ax.set_yticks(range(len(styles)), styles, fontsize=7)
-    ax.set_xlabel("classified")
-    ax.set_ylabel("requested")
-    fig.tight_layout()
-    fig.savefig(out / "confusion.png", dpi=90)
-    plt.close(fig)
-    tr = [r for r in rows if "measured_bpm" in r]
-    fig, ax = plt.subplots(figsize=(5, 5))
-    if tr:
-        req = [r["bpm"] for r in tr]
-        ax.scatter(req, [r["measured_bpm"] for r in tr], s=10)
-        xs = np.linspace(min(req), max(req), 10)
-        for f in (1.0, 2.0, 0.5):
-            ax.plot(xs, xs * f, "k--" if f == 1 else "k:", lw=0.7)
-    ax.set_xlabel("requested bpm")
-    ax.set_ylabel("measured bpm")
-    fig.tight_layout()
-    fig.savefig(out / "tempo.png", dpi=90)
-    plt.close(fig)
-    if mels:
-        fig, axes = plt.subplots(len(mels), 1, figsize=(9, 1.8 * len(mels)), squeeze=False)
-        for ax, (text, mel) in zip(axes[:, 0], mels, strict=True):
-            ax.imshow(mel, origin="lower", aspect="auto", cmap="magma")
-            ax.set_title(text[:90], fontsize=7)
-            ax.set_axis_off()
-        fig.tight_layout()
-        fig.savefig(out / "spectrograms.png", dpi=80)
-        plt.close(fig)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -624,5 +350,3 @@ def _main_superres(args) -> int:
     print(f"report: {Path(args.out) / 'superres.md'}", file=sys.stderr)
     return 0
 
-
-__all__ = ["evaluate", "main", "measure_key", "measure_tempo", "frechet", "sanity", "MODES"]
