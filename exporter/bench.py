@@ -9,8 +9,8 @@
 Same weights, same steps, same sampler for every backend. The ORT backends run the real runtime
 (`bridge.engine.Engine`) on two model folders that differ only in the U-Net graphs: "fused"
 (opset 23 Attention, InstanceNorm GroupNorm: what `n2m export` ships) and "unfused" (opset 18
-stock translation: MatMul/Softmax attention, decomposed GroupNorm). Torch eager runs the
-training-side pipeline (exporter.models.pipeline), which a test shows computes the same audio.
+stock translation: MatMul/Softmax attention, decomposed GroupNorm). Torch eager runs the same
+cascade code (bridge.cascade) over the checkpoints' torch modules (exporter.models.cascade).
 
 Reported per backend and clip length (10 s and 30 s): per-stage and end-to-end seconds (medians
 of interleaved repeats, the order rotated each repeat because the machine drifts), real-time
@@ -29,7 +29,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from dataclasses import replace
@@ -37,8 +36,16 @@ from pathlib import Path
 
 import numpy as np
 
+from n2m.exporter.bench_measure import (  # noqa: F401 - part of the bench's interface
+    PROMPT,
+    _cpu_ticks,
+    _with_steal,
+    matmul_peak_gflops,
+    runtime_peak_rss,
+    stage_flops,
+)
+
 CLIP_SECONDS = (10.0, 30.0)
-PROMPT = "dusty boom-bap beat with rhodes chords, 88 bpm, A minor"
 BACKENDS = ("torch_eager", "ort_unfused", "ort_fused", "ort_fused_conv2d")
 
 
@@ -100,92 +107,35 @@ def _conv2d_dir(fused_dir: Path, out: Path) -> Path:
     return _variant_dir(fused_dir, out, "conv2d", write)
 
 
-def matmul_peak_gflops(threads: int, n: int = 1024, repeats: int = 5) -> dict[str, float]:
-    """fp32 GEMM GFLOP/s of torch and of ORT at this thread count (best of `repeats`)."""
-    import onnxruntime as ort
-    import torch
-    from onnx import TensorProto, helper
-
-    torch.set_num_threads(threads)
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        torch.mm(a, b)
-        best = min(best, time.perf_counter() - t0)
-    out = {"torch_gflops": 2 * n**3 / best / 1e9}
-    g = helper.make_graph([helper.make_node("MatMul", ["a", "b"], ["c"])], "mm",
-                          [helper.make_tensor_value_info("a", TensorProto.FLOAT, [n, n]),
-                           helper.make_tensor_value_info("b", TensorProto.FLOAT, [n, n])],
-                          [helper.make_tensor_value_info("c", TensorProto.FLOAT, [n, n])])
-    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
-    feeds = {"a": a.numpy(), "b": b.numpy()}
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        sess.run(None, feeds)
-        best = min(best, time.perf_counter() - t0)
-    out["ort_gflops"] = 2 * n**3 / best / 1e9
-    return out
-
-
-def stage_flops(gen, voc, frames: int, tokens: int) -> dict[str, float]:
-    """FLOPs of one forward pass, batch 1 (conv, matmul and attention ops)."""
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from n2m.exporter import onnx_unet
-
-    out = {}
-    for name, model in (("generator", gen), ("vocoder", voc)):
-        inputs = onnx_unet.example_inputs(name, model.cfg, batch=1, frames=frames, tokens=tokens)
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            model(**inputs)
-        out[name] = float(counter.get_total_flops())
-    return out
-
-
 # ----------------------------------------------------------------------------- runs
 
 
-class TorchCascade:
-    """The training-side torch pipeline: MiniLM (transformers), guided generator, vocoder."""
+def torch_cascade(gen_ckpt: Path, voc_ckpt: Path, man, threads: int):
+    """The checkpoints in torch eager through the runtime's cascade code, with the exported
+    model's sampling settings and MiniLM in torch (transformers) encoding every prompt afresh."""
+    import torch
 
-    def __init__(self, gen, voc, max_tokens: int, threads: int, decoder: str = "cascader") -> None:
-        import torch
+    from n2m.exporter.models.cascade import RouteDefaults, checkpoint_cascade
+    from n2m.exporter.textenc import TextEncoder
 
-        from n2m.exporter.models.pipeline import GeneratorRunner, VocoderRunner
-        from n2m.exporter.textenc import TextCache, TextEncoder
+    torch.set_num_threads(threads)
+    gen, voc = man.generator, man.vocoder
+    opts = RouteDefaults(steps=gen.default_steps, sampler=gen.default_sampler, vocoder_steps=voc.default_steps,
+                         vocoder_sampler=voc.default_sampler, guidance=gen.guidance, decoder=man.default_decoder,
+                         mel_max=man.mel_max)
+    text = TextEncoder(man.text_encoder.max_tokens).encode
+    return checkpoint_cascade({"generator": gen_ckpt, "vocoder": voc_ckpt}, opts, threads, text=text)
 
-        torch.set_num_threads(threads)
-        self.encoder = TextEncoder(max_tokens)
-        self.gen = GeneratorRunner(gen, TextCache(self.encoder))
-        self.voc = VocoderRunner(voc)
-        self.decoder = decoder  # the model's default decoder, as the engine uses it
-        self.threads = threads
 
-    def run(self, controls, frames: int, seed: int, steps: int, guidance: float, sampler: str,
-            voc_steps: int, voc_sampler: str) -> dict[str, float]:
-        from n2m.exporter.models.pipeline import SampleOptions
+def _torch_run(cascade, controls, seconds: float, seed: int, steps: int, guidance: float, sampler: str,
+               decoder: str) -> dict[str, float]:
+    """One clip of PROMPT through the torch cascade: text, generator, cascader and total seconds."""
+    from n2m.bridge.cascade import Plan
 
-        t0 = time.perf_counter()
-        self.encoder.encode([PROMPT, ""])
-        t1 = time.perf_counter()
-        mel = self.gen.generate(PROMPT, controls, frames, seed,
-                                SampleOptions(steps=steps, guidance=guidance, sampler=sampler))
-        t2 = time.perf_counter()
-        if self.decoder == "griffin-lim":
-            from n2m.bridge.griffinlim import griffin_lim
-
-            # GeneratorRunner.generate returns the log-mel; one thread per clip, as the engine decodes
-            griffin_lim(mel, seed=seed)
-        else:
-            self.voc.vocode(mel, seed, steps=voc_steps, sampler=voc_sampler)
-        t3 = time.perf_counter()
-        return {"text_s": t1 - t0, "generator_s": t2 - t1, "cascader_s": t3 - t2, "total_s": t3 - t0}
+    t0 = time.perf_counter()
+    _, info = cascade.run(Plan(PROMPT, controls, seed, 1, steps, guidance, sampler, seconds, decoder))
+    return {**{k: float(info[k]) for k in ("text_s", "generator_s", "cascader_s")},
+            "total_s": time.perf_counter() - t0}
 
 
 def _engine_run(engine, controls, seed: int) -> dict[str, float]:
@@ -200,53 +150,6 @@ def _engine_run(engine, controls, seed: int) -> dict[str, float]:
         raise RuntimeError(f"{engine.model_dir}: a clip has NaN or inf samples")
     keys = ("text_s", "generator_s", "cascader_s") + (("superres_s",) if "superres_s" in clip.info else ())
     return {**{k: float(clip.info[k]) for k in keys}, "total_s": total}
-
-
-# VmHWM of the child's own address space: ru_maxrss would carry over the forking parent's peak
-# (torch loaded) across exec.
-_RSS_SCRIPT = """
-import sys, time
-from n2m.bridge.controls import Controls
-from n2m.bridge.engine import Engine, Request
-e = Engine.load(sys.argv[1], provider=sys.argv[2], threads=int(sys.argv[3]))
-t0 = time.perf_counter()
-e.generate(Request("{prompt}", Controls(seconds=30.0), seed=0))
-wall = time.perf_counter() - t0
-hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM:")][0].split()[1]
-print(hwm, wall, "torch" in sys.modules)
-""".replace("{prompt}", PROMPT)
-
-
-def runtime_peak_rss(model_dir: Path, provider: str, threads: int) -> dict[str, float]:
-    """Peak RSS of a fresh runtime-only process generating one 30 s clip."""
-    out = subprocess.run([sys.executable, "-c", _RSS_SCRIPT, str(model_dir), provider, str(threads)],
-                         capture_output=True, text=True, check=True)
-    rss_kb, wall, torch_loaded = out.stdout.split()
-    return {"peak_rss_mb": int(rss_kb) / 1024.0, "wall_30s_clip_s": float(wall),
-            "torch_imported": torch_loaded == "True"}
-
-
-def _cpu_ticks() -> tuple[int, int] | None:
-    """(steal, total) jiffies of all CPUs since boot from /proc/stat; None where there is none."""
-    try:
-        with open("/proc/stat") as f:
-            fields = f.readline().split()
-    except OSError:
-        return None
-    if not fields or fields[0] != "cpu" or len(fields) < 9:
-        return None
-    ticks = [int(x) for x in fields[1:9]]  # user nice system idle iowait irq softirq steal
-    return ticks[7], sum(ticks)
-
-
-def _with_steal(run, *args) -> dict[str, float]:
-    """run(*args) with a "steal_pct" key added: the share of CPU time stolen while it ran."""
-    before = _cpu_ticks()
-    r = run(*args)
-    after = _cpu_ticks()
-    if before is not None and after is not None and after[1] > before[1]:
-        r["steal_pct"] = 100.0 * (after[0] - before[0]) / (after[1] - before[1])
-    return r
 
 
 def speedups(per: dict, decoder: str) -> dict[str, float]:
@@ -306,7 +209,7 @@ def run_bench(args) -> dict:
     engines = {"ort_fused": Engine.load(fused_dir, provider="cpu", threads=threads),
                "ort_unfused": Engine.load(unfused_dir, provider="cpu", threads=threads),
                "ort_fused_conv2d": Engine.load(conv2d_dir, provider="cpu", threads=threads)}
-    torch_cascade = TorchCascade(gen, voc, man.text_encoder.max_tokens, threads, man.default_decoder)
+    eager = torch_cascade(gen_ckpt, voc_ckpt, man, threads)
 
     peak = matmul_peak_gflops(threads)
     log(f"matmul peak: torch {peak['torch_gflops']:.1f}, ORT {peak['ort_gflops']:.1f} GFLOP/s")
@@ -319,8 +222,8 @@ def run_bench(args) -> dict:
         for rep in range(args.repeats + 1):  # the first round is a warm-up, dropped
             for b in order:
                 if b == "torch_eager":
-                    r = _with_steal(torch_cascade.run, controls, frames, 0, steps, guidance, sampler,
-                                    voc_steps, voc_sampler)
+                    r = _with_steal(_torch_run, eager, controls, seconds, 0, steps, guidance, sampler,
+                                    man.default_decoder)
                 else:
                     r = _with_steal(_engine_run, engines[b], controls, 0)
                 if rep > 0:

@@ -126,8 +126,9 @@ def route_manifest(route: str, names: list[str], loaded: dict[str, tuple[torch.n
 
 
 def checkpoint_cascade(checkpoints: dict[str, str | Path], opts: RouteDefaults | None = None,
-                       threads: int = 1, text_cache: Any = None) -> Cascade:
-    """A bridge Cascade whose stages are the checkpoints' torch modules (EMA weights)."""
+                       threads: int = 1, text: Any = None) -> Cascade:
+    """A bridge Cascade whose stages are the checkpoints' torch modules (EMA weights); `text`
+    encodes prompts (prompts -> (states, mask)); by default MiniLM through a TextCache."""
     from n2m.exporter import onnx_unet
     from n2m.exporter.export import route_of
     from n2m.exporter.textenc import TextCache
@@ -142,12 +143,13 @@ def checkpoint_cascade(checkpoints: dict[str, str | Path], opts: RouteDefaults |
     stages = {n: stage_spec(n, m, ck, opts, onnx_unet.input_names(n), onnx_unet.OUTPUT)
               for n, (m, ck) in loaded.items()}
     max_tokens = int(loaded[names[0]][1].get("text_max_tokens", 40))
-    cache = text_cache or TextCache(max_tokens=max_tokens)
     te = TextEncoderSpec(name="minilm (torch)", files={}, tokenizer="", max_tokens=max_tokens, hidden=TEXT_DIM)
     manifest = route_manifest(route, names, loaded, stages, opts, te)
+    if text is None:
+        cache = TextCache(max_tokens=max_tokens)
 
-    def encode(prompts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        states, mask = cache.batch(prompts)
-        return states.numpy(), mask.numpy()
+        def text(prompts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+            states, mask = cache.batch(prompts)
+            return states.numpy(), mask.numpy()
 
-    return Cascade(manifest, encode, {n: TorchStage(m) for n, (m, _) in loaded.items()}, threads=threads)
+    return Cascade(manifest, text, {n: TorchStage(m) for n, (m, _) in loaded.items()}, threads=threads)
