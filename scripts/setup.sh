@@ -56,14 +56,17 @@ if [ "$profile" = dev ]; then
   fi
 fi
 if [ "$profile" = gpu ]; then
-  # the same ONNX Runtime release, GPU build; the CPU build leaves first so one distribution owns
-  # the module
+  # one distribution owns the module: the CPU build leaves first, then the GPU build of the same
+  # release goes in (else the newest GPU build); if none installs, the CPU build comes back
   ort=$(.venv/bin/python -c "import importlib.metadata as m; print(m.version('onnxruntime'))" 2>/dev/null || true)
-  .venv/bin/python -m pip uninstall -q -y onnxruntime >>"$log" 2>&1 || true
-  if ! .venv/bin/python -m pip install -q "onnxruntime-gpu${ort:+==$ort}" >>"$log" 2>&1; then
-    grep -v "is ignored" "$log" | tail -n 20 >&2
-    echo "setup.sh: pip install onnxruntime-gpu failed (full log: $log); for the CPU build: bash scripts/setup.sh" >&2
-    exit 1
+  if [ -n "$ort" ]; then
+    .venv/bin/python -m pip uninstall -q -y onnxruntime >>"$log" 2>&1
+    if ! .venv/bin/python -m pip install -q "onnxruntime-gpu==$ort" >>"$log" 2>&1 \
+        && ! .venv/bin/python -m pip install -q onnxruntime-gpu >>"$log" 2>&1; then
+      .venv/bin/python -m pip install -q "onnxruntime==$ort" >>"$log" 2>&1
+      echo "setup.sh: pip install onnxruntime-gpu failed (full log: $log); the CPU build stays" >&2
+      exit 1
+    fi
   fi
 fi
 .venv/bin/n2m --version
