@@ -28,14 +28,13 @@ import numpy as np
 from n2m.bridge.features import MelSpec
 from n2m.bridge.grid import beat_grid
 from n2m.bridge.griffinlim import griffin_lim
-from n2m.bridge.manifest import Manifest, StageSpec
+from n2m.bridge.manifest import GRIFFIN_LIM, Manifest, StageSpec
 from n2m.bridge.resample import keep_low_band, upsample
 from n2m.bridge.sampling import SAMPLERS
 from n2m.bridge.schedule import timesteps
 
 Progress = Callable[[dict], None]
 TEXT_WEIGHT = 0.02  # share of the progress bar given to the text encoder
-ORDER = ("generator", "cascader", "superres")  # progress labels, in the order the stages run
 
 
 class Cancelled(Exception):
@@ -61,7 +60,7 @@ class Plan:
     guidance: float
     sampler: str
     seconds: float
-    decoder: str  # "cascader" | "griffin-lim"
+    decoder: str  # the route's cascader stage name, or "griffin-lim"
 
 
 class _RowRng:
@@ -136,7 +135,7 @@ class Cascade:
 
     def superres(self, audio: np.ndarray, seeds: list[int], keep_low: bool = True) -> np.ndarray:
         """Only the superres stage, on [n, m] audio at its conditioning rate, one seed per row."""
-        plan = Plan("", None, 0, len(seeds), 1, 1.0, "ddim", 0.0, "cascader")
+        plan = Plan("", None, 0, len(seeds), 1, 1.0, "ddim", 0.0, self.manifest.cascader_name)
         with self.lock:
             return _Run(self, plan, None, None, seeds=list(seeds)).audio_stage("superres", audio, keep_low)
 
@@ -154,20 +153,22 @@ class _Run:
         self.seeds = seeds if seeds is not None else [int(plan.seed) + i for i in range(self.n)]
         self.timings: dict[str, float] = {}
         cas, sup = man.cascader, man.superres
-        self.cas_steps = cas.default_steps if plan.decoder == "cascader" else 1
+        self.cas_steps = cas.default_steps if plan.decoder != GRIFFIN_LIM else 1
         self.sup_steps = sup.default_steps if sup is not None else 0
         rows = 2 * self.n if self.guided else self.n
-        # progress weights: measured per-step costs from the export, scaled by rows and duration
-        self.weights = {"generator": plan.steps * man.generator.step_cost * rows,
-                        "cascader": self.cas_steps * cas.step_cost * self.n,
+        # progress labels are the stages' names (the decoder's, for the step after the generator);
+        # weights: measured per-step costs from the export, scaled by rows and duration
+        self.weights = {man.generator_name: plan.steps * man.generator.step_cost * rows,
+                        plan.decoder: self.cas_steps * cas.step_cost * self.n,
                         "superres": self.sup_steps * sup.step_cost * self.n if sup is not None else 0.0}
+        self.order = list(self.weights)
 
     def report(self, stage: str, i: int, of: int) -> None:
         if stage == "text":
             frac = TEXT_WEIGHT * i / of
         else:
             total = max(sum(self.weights.values()), 1e-9)
-            done = sum(self.weights[s] for s in ORDER[:ORDER.index(stage)])
+            done = sum(self.weights[s] for s in self.order[:self.order.index(stage)])
             frac = TEXT_WEIGHT + (1 - TEXT_WEIGHT) * (done + self.weights[stage] * i / of) / total
         if self.progress is not None:
             self.progress({"stage": stage, "step": i, "steps": of, "fraction": min(1.0, frac)})
@@ -221,14 +222,14 @@ class _Run:
             log_mel = np.clip(log_mel, floor, float(man.mel_max))
         samples = self.frames * per_frame(man, man.cascader)
         t0 = time.perf_counter()
-        if self.plan.decoder == "cascader":
+        if self.plan.decoder != GRIFFIN_LIM:
             audio = sample_vocoder(self.c.stages["vocoder"], man.vocoder, log_mel, self.seeds, samples,
                                    self.cas_steps, self)
         else:
-            self.check_cancel("before the decoder")
-            self.report("cascader", 0, 1)
+            self.check_cancel("before Griffin-Lim")
+            self.report(GRIFFIN_LIM, 0, 1)
             audio = decode_griffin_lim(log_mel, MelSpec(**man.mel), self.seeds, samples, self.c.threads)
-            self.report("cascader", 1, 1)
+            self.report(GRIFFIN_LIM, 1, 1)
         self.timings["cascader_s"] = time.perf_counter() - t0
         return audio
 
@@ -281,7 +282,7 @@ def sample_generator(stage: Stage, spec: StageSpec, states: np.ndarray, mask: np
     rows, g = 2 * n if guided else n, float(guidance)
 
     def model(z: np.ndarray, t: float) -> np.ndarray:
-        hooks.check_cancel("between generator steps")
+        hooks.check_cancel(f"between {spec.name} steps")
         x = np.concatenate([z, z], 0) if guided else z
         v = stage(x, np.full((rows,), t, np.float32), **cond)
         if not guided:
@@ -291,7 +292,7 @@ def sample_generator(stage: Stage, spec: StageSpec, states: np.ndarray, mask: np
 
     rngs = [np.random.default_rng(s) for s in seeds]
     z = np.stack([r.standard_normal(shape, dtype=np.float32) for r in rngs])
-    return _sample("generator", model, z, steps, spec, sampler, rngs, hooks)
+    return _sample(spec.name, model, z, steps, spec, sampler, rngs, hooks)
 
 
 def sample_vocoder(stage: Stage, spec: StageSpec, log_mel: np.ndarray, seeds: list[int], samples: int,
@@ -301,12 +302,12 @@ def sample_vocoder(stage: Stage, spec: StageSpec, log_mel: np.ndarray, seeds: li
     mel = np.ascontiguousarray(((log_mel - spec.mel_norm["mean"]) / spec.mel_norm["scale"]).astype(np.float32))
 
     def model(x: np.ndarray, t: float) -> np.ndarray:
-        hooks.check_cancel("between cascader steps")
+        hooks.check_cancel("between vocoder steps")
         return stage(x, np.full((n,), t, np.float32), mel=mel)
 
     rngs = [np.random.default_rng(s) for s in seeds]
     x = np.stack([r.standard_normal((1, samples), dtype=np.float32) for r in rngs])
-    audio = _sample("cascader", model, x, steps, spec, sampler or spec.default_sampler, rngs, hooks)
+    audio = _sample(spec.name, model, x, steps, spec, sampler or spec.default_sampler, rngs, hooks)
     return audio[:, 0] / spec.audio_scale
 
 

@@ -29,7 +29,7 @@ import onnxruntime as ort
 
 from n2m.bridge.cascade import Cancelled, Cascade, Plan, Progress
 from n2m.bridge.controls import Controls
-from n2m.bridge.manifest import DECODERS, Manifest, ModelError
+from n2m.bridge.manifest import GRIFFIN_LIM, Manifest, ModelError
 from n2m.bridge.request import MAX_STEPS, MAX_VARIATIONS, Request, RequestError
 from n2m.bridge.sampling import SAMPLERS
 from n2m.bridge.tokenizer import PromptTokenizer
@@ -178,11 +178,11 @@ class Engine:
 
     def decoder_for(self, req: Request) -> str:
         decoder = req.decoder or self.manifest.default_decoder
-        if decoder not in DECODERS:
-            raise RequestError(f"unknown decoder {decoder!r}: one of {', '.join(DECODERS)}")
-        if self.manifest.route == "wave" and decoder != "cascader":
-            raise RequestError(f"decoder {decoder!r} decodes log-mels; this model's wave route generates "
-                               "audio, and only its cascader applies")
+        allowed = self.manifest.decoders
+        if decoder not in allowed:
+            why = (" (this model's wave route generates audio: Griffin-Lim decodes log-mels)"
+                   if decoder == GRIFFIN_LIM else "")
+            raise RequestError(f"unknown decoder {decoder!r} for this model: one of {', '.join(allowed)}{why}")
         return decoder
 
     def check(self, req: Request) -> tuple[int, float, str, float]:

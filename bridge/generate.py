@@ -107,8 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, help="generator sampling steps (default: the model's)")
     p.add_argument("--guidance", type=float, help="classifier-free guidance scale (default: the model's)")
     p.add_argument("--sampler", help="ddim, dpmpp_2m or ancestral (default: the model's)")
-    p.add_argument("--decoder", choices=["cascader", "griffin-lim"],
-                   help="log-mel to audio: the diffusion cascader or Griffin-Lim (default: the model's)")
+    p.add_argument("--decoder", choices=["vocoder", "cascader", "griffin-lim"],
+                   help="after the generator: the route's cascader stage (vocoder on the mel route, cascader "
+                        "on the wave route) or griffin-lim on the mel route (default: the model's)")
     p.add_argument("--variations", type=int, default=1, help="clips to generate in one batch")
     p.add_argument("--out", default=".", help="output folder (default: current folder)")
     p.add_argument("--format", default="wav", choices=sorted(set(FORMATS) | set(RAW_FORMATS)),

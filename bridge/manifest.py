@@ -140,7 +140,7 @@ class ControlsSpec:
     bars_max: int = BARS_MAX
 
 
-DECODERS = ("cascader", "griffin-lim")
+GRIFFIN_LIM = "griffin-lim"  # the network-free decoder of a log-mel route
 
 
 @dataclass
@@ -160,9 +160,10 @@ class Manifest:
     corpus_id: str = "unknown"
     created: str = ""
     default_seconds: float = 10.0
-    # how the generator's log-mel becomes audio by default: "cascader" (the diffusion vocoder stage)
-    # or "griffin-lim" (bridge.griffinlim, no network); chosen at export from measurements
-    default_decoder: str = "cascader"
+    # how the generator's output becomes audio by default: the route's cascader stage ("vocoder" on
+    # the mel route, "cascader" on the wave route) or "griffin-lim" (bridge.griffinlim, no network,
+    # mel route only); chosen at export from measurements
+    default_decoder: str = "vocoder"
     # the loudest log-mel value in the training corpus: generated spectrograms are clamped to it
     # before decoding (an undertrained generator overshoots in a few bins, which would decode to
     # peaks far above full scale); None = no clamp
@@ -208,6 +209,8 @@ class Manifest:
                 stages[k] = StageSpec(guidance=GuidanceSpec(**g) if g is not None else None, **s)
             controls = ControlsSpec(**d.pop("controls"))
             files = {k: FileEntry(**v) for k, v in d.pop("files").items()}
+            if d.get("default_decoder") == "cascader":  # manifests that named the vocoder by its role
+                d["default_decoder"] = ROUTES.get(d.get("route", "mel"), ROUTES["mel"])[1]
             m = cls(text_encoder=te, stages=stages, controls=controls, files=files, **d)
         except (KeyError, TypeError, AttributeError) as exc:
             raise bad(f"malformed ({type(exc).__name__}: {exc})") from exc
@@ -233,8 +236,6 @@ class Manifest:
         if extra:
             raise ValueError(f"stages {sorted(extra)} do not belong to route {self.route!r} "
                              f"(it runs {' -> '.join(needed)}, optionally then superres)")
-        if self.route == "wave" and self.default_decoder != "cascader":
-            raise ValueError("the wave route has no log-mel to decode: default_decoder must be 'cascader'")
         for name in self.stage_names[1:]:
             s = self.stages[name]
             if name in ("cascader", "superres") and not s.cond_rate > 0:
@@ -280,8 +281,9 @@ class Manifest:
             raise ValueError("text encoder has no fp32 file")
         if self.mel_max is not None and not (isinstance(self.mel_max, int | float) and math.isfinite(self.mel_max)):
             raise ValueError(f"mel_max must be a finite number, got {self.mel_max!r}")
-        if self.default_decoder not in DECODERS:
-            raise ValueError(f"default_decoder {self.default_decoder!r} is not one of {', '.join(DECODERS)}")
+        if self.default_decoder not in self.decoders:
+            raise ValueError(f"default_decoder {self.default_decoder!r} is not one of {', '.join(self.decoders)}"
+                             + (" (the wave route has no log-mel to decode)" if self.route == "wave" else ""))
 
     @classmethod
     def load(cls, model_dir: str | Path) -> Manifest:
@@ -362,6 +364,12 @@ class Manifest:
     def cascader_name(self) -> str:
         """The route's cascader to 16 kHz: "vocoder" (mel route) or "cascader" (wave route)."""
         return ROUTES[self.route][1]
+
+    @property
+    def decoders(self) -> tuple[str, ...]:
+        """What may turn the generator's output into audio: the route's cascader stage, and on the
+        mel route Griffin-Lim."""
+        return (self.cascader_name, GRIFFIN_LIM) if self.route == "mel" else (self.cascader_name,)
 
     @property
     def stage_names(self) -> list[str]:

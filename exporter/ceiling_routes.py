@@ -109,7 +109,7 @@ def spec_decoder(name: str) -> MelGriffinLim:
 def model_decoders(model_dir: str | Path, decoder: str | None = None,
                    threads: int | None = None) -> dict[str, Decoder]:
     """{"decoder_alone", "oracle_generator"} for an exported cascade, by its manifest's route.
-    `decoder`: "griffin-lim" or "cascader" (default: the manifest's default_decoder)."""
+    `decoder`: "griffin-lim" or the vocoder stage, "vocoder" (default: the manifest's default_decoder)."""
     from n2m.bridge.manifest import Manifest
 
     man = Manifest.load(model_dir)
@@ -129,7 +129,7 @@ class _MelRoute:
         self.mel_max = man.mel_max
         self.floor = float(np.log(man.mel.get("log_floor", 1e-5)))
         self.engine = None
-        if decoder == "cascader" or man.superres is not None:
+        if decoder != "griffin-lim" or man.superres is not None:
             from n2m.bridge.engine import Engine
 
             self.engine = Engine.load(model_dir, provider="cpu", threads=threads)

@@ -23,7 +23,7 @@ class EvalOptions:
     vocoder_steps: int = 12
     max_seconds: float = 10.0
     seed: int = 0
-    decoder: str | None = None  # exported cascades: "cascader" | "griffin-lim" (None = the model's)
+    decoder: str | None = None  # exported cascades: the cascader stage or "griffin-lim" (None = the model's)
 
 
 class TorchCascade:

@@ -354,8 +354,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "convolutions are saved as 2-D ones, for ORT's blocked NCHWc kernels (measure with n2m bench)")
     p.add_argument("--mel-max", type=float, help="clamp generated log-mels to this value before decoding "
                    "(default: the loudest log-mel of the generator's training corpus, when present)")
-    p.add_argument("--decoder", default="cascader", choices=["cascader", "griffin-lim"],
-                   help="default decoder from log-mel to audio (the vocoder stage is exported either way)")
+    p.add_argument("--decoder", default="vocoder", choices=["vocoder", "griffin-lim"],
+                   help="the mel route's default decoder (the vocoder stage is exported either way)")
     p.add_argument("--no-ema", action="store_true", help="export the raw weights, not the EMA")
     p.add_argument("--text-from", metavar="MODEL_DIR",
                    help="reuse the text encoder and tokenizer of an exported model folder")

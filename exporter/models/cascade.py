@@ -49,7 +49,7 @@ class RouteDefaults:
     cond_aug: float = 0.1  # run-time noise augmentation of audio cascaders' conditioning (<= aug_max)
     guidance: GuidanceSpec = field(default_factory=GuidanceSpec)
     default_seconds: float = 10.0
-    decoder: str = "cascader"  # the mel route's default decoder ("cascader" | "griffin-lim")
+    decoder: str = "vocoder"  # the mel route's default decoder ("vocoder" | "griffin-lim")
     mel_max: float | None = None
 
 
@@ -120,7 +120,7 @@ def route_manifest(route: str, names: list[str], loaded: dict[str, tuple[torch.n
         frame_rate=mel.frame_rate, mel=mel.to_dict(), mel_norm=dict(gen_ckpt.get("mel_norm", gen_model.cfg.mel_norm)),
         text_encoder=text_encoder, stages=stages, controls=ControlsSpec(), files={},
         corpus_id=str(gen_ckpt.get("corpus_id", "unknown")), default_seconds=opts.default_seconds,
-        default_decoder=opts.decoder if route == "mel" else "cascader",
+        default_decoder=opts.decoder if route == "mel" else ROUTES[route][1],
         mel_max=opts.mel_max if route == "mel" else None, route=route)
     return Manifest(**{**fields, **extra})
 

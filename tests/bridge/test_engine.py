@@ -37,7 +37,7 @@ def test_generate_shapes_progress_and_metadata(engine: Engine) -> None:
     assert c.model_id == engine.model_id and c.steps == 4 and c.guidance == 3.0
     assert c.controls.bpm == 88.0 and c.seed == 11 and c.index == 0
     stages = [e["stage"] for e in events]
-    assert stages[0] == "text" and "generator" in stages and stages[-1] == "cascader"
+    assert stages[0] == "text" and "generator" in stages and stages[-1] == "vocoder"
     gen = [e for e in events if e["stage"] == "generator"]
     assert [e["step"] for e in gen] == [0, 1, 2, 3, 4] and all(e["steps"] == 4 for e in gen)
     fractions = [e["fraction"] for e in events]
@@ -86,7 +86,7 @@ def test_cancel_between_steps(engine: Engine) -> None:
     with pytest.raises(Cancelled, match="between generator steps"):
         engine.generate(req(), progress=progress, cancel=cancel)
     assert max(e["step"] for e in seen if e["stage"] == "generator") == 2
-    assert not any(e["stage"] == "cascader" for e in seen)
+    assert not any(e["stage"] == "vocoder" for e in seen)
     # the engine is usable afterwards
     assert engine.generate(req())[0].audio.size
 
@@ -174,11 +174,12 @@ def test_griffin_lim_decoder_skips_the_cascader(engine: Engine) -> None:
     events: list[dict] = []
     gl = engine.generate(req(2.5, seed=3, decoder="griffin-lim"), progress=events.append)[0]
     cas = engine.generate(req(2.5, seed=3))[0]
-    assert gl.info["decoder"] == "griffin-lim" and cas.info["decoder"] == "cascader"
+    assert gl.info["decoder"] == "griffin-lim" and cas.info["decoder"] == "vocoder"
     assert gl.audio.shape == cas.audio.shape == (int(2.5 * 16000),)
     assert np.isfinite(gl.audio).all() and float(np.abs(gl.audio).max()) > 0
     assert not np.allclose(gl.audio, cas.audio)
-    assert [e["step"] for e in events if e["stage"] == "cascader"] == [0, 1]
+    assert [e["step"] for e in events if e["stage"] == "griffin-lim"] == [0, 1]
+    assert not any(e["stage"] == "vocoder" for e in events)  # the label is the decoder that runs
     again = engine.generate(req(2.5, seed=3, decoder="griffin-lim"))[0]
     np.testing.assert_array_equal(gl.audio, again.audio)  # deterministic for a seed
 

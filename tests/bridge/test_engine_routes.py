@@ -57,8 +57,8 @@ def test_wave_route_generates_16k_clips_with_progress(wave: Engine) -> None:
     assert clip.audio.shape == (int(2.5 * 16000),) and clip.audio.dtype == np.float32
     assert np.isfinite(clip.audio).all() and float(np.abs(clip.audio).max()) > 0
     assert clip.info["route"] == "wave" and clip.info["cascader_steps"] == 3
-    assert _stages(events) == ["text", "generator", "cascader"]
-    assert [e["step"] for e in events if e["stage"] == "generator"] == [0, 1, 2, 3, 4]
+    assert _stages(events) == ["text", "wavegen", "cascader"]
+    assert [e["step"] for e in events if e["stage"] == "wavegen"] == [0, 1, 2, 3, 4]
     assert [e["step"] for e in events if e["stage"] == "cascader"] == [0, 1, 2, 3]
     fractions = [e["fraction"] for e in events]
     assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
@@ -70,7 +70,7 @@ def test_superres_makes_48k_clips(wave_sr: Engine) -> None:
     assert wave_sr.sample_rate == 48000 and wave_sr.manifest.hop == 960
     for c in clips:
         assert c.sample_rate == 48000 and c.audio.shape == (96000,) and np.isfinite(c.audio).all()
-    assert _stages(events) == ["text", "generator", "cascader", "superres"]
+    assert _stages(events) == ["text", "wavegen", "cascader", "superres"]
     assert [e["step"] for e in events if e["stage"] == "superres"] == [0, 1, 2]
     assert [e["fraction"] for e in events] == sorted(e["fraction"] for e in events)
     assert events[-1]["fraction"] == pytest.approx(1.0)
@@ -84,7 +84,7 @@ def test_superres_makes_48k_clips(wave_sr: Engine) -> None:
 def test_mel_route_with_superres(tiny_mel_superres_dir: Path) -> None:
     e = Engine.load(tiny_mel_superres_dir, provider="cpu", threads=1)
     assert e.manifest.route == "mel" and e.sample_rate == 48000
-    for decoder in ("cascader", "griffin-lim"):
+    for decoder in ("vocoder", "griffin-lim"):
         events: list[dict] = []
         clip = e.generate(req(2.0, seed=2, decoder=decoder), progress=events.append)[0]
         assert clip.sample_rate == 48000 and clip.audio.shape == (96000,) and np.isfinite(clip.audio).all()

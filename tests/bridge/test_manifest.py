@@ -42,7 +42,7 @@ def test_bad_json_and_wrong_format(tiny_model_copy: Path) -> None:
     with pytest.raises(ModelError, match=r"format_version 99.*Fix"):
         Manifest.load(tiny_model_copy)
     path.write_text(json.dumps({**d, "default_decoder": "wavenet"}))  # tried: an unknown decoder
-    with pytest.raises(ModelError, match=r"default_decoder 'wavenet' is not one of cascader, griffin-lim"):
+    with pytest.raises(ModelError, match=r"default_decoder 'wavenet' is not one of vocoder, griffin-lim"):
         Manifest.load(tiny_model_copy)
     path.write_text(json.dumps({**d, "mel_max": "loud"}))  # tried: a clamp that is not a number
     with pytest.raises(ModelError, match=r"mel_max must be a finite number"):

@@ -82,7 +82,7 @@ def test_ceiling_of_the_shipped_model_and_a_front_end(corpus, tmp_path, capsys):
 
 
 def test_ceiling_through_the_engine_cascader(corpus, tiny_model_dir, tmp_path):
-    decoders = model_decoders(tiny_model_dir, "cascader")
+    decoders = model_decoders(tiny_model_dir, "vocoder")
     from n2m.exporter.eval_ceiling import run_ceiling
 
     s = run_ceiling(decoders, corpus, tmp_path / "c", n=1, log=lambda m: None)
