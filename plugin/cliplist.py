@@ -33,7 +33,7 @@ from PyQt6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPainterPath, QPa
 from PyQt6.QtWidgets import QListView, QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
 from .jobs import Clip
-from .wavefile import Peaks, WavError, peaks_of_file
+from .peaks import AudioReadError, Peaks, peaks_of_file
 
 ClipRole = Qt.ItemDataRole.UserRole + 1
 PEAK_COLUMNS = 480
@@ -85,12 +85,9 @@ class _PeakTask(QRunnable):
         self.path, self.signals = path, signals
 
     def run(self) -> None:
-        if Path(self.path).suffix.lower() != ".wav":
-            self.signals.done.emit(self.path, None, f"no preview for {Path(self.path).suffix} files")
-            return
         try:
             peaks = peaks_of_file(self.path, PEAK_COLUMNS)
-        except (OSError, WavError) as exc:
+        except (OSError, AudioReadError) as exc:
             self.signals.done.emit(self.path, None, str(exc))
             return
         self.signals.done.emit(self.path, peaks, "")

@@ -53,6 +53,7 @@ from .jobs import (
     sidecar_value,
 )
 from .osclink import DaemonAddress, OscLink
+from .peaks import AudioReadError, duration
 from .player import Player
 from .settings import PanelSettings, SettingsStore
 from .widgets import ElidedLabel, JobRow, PromptEdit, SettingsDialog, StatusDot
@@ -572,11 +573,9 @@ class Panel(QWidget):
             self.model.add(clip)
 
     def _fill_seconds(self, clip: Clip) -> None:
-        """Length from the WAV header (cheap: reads no samples)."""
-        import wave
-
-        with contextlib.suppress(OSError, wave.Error, EOFError), wave.open(clip.path, "rb") as w:
-            clip.seconds = w.getnframes() / float(w.getframerate())
+        """Length from the file's header (cheap: reads no samples)."""
+        with contextlib.suppress(OSError, AudioReadError):
+            clip.seconds = duration(clip.path)
 
     def _msg_error(self, args: list) -> None:
         jid = str(args[0]) if args else ""

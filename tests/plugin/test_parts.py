@@ -1,4 +1,4 @@
-"""The panel's parts without a daemon: WAV reading, requests, ETA, drag copies, settings, the form."""
+"""The panel's parts without a daemon: audio reading, requests, ETA, drag copies, settings, the form."""
 
 from __future__ import annotations
 
@@ -14,14 +14,14 @@ from PyQt6.QtCore import Qt
 from n2m.bridge.request import RequestError
 from n2m.plugin.jobs import Clip, EtaModel, GenerateRequest, Job, format_eta, read_sidecar
 from n2m.plugin.osclink import DaemonAddress, decode, encode
-from n2m.plugin.wavefile import WavError, compute_peaks, read_wav
+from n2m.plugin.peaks import AudioReadError, compute_peaks, read_audio
 
-# -- WAV reading ----------------------------------------------------------------------------------
+# -- audio reading--------------------------------------------------------------------------------
 
 
 def test_reads_24bit_pcm_stereo(tmp_path):
     x = tone(0.25, 44100, channels=2)
-    a = read_wav(write_pcm24(tmp_path / "a.wav", x, 44100))
+    a = read_audio(write_pcm24(tmp_path / "a.wav", x, 44100))
     assert (a.samplerate, a.channels, a.frames) == (44100, 2, len(x))
     assert np.max(np.abs(a.samples - x)) < 2e-7 * 8  # 24-bit quantisation
     assert a.seconds == pytest.approx(0.25, abs=1e-4)
@@ -34,14 +34,14 @@ def test_reads_float32_wav_that_the_wave_module_refuses(tmp_path):
     path = write_float32(tmp_path / "f.wav", x, 48000)
     with pytest.raises(wave.Error), wave.open(str(path), "rb"):
         pass
-    a = read_wav(path)
+    a = read_audio(path)
     assert a.samplerate == 48000 and a.channels == 1
     np.testing.assert_array_equal(a.samples, x)
 
 
 def test_peaks_follow_the_envelope(tmp_path):
     x = tone(0.5, 16000)
-    p = compute_peaks(read_wav(write_pcm24(tmp_path / "p.wav", x, 16000)), 50)
+    p = compute_peaks(read_audio(write_pcm24(tmp_path / "p.wav", x, 16000)), 50)
     assert len(p.high) == 50 and np.all(p.low <= p.high)
     assert p.high[0] > 0.4 and p.high[-1] < 0.05  # the tone fades out
     assert p.seconds == pytest.approx(0.5)
@@ -50,10 +50,10 @@ def test_peaks_follow_the_envelope(tmp_path):
 def test_not_a_wav_is_a_clear_error(tmp_path):
     bad = tmp_path / "x.wav"
     bad.write_bytes(b"hello, not audio")
-    with pytest.raises(WavError, match="not a RIFF/WAVE"):
-        read_wav(bad)
-    with pytest.raises(WavError, match="no such file"):
-        read_wav(tmp_path / "missing.wav")
+    with pytest.raises(AudioReadError, match="not a RIFF/WAVE"):
+        read_audio(bad)
+    with pytest.raises(AudioReadError, match="no such file"):
+        read_audio(tmp_path / "missing.wav")
 
 
 # -- requests, addresses, OSC ---------------------------------------------------------------------
