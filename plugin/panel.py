@@ -46,10 +46,10 @@ from .jobs import (
     DEFAULT_TAKES,
     QUALITY_PRESETS,
     Clip,
-    EtaModel,
     GenerateRequest,
     Job,
     read_sidecar,
+    seconds_left,
     sidecar_value,
 )
 from .osclink import DaemonAddress, OscLink
@@ -114,7 +114,6 @@ class Panel(QWidget):
             self.settings.autostart = autostart
         self.open_url: Callable[[QUrl], bool] = QDesktopServices.openUrl  # replaced in tests
         self.daw = DawState()
-        self.eta = EtaModel()
         self.jobs: list[Job] = []  # newest last
         self._by_id: dict[str, Job] = {}
         self._awaiting_id: deque[Job] = deque()  # sent, waiting for /n2m/job
@@ -612,7 +611,6 @@ class Panel(QWidget):
         self._refresh_job(job)
 
     def _finished(self, job: Job) -> None:
-        self.eta.learn(job)
         self._rebuild_queue()
         self.job_changed.emit(job)
 
@@ -783,7 +781,7 @@ class Panel(QWidget):
                 row.cancel_clicked.connect(self.cancel)
                 self._rows[id(j)] = row
             self.queue_layout.insertWidget(i, row)
-            row.refresh(self.eta.seconds_left(j))
+            row.refresh(seconds_left(j))
         self.queue_empty.setVisible(not shown)
         self._fit_queue()
         n = len(active)
@@ -810,14 +808,14 @@ class Panel(QWidget):
         if row is None:
             self._rebuild_queue()
         else:
-            row.refresh(self.eta.seconds_left(job))
+            row.refresh(seconds_left(job))
             self._fit_queue()
         self.job_changed.emit(job)
 
     def _on_tick(self) -> None:
         for row in self._rows.values():
             if row.job.state == "running":
-                row.refresh(self.eta.seconds_left(row.job))
+                row.refresh(seconds_left(row.job))
         if not self.link.online:
             self._update_connection()
 

@@ -12,7 +12,7 @@ from plugin_helpers import tone, write_float32, write_pcm24
 from PyQt6.QtCore import Qt
 
 from n2m.bridge.request import RequestError
-from n2m.plugin.jobs import Clip, EtaModel, GenerateRequest, Job, format_eta, read_sidecar
+from n2m.plugin.jobs import Clip, GenerateRequest, Job, format_eta, read_sidecar, seconds_left
 from n2m.plugin.osclink import DaemonAddress, decode, encode
 from n2m.plugin.peaks import AudioReadError, compute_peaks, read_audio
 
@@ -100,26 +100,11 @@ def test_osc_round_trip_and_garbage():
 # -- progress and ETA ------------------------------------------------------------------------------
 
 
-def test_eta_uses_this_stage_rate_and_earlier_stage_lengths():
-    eta = EtaModel()
-    first = Job(GenerateRequest("x"))
-    first.on_progress("generator", 0.0, now=0.0)
-    first.on_progress("vocoder", 0.0, now=10.0)
-    first.finish("finished", now=14.0)
-    eta.learn(first)
-    assert eta.order == ["generator", "vocoder"]
-    job = Job(GenerateRequest("y"))
-    job.on_progress("generator", 0.9, now=90.0)
-    job.on_progress("vocoder", 0.5, now=96.0)  # went back: fractions are per stage
-    assert not job.overall
-    assert eta.seconds_left(job, now=100.0) == pytest.approx(4.0)  # 4 s for the second half
-    job.on_progress("generator", 0.6, now=100.0)
-    job.stage_started = 96.0
-    assert eta.seconds_left(job, now=100.0) == pytest.approx(8 / 3 + 4.0)  # then ~4 s of vocoder
+def test_eta_is_the_jobs_own_rate_over_the_whole_job():
     whole = Job(GenerateRequest("z"))
     whole.on_progress("text", 0.0, now=10.0)
     whole.on_progress("generator", 0.25, now=13.0)  # fractions of the whole job: 3 s for a quarter
-    assert whole.overall and eta.seconds_left(whole, now=13.0) == pytest.approx(9.0)
+    assert seconds_left(whole, now=13.0) == pytest.approx(9.0)
     assert format_eta(8.0) == "~8 s left" and format_eta(75) == "~1:15 left" and format_eta(None) == ""
 
 
