@@ -66,7 +66,8 @@ class GenerateRequest:
                 "variations": self.variations, "steps": self.steps, **dict(self.extra)}
         return from_options(opts).controls
 
-    def to_osc_args(self) -> list[str]:
+    def to_osc_args(self, tag: str = "") -> list[str]:
+        """The prompt, then key=value strings; `tag` names the request in the daemon's /n2m/job."""
         args = [self.prompt.strip()]
         c = self.controls()
         for name in ("bpm", "key", "mode", "meter", "bars", "seconds"):
@@ -80,6 +81,8 @@ class GenerateRequest:
         if self.steps is not None:
             args.append(f"steps={self.steps}")
         args += [f"{k}={v}" for k, v in self.extra]
+        if tag:
+            args.append(f"tag={tag}")
         return args
 
     def varied(self, seed: int) -> GenerateRequest:
@@ -104,6 +107,7 @@ class Job:
     fraction: float = 0.0  # of the whole job, 0-1
     message: str = ""
     clips: list[str] = field(default_factory=list)
+    tag: str = ""  # the panel's name for the request, echoed by /n2m/job
     run_started: float = 0.0  # the first progress event of this run
 
     @property
