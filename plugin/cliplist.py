@@ -212,15 +212,15 @@ class ClipModel(QAbstractListModel):
         return -1
 
     def add(self, clip: Clip) -> int:
-        """Insert at the top (or update the row with the same path); returns the row."""
+        """Insert in order, newest first (or update the row with the same path); returns the row."""
         row = self.row_of(clip.path)
         if row >= 0:
             self._clips[row] = clip
             self.dataChanged.emit(self.index(row), self.index(row))
         else:
-            row = 0
-            self.beginInsertRows(QModelIndex(), 0, 0)
-            self._clips.insert(0, clip)
+            row = next((i for i, c in enumerate(self._clips) if c.created <= clip.created), len(self._clips))
+            self.beginInsertRows(QModelIndex(), row, row)
+            self._clips.insert(row, clip)
             self.endInsertRows()
         self.changed.emit()
         return row

@@ -178,18 +178,6 @@ class Clip:
             parts.append(f"{self.samplerate / 1000:g} kHz")
         return " · ".join(parts)
 
-    def to_json(self) -> dict:
-        return {
-            "path": self.path, "prompt": self.prompt, "seed": self.seed, "bpm": self.bpm,
-            "bars": self.bars, "samplerate": self.samplerate, "seconds": self.seconds,
-            "job_id": self.job_id, "favourite": self.favourite, "created": self.created,
-        }
-
-    @classmethod
-    def from_json(cls, d: dict) -> Clip:
-        known = {k: d[k] for k in cls.__dataclass_fields__ if k in d and k != "request"}
-        return cls(**known)
-
 
 def read_sidecar(path: str | Path) -> dict:
     """The JSON sidecar the daemon writes beside a clip (`x.wav` -> `x.json` or `x.wav.json`)."""

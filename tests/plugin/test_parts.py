@@ -209,11 +209,13 @@ def _clip_in(panel, tmp_path, name: str = "c.wav") -> Clip:
 def test_delete_moves_the_clip_and_sidecar_to_the_trash(qtbot, offline_panel, tmp_path):
     p = offline_panel
     clip = _clip_in(p, tmp_path)
+    sent = []
+    p.clips.send = lambda address, args: sent.append((address, args)) or True
     p.delete_selected()
     assert p.model.rowCount() == 0 and not Path(clip.path).exists()
     trash = tmp_path / "xdg-data" / "Trash" / "files"
     assert sorted(f.name for f in trash.iterdir()) == ["c.wav", "c.wav.json"]
-    assert p.store.recent_clips() == []
+    assert sent == [("/n2m/clip/delete", [clip.path])]  # forgotten in the daemon's library too
 
 
 def test_reveal_opens_the_clip_folder(qtbot, offline_panel, tmp_path):
@@ -228,18 +230,24 @@ def test_reveal_opens_the_clip_folder(qtbot, offline_panel, tmp_path):
     assert f"the clip is in {tmp_path}" in p.error_text()
 
 
-def test_recent_clips_come_back_and_missing_files_are_dropped(qtbot, qsettings, tmp_path):
+def test_library_clips_come_back_and_missing_files_are_dropped(qtbot, qsettings, tmp_path):
+    """The clip list comes from the daemon's library (/n2m/clips) when the panel meets the daemon."""
+    import json
+
     from n2m.plugin.panel import Panel
 
     a = Panel(qsettings, daemon=DaemonAddress("127.0.0.1", 9), autostart=False)
     qtbot.addWidget(a)
     kept = _clip_in(a, tmp_path, "kept.wav")
     gone = _clip_in(a, tmp_path, "gone.wav")
-    a.toggle_favourite()  # the selected one: gone.wav (newest first)
     a.shutdown()
     Path(gone.path).unlink()
+    library = [{"path": gone.path, "prompt": "keys", "seed": 9, "favourite": True, "created": 2.0},
+               {"path": kept.path, "prompt": "keys", "seed": 9, "bpm": 90.0, "bars": 1, "created": 1.0}]
     b = Panel(qsettings, autostart=False)
     qtbot.addWidget(b)
+    assert b.model.rowCount() == 0  # nothing is listed before the daemon answers
+    b._on_message("/n2m/clips", [json.dumps(library)])
     assert [c.path for c in b.model.clips()] == [kept.path]
     assert b.model.clip(0).request.prompt == "keys"
     b.shutdown()
@@ -290,7 +298,7 @@ def test_settings_dialog_checks_the_address_inline(qtbot):
 
 def test_shutdown_releases_the_player_and_a_second_call_is_a_no_op(qtbot, qsettings, tmp_path):
     """Tried: shutdown while a preview plays, then the closeEvent's second shutdown; afterwards no
-    media-player signal can reach the panel and the saved clip list is not written again."""
+    media-player signal can reach the panel and the saved form is not written again."""
     from n2m.plugin.panel import Panel
 
     p = Panel(qsettings, daemon=DaemonAddress("127.0.0.1", 9), autostart=False)
@@ -300,11 +308,11 @@ def test_shutdown_releases_the_player_and_a_second_call_is_a_no_op(qtbot, qsetti
     assert p.player._player is not None
     p.shutdown()
     assert p.player._player is None and not p.player.is_playing()
-    assert p.store.recent_clips() == []  # the panel's (empty) clip list was saved
-    written_elsewhere = [{"path": str(wav), "prompt": "saved by another panel"}]
-    p.store.save_recent_clips(written_elsewhere)
-    p.close()  # closeEvent -> shutdown again: nothing happens, so the list is not overwritten
-    assert p.store.recent_clips() == written_elsewhere
+    assert p.store.form()["key"] == "auto"  # the panel's form was saved
+    written_elsewhere = {"key": "Eb", "note": "saved by another panel"}
+    p.store.save_form(written_elsewhere)
+    p.close()  # closeEvent -> shutdown again: nothing happens, so the form is not overwritten
+    assert p.store.form() == written_elsewhere
     p.player.play(str(wav))  # the player can still be used again: a fresh backend is made
     assert p.player._player is not None
     p.player.close()
