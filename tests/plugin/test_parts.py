@@ -106,6 +106,25 @@ def test_eta_is_the_jobs_own_rate_over_the_whole_job():
     whole.on_progress("generator", 0.25, now=13.0)  # fractions of the whole job: 3 s for a quarter
     assert seconds_left(whole, now=13.0) == pytest.approx(9.0)
     assert format_eta(8.0) == "~8 s left" and format_eta(75) == "~1:15 left" and format_eta(None) == ""
+    whole.on_progress("queued", 0.0, now=20.0)  # a restarted daemon runs the job again
+    whole.on_progress("generator", 0.5, now=24.0)
+    assert whole.run_started == 20.0 and seconds_left(whole, now=24.0) == pytest.approx(4.0)
+
+
+def test_daw_state_takes_what_the_daw_reports(caplog):
+    from n2m.plugin.dawsync import DawState
+
+    daw = DawState()
+    assert daw.text() == "not reported" and not daw.known
+    assert daw.update_from_message("/n2m/set/tempo", [96.0])
+    assert daw.update_from_message("/n2m/set/meter", [3, 4])
+    assert daw.update_from_message("/n2m/set/samplerate", [44100])
+    assert daw.text() == "96 bpm · 3/4 · 44.1 kHz"
+    assert not daw.update_from_message("/n2m/set/tempo", [96])  # nothing new
+    assert not daw.update_from_message("/n2m/set/meter", ["fast"])
+    assert "/n2m/set/meter: arguments ['fast'] are not numbers" in caplog.text
+    assert daw.update_from_message("/n2m/set/tempo", [0])  # the DAW cleared its tempo
+    assert daw.bpm is None and daw.text() == "3/4 · 44.1 kHz"
 
 
 # -- drag copies and the clip model ------------------------------------------------------------------
