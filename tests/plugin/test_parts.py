@@ -39,6 +39,18 @@ def test_reads_float32_wav_that_the_wave_module_refuses(tmp_path):
     np.testing.assert_array_equal(a.samples, x)
 
 
+def test_reads_flac(tmp_path):
+    from pedalboard.io import AudioFile
+
+    x = tone(0.25, 48000, channels=2)
+    with AudioFile(str(tmp_path / "a.flac"), "w", 48000, 2, bit_depth=24) as f:
+        f.write(x.T)
+    a = read_audio(tmp_path / "a.flac")
+    assert (a.samplerate, a.channels, a.frames) == (48000, 2, len(x))
+    assert np.max(np.abs(a.samples - x)) < 1e-5
+    assert compute_peaks(a, 10).high[0] > 0.4
+
+
 def test_peaks_follow_the_envelope(tmp_path):
     x = tone(0.5, 16000)
     p = compute_peaks(read_audio(write_pcm24(tmp_path / "p.wav", x, 16000)), 50)
