@@ -33,7 +33,7 @@ from PyQt6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPainterPath, QPa
 from PyQt6.QtWidgets import QListView, QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
 from .jobs import Clip
-from .wavefile import Peaks, WavError, peaks_of_file
+from .peaks import AudioReadError, Peaks, peaks_of_file
 
 ClipRole = Qt.ItemDataRole.UserRole + 1
 PEAK_COLUMNS = 480
@@ -85,12 +85,9 @@ class _PeakTask(QRunnable):
         self.path, self.signals = path, signals
 
     def run(self) -> None:
-        if Path(self.path).suffix.lower() != ".wav":
-            self.signals.done.emit(self.path, None, f"no preview for {Path(self.path).suffix} files")
-            return
         try:
             peaks = peaks_of_file(self.path, PEAK_COLUMNS)
-        except (OSError, WavError) as exc:
+        except (OSError, AudioReadError) as exc:
             self.signals.done.emit(self.path, None, str(exc))
             return
         self.signals.done.emit(self.path, peaks, "")
@@ -215,15 +212,15 @@ class ClipModel(QAbstractListModel):
         return -1
 
     def add(self, clip: Clip) -> int:
-        """Insert at the top (or update the row with the same path); returns the row."""
+        """Insert in order, newest first (or update the row with the same path); returns the row."""
         row = self.row_of(clip.path)
         if row >= 0:
             self._clips[row] = clip
             self.dataChanged.emit(self.index(row), self.index(row))
         else:
-            row = 0
-            self.beginInsertRows(QModelIndex(), 0, 0)
-            self._clips.insert(0, clip)
+            row = next((i for i, c in enumerate(self._clips) if c.created <= clip.created), len(self._clips))
+            self.beginInsertRows(QModelIndex(), row, row)
+            self._clips.insert(row, clip)
             self.endInsertRows()
         self.changed.emit()
         return row

@@ -2,15 +2,14 @@
 
 A `GenerateRequest` is what the form holds; `to_osc_args()` turns it into the arguments of
 `/n2m/generate` (the prompt, then key=value strings). A `Job` follows one daemon job through its
-progress events; `EtaModel` estimates the time left from this job's rate and from how long the
-later stages took in earlier jobs.
+progress events; `seconds_left` estimates the time left from the job's own rate (the daemon's
+progress fraction covers the whole job).
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from n2m.bridge.request import RequestError, from_options
 
 DEFAULT_TAKES = 2  # takes per Generate until the producer changes it
 ACTIVE_STATES = frozenset({"sending", "queued", "running"})
-FINAL_STATES = frozenset({"finished", "failed", "cancelled"})
+ETA_MIN_FRACTION = 0.02  # below this the rate says too little to estimate from
 
 
 @dataclass(frozen=True)
@@ -67,7 +66,8 @@ class GenerateRequest:
                 "variations": self.variations, "steps": self.steps, **dict(self.extra)}
         return from_options(opts).controls
 
-    def to_osc_args(self) -> list[str]:
+    def to_osc_args(self, tag: str = "") -> list[str]:
+        """The prompt, then key=value strings; `tag` names the request in the daemon's /n2m/job."""
         args = [self.prompt.strip()]
         c = self.controls()
         for name in ("bpm", "key", "mode", "meter", "bars", "seconds"):
@@ -81,6 +81,8 @@ class GenerateRequest:
         if self.steps is not None:
             args.append(f"steps={self.steps}")
         args += [f"{k}={v}" for k, v in self.extra]
+        if tag:
+            args.append(f"tag={tag}")
         return args
 
     def varied(self, seed: int) -> GenerateRequest:
@@ -96,92 +98,43 @@ def _fmt(v: object) -> str:
 
 @dataclass
 class Job:
+    """One request as the panel follows it: sent, queued, running (stage and fraction), ended."""
+
     request: GenerateRequest
     id: str = ""  # the daemon's id, once /n2m/job arrived
     state: str = "sending"
     stage: str = ""
-    fraction: float = 0.0
+    fraction: float = 0.0  # of the whole job, 0-1
     message: str = ""
     clips: list[str] = field(default_factory=list)
-    submitted: float = field(default_factory=time.monotonic)
-    stage_started: float = 0.0
-    stage_times: dict[str, float] = field(default_factory=dict)  # finished stages -> seconds
-    stage_order: list[str] = field(default_factory=list)
+    tag: str = ""  # the panel's name for the request, echoed by /n2m/job
+    run_started: float = 0.0  # the first progress event of this run
 
     @property
     def active(self) -> bool:
         return self.state in ACTIVE_STATES
 
-    run_started: float = 0.0  # first progress event
-    overall: bool = True  # fractions so far never went back: they cover the whole job
-
     def on_progress(self, stage: str, fraction: float, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
         fraction = min(1.0, max(0.0, float(fraction)))
-        if not self.run_started:
-            self.run_started = now
-        if fraction < self.fraction - 1e-6:
-            self.overall = False  # a stage restarted from 0: fractions are per stage
-        if stage != self.stage:
-            if self.stage:
-                self.stage_times[self.stage] = now - self.stage_started
-            self.stage, self.stage_started = stage, now
-            if stage not in self.stage_order:
-                self.stage_order.append(stage)
-        self.state = "running"
-        self.fraction = fraction
+        if not self.run_started or fraction < self.fraction - 1e-6:
+            self.run_started = now  # the first run, or a restarted daemon running the job again
+        self.state, self.stage, self.fraction = "running", stage, fraction
 
-    def finish(self, state: str, message: str = "", now: float | None = None) -> None:
-        now = time.monotonic() if now is None else now
-        if self.stage and self.stage not in self.stage_times:
-            self.stage_times[self.stage] = now - self.stage_started
+    def finish(self, state: str, message: str = "") -> None:
         self.state, self.message = state, message or self.message
         if state == "finished":
             self.fraction = 1.0
 
 
-@dataclass
-class EtaModel:
-    """Time left for a job: this stage's own rate, plus later stages as long as they took before."""
-
-    history: dict[str, list[float]] = field(default_factory=dict)
-    order: list[str] = field(default_factory=list)
-    keep: int = 8
-
-    def learn(self, job: Job) -> None:
-        if job.state != "finished":
-            return
-        for stage, secs in job.stage_times.items():
-            runs = self.history.setdefault(stage, [])
-            runs.append(secs)
-            del runs[: -self.keep]
-        if len(job.stage_order) >= len(self.order):
-            self.order = list(job.stage_order)
-
-    def seconds_left(self, job: Job, now: float | None = None) -> float | None:
-        if job.state != "running" or not job.stage:
-            return None
-        now = time.monotonic() if now is None else now
-        if job.overall and job.fraction >= 0.02 and now > job.run_started:
-            return (now - job.run_started) * (1.0 - job.fraction) / job.fraction
-        elapsed = now - job.stage_started
-        if job.fraction >= 0.02 and elapsed > 0:
-            this = elapsed * (1.0 - job.fraction) / job.fraction
-        elif job.stage in self.history:
-            this = max(0.0, _mean(self.history[job.stage]) - elapsed)
-        else:
-            return None
-        later = 0.0
-        if job.stage in self.order:
-            for stage in self.order[self.order.index(job.stage) + 1 :]:
-                if stage in self.history:
-                    later += _mean(self.history[stage])
-        return this + later
-
-
-def _mean(xs: Iterable[float]) -> float:
-    xs = list(xs)
-    return sum(xs) / len(xs) if xs else 0.0
+def seconds_left(job: Job, now: float | None = None) -> float | None:
+    """Time left for a running job at its own rate so far; None while too little is known."""
+    if job.state != "running" or job.fraction < ETA_MIN_FRACTION:
+        return None
+    now = time.monotonic() if now is None else now
+    if now <= job.run_started:
+        return None
+    return (now - job.run_started) * (1.0 - job.fraction) / job.fraction
 
 
 def format_eta(seconds: float | None) -> str:
@@ -224,18 +177,6 @@ class Clip:
         if self.samplerate:
             parts.append(f"{self.samplerate / 1000:g} kHz")
         return " · ".join(parts)
-
-    def to_json(self) -> dict:
-        return {
-            "path": self.path, "prompt": self.prompt, "seed": self.seed, "bpm": self.bpm,
-            "bars": self.bars, "samplerate": self.samplerate, "seconds": self.seconds,
-            "job_id": self.job_id, "favourite": self.favourite, "created": self.created,
-        }
-
-    @classmethod
-    def from_json(cls, d: dict) -> Clip:
-        known = {k: d[k] for k in cls.__dataclass_fields__ if k in d and k != "request"}
-        return cls(**known)
 
 
 def read_sidecar(path: str | Path) -> dict:

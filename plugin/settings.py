@@ -1,4 +1,4 @@
-"""The panel's remembered state: settings, prompt history, recent clips and favourites.
+"""The panel's remembered state: settings, prompt history and the form.
 
 Everything goes through one `QSettings` handed in by the caller (the app uses the user's
 "n2m/panel" store; tests pass an INI file in a temporary folder), so nothing is global.
@@ -17,7 +17,6 @@ from n2m.bridge import protocol
 FORMATS: tuple[str, ...] = ("wav24", "wav32f", "flac")
 SAMPLERATES: tuple[int, ...] = (0, 44100, 48000, 96000)  # 0 = follow the DAW / the daemon
 HISTORY_MAX = 200
-RECENT_MAX = 100
 
 
 def default_output_dir() -> str:
@@ -92,13 +91,6 @@ class SettingsStore:
         items = items[:HISTORY_MAX]
         self._set_json("history/prompts", items)
         return items
-
-    # -- clips -----------------------------------------------------------------------------------
-    def recent_clips(self) -> list[dict]:
-        return [d for d in self._json_list("clips/recent") if isinstance(d, dict) and "path" in d]
-
-    def save_recent_clips(self, clips: list[dict]) -> None:
-        self._set_json("clips/recent", clips[:RECENT_MAX])
 
     # -- form ------------------------------------------------------------------------------------
     def form(self) -> dict:

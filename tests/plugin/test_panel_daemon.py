@@ -6,6 +6,7 @@ cancel jobs, follow the DAW's tempo, survive a daemon restart, and start a daemo
 
 from __future__ import annotations
 
+import json
 import socket
 import wave
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 from PyQt6.QtCore import Qt
 from pythonosc.udp_client import SimpleUDPClient
 
+from n2m.plugin.clipspane import library_clip
 from n2m.plugin.osclink import DaemonAddress
 
 WAIT = 90_000  # ms: generous deadlines for a shared, busy machine; never asserted as timings
@@ -105,13 +107,17 @@ def test_generate_progress_clip_waveform_play_and_drag(qtbot, panel, daemon):
     copy = Path(mime.urls()[0].toLocalFile())
     assert copy != Path(clip.path) and copy.read_bytes() == Path(clip.path).read_bytes()
 
-    # favourite is remembered with the clip
+    # favourite is remembered with the clip, in the daemon's clip library
     panel.toggle_favourite()
     assert panel.model.clip(0).favourite and panel.fav_btn.text() == "★"
-    assert panel.store.recent_clips()[0]["favourite"] is True
-    # ... and in the daemon's clip library
     path = panel.model.clip(0).path
     qtbot.waitUntil(lambda: _library_favourite(daemon.library, path) == 1, timeout=WAIT)
+    # ... which lists it so when a panel asks for its clips
+    listed: list = []
+    panel.link.message.connect(lambda a, args: listed.extend(json.loads(args[0])) if a == "/n2m/clips" else None)
+    panel.link.send("/n2m/clips", ["", 5])
+    qtbot.waitUntil(lambda: bool(listed), timeout=WAIT)
+    assert library_clip(listed[0]).path == path and library_clip(listed[0]).favourite is True
 
 
 def test_cancel_a_queued_and_a_running_job(qtbot, panel):

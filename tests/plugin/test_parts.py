@@ -1,4 +1,4 @@
-"""The panel's parts without a daemon: WAV reading, requests, ETA, drag copies, settings, the form."""
+"""The panel's parts without a daemon: audio reading, requests, ETA, drag copies, settings, the form."""
 
 from __future__ import annotations
 
@@ -12,16 +12,16 @@ from plugin_helpers import tone, write_float32, write_pcm24
 from PyQt6.QtCore import Qt
 
 from n2m.bridge.request import RequestError
-from n2m.plugin.jobs import Clip, EtaModel, GenerateRequest, Job, format_eta, read_sidecar
+from n2m.plugin.jobs import Clip, GenerateRequest, Job, format_eta, read_sidecar, seconds_left
 from n2m.plugin.osclink import DaemonAddress, decode, encode
-from n2m.plugin.wavefile import WavError, compute_peaks, read_wav
+from n2m.plugin.peaks import AudioReadError, compute_peaks, read_audio
 
-# -- WAV reading ----------------------------------------------------------------------------------
+# -- audio reading--------------------------------------------------------------------------------
 
 
 def test_reads_24bit_pcm_stereo(tmp_path):
     x = tone(0.25, 44100, channels=2)
-    a = read_wav(write_pcm24(tmp_path / "a.wav", x, 44100))
+    a = read_audio(write_pcm24(tmp_path / "a.wav", x, 44100))
     assert (a.samplerate, a.channels, a.frames) == (44100, 2, len(x))
     assert np.max(np.abs(a.samples - x)) < 2e-7 * 8  # 24-bit quantisation
     assert a.seconds == pytest.approx(0.25, abs=1e-4)
@@ -34,14 +34,26 @@ def test_reads_float32_wav_that_the_wave_module_refuses(tmp_path):
     path = write_float32(tmp_path / "f.wav", x, 48000)
     with pytest.raises(wave.Error), wave.open(str(path), "rb"):
         pass
-    a = read_wav(path)
+    a = read_audio(path)
     assert a.samplerate == 48000 and a.channels == 1
     np.testing.assert_array_equal(a.samples, x)
 
 
+def test_reads_flac(tmp_path):
+    from pedalboard.io import AudioFile
+
+    x = tone(0.25, 48000, channels=2)
+    with AudioFile(str(tmp_path / "a.flac"), "w", 48000, 2, bit_depth=24) as f:
+        f.write(x.T)
+    a = read_audio(tmp_path / "a.flac")
+    assert (a.samplerate, a.channels, a.frames) == (48000, 2, len(x))
+    assert np.max(np.abs(a.samples - x)) < 1e-5
+    assert compute_peaks(a, 10).high[0] > 0.4
+
+
 def test_peaks_follow_the_envelope(tmp_path):
     x = tone(0.5, 16000)
-    p = compute_peaks(read_wav(write_pcm24(tmp_path / "p.wav", x, 16000)), 50)
+    p = compute_peaks(read_audio(write_pcm24(tmp_path / "p.wav", x, 16000)), 50)
     assert len(p.high) == 50 and np.all(p.low <= p.high)
     assert p.high[0] > 0.4 and p.high[-1] < 0.05  # the tone fades out
     assert p.seconds == pytest.approx(0.5)
@@ -50,10 +62,10 @@ def test_peaks_follow_the_envelope(tmp_path):
 def test_not_a_wav_is_a_clear_error(tmp_path):
     bad = tmp_path / "x.wav"
     bad.write_bytes(b"hello, not audio")
-    with pytest.raises(WavError, match="not a RIFF/WAVE"):
-        read_wav(bad)
-    with pytest.raises(WavError, match="no such file"):
-        read_wav(tmp_path / "missing.wav")
+    with pytest.raises(AudioReadError, match="not a RIFF/WAVE"):
+        read_audio(bad)
+    with pytest.raises(AudioReadError, match="no such file"):
+        read_audio(tmp_path / "missing.wav")
 
 
 # -- requests, addresses, OSC ---------------------------------------------------------------------
@@ -100,27 +112,31 @@ def test_osc_round_trip_and_garbage():
 # -- progress and ETA ------------------------------------------------------------------------------
 
 
-def test_eta_uses_this_stage_rate_and_earlier_stage_lengths():
-    eta = EtaModel()
-    first = Job(GenerateRequest("x"))
-    first.on_progress("generator", 0.0, now=0.0)
-    first.on_progress("vocoder", 0.0, now=10.0)
-    first.finish("finished", now=14.0)
-    eta.learn(first)
-    assert eta.order == ["generator", "vocoder"]
-    job = Job(GenerateRequest("y"))
-    job.on_progress("generator", 0.9, now=90.0)
-    job.on_progress("vocoder", 0.5, now=96.0)  # went back: fractions are per stage
-    assert not job.overall
-    assert eta.seconds_left(job, now=100.0) == pytest.approx(4.0)  # 4 s for the second half
-    job.on_progress("generator", 0.6, now=100.0)
-    job.stage_started = 96.0
-    assert eta.seconds_left(job, now=100.0) == pytest.approx(8 / 3 + 4.0)  # then ~4 s of vocoder
+def test_eta_is_the_jobs_own_rate_over_the_whole_job():
     whole = Job(GenerateRequest("z"))
     whole.on_progress("text", 0.0, now=10.0)
     whole.on_progress("generator", 0.25, now=13.0)  # fractions of the whole job: 3 s for a quarter
-    assert whole.overall and eta.seconds_left(whole, now=13.0) == pytest.approx(9.0)
+    assert seconds_left(whole, now=13.0) == pytest.approx(9.0)
     assert format_eta(8.0) == "~8 s left" and format_eta(75) == "~1:15 left" and format_eta(None) == ""
+    whole.on_progress("queued", 0.0, now=20.0)  # a restarted daemon runs the job again
+    whole.on_progress("generator", 0.5, now=24.0)
+    assert whole.run_started == 20.0 and seconds_left(whole, now=24.0) == pytest.approx(4.0)
+
+
+def test_daw_state_takes_what_the_daw_reports(caplog):
+    from n2m.plugin.dawsync import DawState
+
+    daw = DawState()
+    assert daw.text() == "not reported" and not daw.known
+    assert daw.update_from_message("/n2m/set/tempo", [96.0])
+    assert daw.update_from_message("/n2m/set/meter", [3, 4])
+    assert daw.update_from_message("/n2m/set/samplerate", [44100])
+    assert daw.text() == "96 bpm · 3/4 · 44.1 kHz"
+    assert not daw.update_from_message("/n2m/set/tempo", [96])  # nothing new
+    assert not daw.update_from_message("/n2m/set/meter", ["fast"])
+    assert "/n2m/set/meter: arguments ['fast'] are not numbers" in caplog.text
+    assert daw.update_from_message("/n2m/set/tempo", [0])  # the DAW cleared its tempo
+    assert daw.bpm is None and daw.text() == "3/4 · 44.1 kHz"
 
 
 # -- drag copies and the clip model ------------------------------------------------------------------
@@ -224,11 +240,13 @@ def _clip_in(panel, tmp_path, name: str = "c.wav") -> Clip:
 def test_delete_moves_the_clip_and_sidecar_to_the_trash(qtbot, offline_panel, tmp_path):
     p = offline_panel
     clip = _clip_in(p, tmp_path)
+    sent = []
+    p.clips.send = lambda address, args: sent.append((address, args)) or True
     p.delete_selected()
     assert p.model.rowCount() == 0 and not Path(clip.path).exists()
     trash = tmp_path / "xdg-data" / "Trash" / "files"
     assert sorted(f.name for f in trash.iterdir()) == ["c.wav", "c.wav.json"]
-    assert p.store.recent_clips() == []
+    assert sent == [("/n2m/clip/delete", [clip.path])]  # forgotten in the daemon's library too
 
 
 def test_reveal_opens_the_clip_folder(qtbot, offline_panel, tmp_path):
@@ -243,18 +261,24 @@ def test_reveal_opens_the_clip_folder(qtbot, offline_panel, tmp_path):
     assert f"the clip is in {tmp_path}" in p.error_text()
 
 
-def test_recent_clips_come_back_and_missing_files_are_dropped(qtbot, qsettings, tmp_path):
+def test_library_clips_come_back_and_missing_files_are_dropped(qtbot, qsettings, tmp_path):
+    """The clip list comes from the daemon's library (/n2m/clips) when the panel meets the daemon."""
+    import json
+
     from n2m.plugin.panel import Panel
 
     a = Panel(qsettings, daemon=DaemonAddress("127.0.0.1", 9), autostart=False)
     qtbot.addWidget(a)
     kept = _clip_in(a, tmp_path, "kept.wav")
     gone = _clip_in(a, tmp_path, "gone.wav")
-    a.toggle_favourite()  # the selected one: gone.wav (newest first)
     a.shutdown()
     Path(gone.path).unlink()
+    library = [{"path": gone.path, "prompt": "keys", "seed": 9, "favourite": True, "created": 2.0},
+               {"path": kept.path, "prompt": "keys", "seed": 9, "bpm": 90.0, "bars": 1, "created": 1.0}]
     b = Panel(qsettings, autostart=False)
     qtbot.addWidget(b)
+    assert b.model.rowCount() == 0  # nothing is listed before the daemon answers
+    b._on_message("/n2m/clips", [json.dumps(library)])
     assert [c.path for c in b.model.clips()] == [kept.path]
     assert b.model.clip(0).request.prompt == "keys"
     b.shutdown()
@@ -305,7 +329,7 @@ def test_settings_dialog_checks_the_address_inline(qtbot):
 
 def test_shutdown_releases_the_player_and_a_second_call_is_a_no_op(qtbot, qsettings, tmp_path):
     """Tried: shutdown while a preview plays, then the closeEvent's second shutdown; afterwards no
-    media-player signal can reach the panel and the saved clip list is not written again."""
+    media-player signal can reach the panel and the saved form is not written again."""
     from n2m.plugin.panel import Panel
 
     p = Panel(qsettings, daemon=DaemonAddress("127.0.0.1", 9), autostart=False)
@@ -315,11 +339,11 @@ def test_shutdown_releases_the_player_and_a_second_call_is_a_no_op(qtbot, qsetti
     assert p.player._player is not None
     p.shutdown()
     assert p.player._player is None and not p.player.is_playing()
-    assert p.store.recent_clips() == []  # the panel's (empty) clip list was saved
-    written_elsewhere = [{"path": str(wav), "prompt": "saved by another panel"}]
-    p.store.save_recent_clips(written_elsewhere)
-    p.close()  # closeEvent -> shutdown again: nothing happens, so the list is not overwritten
-    assert p.store.recent_clips() == written_elsewhere
+    assert p.store.form()["key"] == "auto"  # the panel's form was saved
+    written_elsewhere = {"key": "Eb", "note": "saved by another panel"}
+    p.store.save_form(written_elsewhere)
+    p.close()  # closeEvent -> shutdown again: nothing happens, so the form is not overwritten
+    assert p.store.form() == written_elsewhere
     p.player.play(str(wav))  # the player can still be used again: a fresh backend is made
     assert p.player._player is not None
     p.player.close()

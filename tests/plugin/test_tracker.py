@@ -1,0 +1,152 @@
+"""The job tracker without Qt or a daemon: daemon events are fed in as the link would deliver them."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from n2m.bridge import protocol as P
+from n2m.bridge.oscargs import generate_options
+from n2m.bridge.request import from_options
+from n2m.plugin.jobs import GenerateRequest, Job
+from n2m.plugin.tracker import LOST, JobTracker
+
+
+class Daemon:
+    """What the tracker sent, and the tracker's callbacks, recorded."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, list]] = []
+        self.finished: list[Job] = []
+        self.clips: list[tuple[Job, str]] = []
+        self.errors: list[str] = []
+        self.tracker = JobTracker(self.send, tag_prefix="p7")
+        self.tracker.on_finish = self.finished.append
+        self.tracker.on_clip = lambda job, ready: self.clips.append((job, ready.path))
+        self.tracker.on_error = self.errors.append
+
+    def send(self, address: str, args: list) -> bool:
+        self.sent.append((address, list(args)))
+        return True
+
+    def submit(self, prompt: str, online: bool = True) -> Job:
+        return self.tracker.submit(GenerateRequest(prompt), online)
+
+    def event(self, address: str, *args: object) -> None:
+        assert self.tracker.handle(address, list(args))
+
+    def tag_of(self, job: Job) -> str:
+        (args,) = [a for addr, a in self.sent if addr == P.GENERATE and a[0] == job.request.prompt]
+        tags = [a.split("=", 1)[1] for a in args if a.startswith("tag=")]
+        return tags[0]
+
+
+@pytest.fixture
+def d() -> Daemon:
+    return Daemon()
+
+
+def test_each_request_carries_its_own_tag_the_daemon_accepts(d):
+    a, b = d.submit("first"), d.submit("second")
+    assert d.tag_of(a) == a.tag == "p7-1" and d.tag_of(b) == b.tag == "p7-2"
+    request = from_options(generate_options(d.sent[0][1]))  # the daemon's own parsing
+    assert request.tag == "p7-1" and request.prompt == "first"
+    assert JobTracker(d.send).tag_prefix != JobTracker(d.send).tag_prefix  # two panels in one process
+
+
+def test_job_replies_are_matched_by_tag_not_by_order(d):
+    a, b = d.submit("first"), d.submit("second")
+    d.event(P.JOB, "id-other", "dawscript-1")  # another sender's request, answered in between
+    d.event(P.JOB, "id-b", b.tag)  # the daemon answers the second first
+    d.event(P.JOB, "id-a", a.tag)
+    assert (a.id, a.state) == ("id-a", "queued") and (b.id, b.state) == ("id-b", "queued")
+    other = [j for j in d.tracker.jobs if j.id == "id-other"]
+    assert len(other) == 1 and other[0].request.prompt == "" and other[0] not in (a, b)
+    d.event(P.JOB, "id-a", a.tag)  # the same reply again changes nothing
+    assert len(d.tracker.jobs) == 3
+
+
+def test_events_before_the_job_reply_wait_for_it(d):
+    a = d.submit("first")
+    d.event(P.PROGRESS, "id-a", "generator", 0.3, 3, 10)
+    d.event(P.CLIP_READY, "id-a", "/clips/a.wav", 48000, 92.0, 4)
+    assert a.state == "sending" and a.clips == [] and d.clips == []
+    assert len(d.tracker.jobs) == 1  # not mistaken for another sender's job
+    d.event(P.JOB, "id-a", a.tag)
+    assert (a.state, a.stage, a.fraction, a.message) == ("running", "generator", 0.3, "step 3/10")
+    assert a.clips == ["/clips/a.wav"] and d.clips == [(a, "/clips/a.wav")]
+    d.event(P.DONE, "id-a", "finished")
+    assert a.state == "finished" and d.finished == [a]
+
+
+def test_held_events_of_other_senders_are_shown_once_nothing_awaits_an_id(d):
+    a = d.submit("first")
+    d.event(P.PROGRESS, "id-x", "generator", 0.5, 0, 0)
+    assert len(d.tracker.jobs) == 1
+    d.event(P.JOB, "id-a", a.tag)
+    (x,) = [j for j in d.tracker.jobs if j.id == "id-x"]
+    assert x.state == "running" and x.fraction == 0.5
+
+
+def test_a_restart_keeps_the_jobs_the_daemon_lists_and_loses_the_rest(d):
+    kept, lost, ended = d.submit("kept"), d.submit("lost"), d.submit("ended")
+    for job, jid in ((kept, "id-k"), (lost, "id-l"), (ended, "id-e")):
+        d.event(P.JOB, jid, job.tag)
+    d.event(P.PROGRESS, "id-k", "generator", 0.6, 6, 10)
+    d.tracker.went_offline()
+    assert kept.message == "waiting for the daemon…"
+    d.tracker.went_online()
+    d.tracker.check_status({"running": None, "queued": ["id-k"], "recent": {"id-e": "finished"}})
+    assert kept.active and lost.state == "failed" and lost.message == LOST
+    assert ended.state == "finished"  # it ended while the panel was away
+    assert d.finished == [lost, ended]
+    started = kept.run_started
+    d.event(P.PROGRESS, "id-k", "queued", 0.0, 0, 0)  # the restarted daemon runs it again
+    assert kept.fraction == 0.0 and kept.run_started >= started
+    d.event(P.PROGRESS, "id-k", "generator", 0.5, 5, 10)
+    d.event(P.DONE, "id-k", "finished")
+    assert kept.state == "finished"
+    d.tracker.check_status({"running": None, "queued": []})  # only the first status after coming back
+    assert kept.state == "finished"
+
+
+def test_requests_made_offline_go_when_the_daemon_answers(d):
+    a = d.submit("offline", online=False)
+    assert a.state == "sending" and d.sent == []
+    d.tracker.went_online()
+    assert d.tag_of(a) == a.tag
+
+
+def test_a_refused_request_fails_and_other_errors_are_reported(d):
+    a = d.submit("first")
+    d.event(P.ERROR, "", "/n2m/generate: the queue is full")
+    assert a.state == "failed" and a.message == "the queue is full" and d.finished == [a]
+    d.event(P.ERROR, "", "/n2m/cancel: no job 'zz'")
+    assert d.errors == ["/n2m/cancel: no job 'zz'"]
+
+
+def test_a_job_cancelled_before_its_id_is_cancelled_when_the_id_comes(d):
+    a = d.submit("first")
+    d.tracker.cancel(a)
+    assert a.state == "cancelled" and d.finished == [a]
+    d.event(P.JOB, "id-a", a.tag)
+    assert d.sent[-1] == (P.CANCEL, ["id-a"])
+    d.event(P.DONE, "id-a", "cancelled")
+    assert a.state == "cancelled" and d.finished == [a]
+
+
+def test_a_malformed_event_is_logged_and_ignored(d, caplog):
+    a = d.submit("first")
+    d.event(P.JOB, "id-a", a.tag)
+    with caplog.at_level(logging.WARNING, logger="n2m.plugin.tracker"):
+        d.event(P.PROGRESS, "id-a", "generator")  # no fraction
+        d.event(P.DONE, "id-a", 3)  # state is not a string
+        d.event(P.CLIP_READY, "", "/clips/x.wav", 48000, 0.0, 0)  # no job id
+    assert a.state == "queued" and a.clips == []
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 3
+    assert lines[0].startswith("/n2m/progress: 2 arguments, needs at least 3")
+    assert lines[1].startswith("/n2m/done: argument 2 is int 3, not str")
+    assert lines[2].startswith("/n2m/clip/ready: empty job id")
+    assert not d.tracker.handle("/n2m/status", ["{}"])  # not a job event: the panel's to handle
