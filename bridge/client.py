@@ -127,7 +127,8 @@ class N2mClient:
         args = [prompt] + [f"{k}={v}" for k, v in controls.items() if v is not None] + [f"tag={tag}"]
         self.send(P.GENERATE, *args)
         r = self.wait_for(lambda r: (r.address == P.JOB and len(r.params) > 1 and r.params[1] == tag)
-                          or (r.address == P.ERROR and r.params[:1] == ("",)), timeout)
+                          or (r.address == P.ERROR and r.params[:1] == ("",) and r.params[2:3] in ((), (tag,))),
+                          timeout)
         if r.address == P.ERROR:
             raise RuntimeError(str(r.params[1] if len(r.params) > 1 else r.params))
         return str(r.params[0])

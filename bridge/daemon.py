@@ -178,12 +178,14 @@ class Daemon:
         for t in self.subscribers.targets(sender):
             self._send(t, address, args)
 
-    def _error(self, peer: Peer, message: str, job_id: str = "", broadcast: bool = False) -> None:
+    def _error(self, peer: Peer, message: str, job_id: str = "", broadcast: bool = False,
+               extra: list[Any] | None = None) -> None:
         self.counters["errors"] += 1
+        args = [job_id, message, *(extra or [])]
         if broadcast:
-            self._broadcast(peer, P.ERROR, [job_id, message])
+            self._broadcast(peer, P.ERROR, args)
         else:
-            self._send(peer, P.ERROR, [job_id, message])
+            self._send(peer, P.ERROR, args)
 
     # -- dispatch ----------------------------------------------------------------------------------
     def handle(self, item: OscMessage | OscParseError, peer: Peer) -> None:
@@ -196,13 +198,16 @@ class Daemon:
         if handler is None:
             self._error(peer, f"unknown address {item.address[:100]!r}: see docs/osc.md for the /n2m namespace")
             return
+        # a refused /n2m/generate names the request's tag= (third argument), so its sender knows which
+        tag = [a[4:] for a in item.params if isinstance(a, str) and a.startswith("tag=")][:1] \
+            if item.address == P.GENERATE else []
         try:
             handler(list(item.params), peer)
         except (RequestError, ControlError, PipelineError) as exc:
-            self._error(peer, f"{item.address}: {exc}")
+            self._error(peer, f"{item.address}: {exc}", extra=tag)
         except Exception as exc:  # a bug in a handler answers the request instead of going silent
             traceback.print_exc()
-            self._error(peer, f"{item.address}: internal error: {exc}")
+            self._error(peer, f"{item.address}: internal error: {exc}", extra=tag)
 
     # -- handlers ----------------------------------------------------------------------------------
     def _on_test(self, args: list[Any], peer: Peer) -> None:

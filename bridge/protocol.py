@@ -28,5 +28,5 @@ CLIP_DELETE = "/n2m/clip/delete"  # path -> /n2m/clip/delete path (the library r
 JOB = "/n2m/job"  # id tag (the request's tag= option, "" when none)
 PROGRESS = "/n2m/progress"  # id stage fraction (0-1 over the whole job) step steps
 CLIP_READY = "/n2m/clip/ready"  # id path samplerate bpm bars
-ERROR = "/n2m/error"  # id message   (id is "" when the error is not about a job)
+ERROR = "/n2m/error"  # id message [tag]  (id "" when not about a job; tag: a refused request's tag=)
 DONE = "/n2m/done"  # id state ("finished" | "failed" | "cancelled")

@@ -269,8 +269,9 @@ class JobTracker:
     def _on_error(self, args: list) -> None:
         jid, message = args[0], args[1]
         if not jid and self._by_tag and message.startswith(P.GENERATE):
-            # a refused request: the daemon answers requests in order and names no tag here
-            job = self._by_tag.pop(next(iter(self._by_tag)))
+            # a refused request: the daemon names its tag (else the oldest one waiting is meant)
+            tag = args[2] if len(args) > 2 and args[2] in self._by_tag else next(iter(self._by_tag))
+            job = self._by_tag.pop(tag)
             if job.state != "cancelled":
                 self._end(job, "failed", message[len(P.GENERATE):].lstrip(": "))
             self.on_change(job)

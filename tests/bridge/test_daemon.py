@@ -355,7 +355,9 @@ def test_the_tag_is_echoed_and_the_fraction_covers_the_whole_job(running: Runnin
         assert set(ids) == {"panel-1", "panel-2"}
         replies = follow(c, ids["panel-1"])
         bad = c.request(P.GENERATE, "x", "tag=no spaces", reply=P.JOB)
+        refused = c.request(P.GENERATE, "x", "bars=0", "tag=panel-3", reply=P.JOB)
     assert bad.address == P.ERROR and "tag" in bad.params[1]
+    assert refused.address == P.ERROR and refused.params[0] == "" and refused.params[2] == "panel-3"
     progress = [(r.params[1], r.params[2]) for r in replies if r.address == P.PROGRESS]
     fractions = [f for _, f in progress]
     print(progress)

@@ -126,6 +126,15 @@ def test_a_refused_request_fails_and_other_errors_are_reported(d):
     assert d.errors == ["/n2m/cancel: no job 'zz'"]
 
 
+def test_a_refused_request_is_found_by_the_tag_the_daemon_names(d):
+    """Two requests waiting; the daemon refuses the second, naming its tag: the first keeps waiting."""
+    a, b = d.submit("first"), d.submit("second")
+    d.event(P.ERROR, "", "/n2m/generate: bars 99 is out of range", b.tag)
+    assert b.state == "failed" and a.state == "sending" and d.finished == [b]
+    d.event(P.JOB, "id-a", a.tag)
+    assert a.state == "queued"
+
+
 def test_a_job_cancelled_before_its_id_is_cancelled_when_the_id_comes(d):
     a = d.submit("first")
     d.tracker.cancel(a)
