@@ -169,67 +169,50 @@ def _median(rows: list[dict[str, float]]) -> dict[str, float]:
     return {k: statistics.median(r[k] for r in rows) for k in rows[0]}
 
 
-def run_bench(args) -> dict:
-    import onnxruntime as ort
-    import torch
+def _log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
-    from n2m.bridge.controls import Controls
-    from n2m.bridge.engine import Engine
-    from n2m.bridge.manifest import Manifest
-    from n2m.exporter.export import ExportOptions, export_cascade, load_checkpoint
 
-    out = Path(args.out)
-    work = out / "work"
-    work.mkdir(parents=True, exist_ok=True)
+def _model_dirs(args, work: Path, gen, voc, gen_ckpt: Path, voc_ckpt: Path) -> tuple[Path, Path, Path]:
+    """(fused, unfused, conv2d) model folders with the same weights and settings."""
+    from n2m.exporter.export import ExportOptions, export_cascade
 
-    def log(msg: str) -> None:
-        print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-    threads = args.threads
-    gen_ckpt, voc_ckpt = _checkpoints(args, work)
-    gen, _ = load_checkpoint(gen_ckpt)
-    voc, _ = load_checkpoint(voc_ckpt)
-    fused_dir = work / "fused"
-    if args.model:
-        fused_dir = Path(args.model)
-    elif not (fused_dir / "manifest.json").is_file() or args.reexport:
-        log("exporting the fused cascade")
+    fused_dir = Path(args.model) if args.model else work / "fused"
+    if not args.model and (not (fused_dir / "manifest.json").is_file() or args.reexport):
+        _log("exporting the fused cascade")
         export_cascade(gen_ckpt, voc_ckpt, fused_dir,
                        ExportOptions(force=True, variants=("fp32",), steps=args.steps,
-                                     vocoder_steps=args.vocoder_steps), log=log)
-    man = Manifest.load(fused_dir)
-    unfused_dir = work / "unfused"
-    log("exporting the unfused U-Nets")
-    _unfused_dir(fused_dir, gen, voc, unfused_dir)
-    conv2d_dir = _conv2d_dir(fused_dir, work / "conv2d")
+                                     vocoder_steps=args.vocoder_steps), log=_log)
+    _log("exporting the unfused U-Nets")
+    unfused_dir = _unfused_dir(fused_dir, gen, voc, work / "unfused")
+    return fused_dir, unfused_dir, _conv2d_dir(fused_dir, work / "conv2d")
 
-    steps, voc_steps = man.generator.default_steps, man.vocoder.default_steps
+
+def _cpu_results(man, engines: dict, eager, gen, voc, repeats: int) -> dict:
+    """Per clip length: every backend's median stage seconds over interleaved, rotated repeats,
+    with real-time factors, achieved GFLOP/s and the ratios between backends."""
+    from n2m.bridge.controls import Controls
+
+    steps = man.generator.default_steps
+    voc_steps = man.vocoder.default_steps
     guidance = man.generator.guidance.default if man.generator.guidance else 1.0
-    sampler, voc_sampler = man.generator.default_sampler, man.vocoder.default_sampler
-    engines = {"ort_fused": Engine.load(fused_dir, provider="cpu", threads=threads),
-               "ort_unfused": Engine.load(unfused_dir, provider="cpu", threads=threads),
-               "ort_fused_conv2d": Engine.load(conv2d_dir, provider="cpu", threads=threads)}
-    eager = torch_cascade(gen_ckpt, voc_ckpt, man, threads)
-
-    peak = matmul_peak_gflops(threads)
-    log(f"matmul peak: torch {peak['torch_gflops']:.1f}, ORT {peak['ort_gflops']:.1f} GFLOP/s")
     results: dict = {}
     for seconds in CLIP_SECONDS:
         controls = Controls(bpm=88.0, key="A", mode="minor", seconds=seconds)
         frames = engines["ort_fused"].frames_for(seconds)
         runs: dict[str, list] = {b: [] for b in BACKENDS}
         order = list(BACKENDS)
-        for rep in range(args.repeats + 1):  # the first round is a warm-up, dropped
+        for rep in range(repeats + 1):  # the first round is a warm-up, dropped
             for b in order:
                 if b == "torch_eager":
-                    r = _with_steal(_torch_run, eager, controls, seconds, 0, steps, guidance, sampler,
-                                    man.default_decoder)
+                    r = _with_steal(_torch_run, eager, controls, seconds, 0, steps, guidance,
+                                    man.generator.default_sampler, man.default_decoder)
                 else:
                     r = _with_steal(_engine_run, engines[b], controls, 0)
                 if rep > 0:
                     runs[b].append(r)
                 stolen = f" ({r['steal_pct']:.0f}% stolen)" if "steal_pct" in r else ""
-                log(f"{seconds:.0f} s clip, repeat {rep}, {b}: {r['total_s']:.2f} s{stolen}")
+                _log(f"{seconds:.0f} s clip, repeat {rep}, {b}: {r['total_s']:.2f} s{stolen}")
             order = order[1:] + order[:1]
         flops = stage_flops(gen, voc, frames, tokens=16)
         rows = 2 if guidance != 1.0 else 1
@@ -249,27 +232,62 @@ def run_bench(args) -> dict:
         per["gflop_per_step"] = {k: v / 1e9 for k, v in flops.items()}
         per["frames"] = frames
         results[f"{seconds:.0f}s"] = per
+    return results
 
-    log("peak RSS of a runtime-only process (30 s clip)")
+
+def _cuda_results(fused_dir: Path, repeats: int) -> dict:
+    from n2m.bridge.controls import Controls
+    from n2m.bridge.engine import Engine
+
+    cuda = {}
+    eng = Engine.load(fused_dir, provider="cuda")
+    for seconds in CLIP_SECONDS:
+        controls = Controls(seconds=seconds)
+        _engine_run(eng, controls, 0)
+        med = _median([_engine_run(eng, controls, 0) for _ in range(repeats)])
+        med["x_realtime"] = seconds / med["total_s"]
+        cuda[f"{seconds:.0f}s"] = med
+    return cuda
+
+
+def run_bench(args) -> dict:
+    import onnxruntime as ort
+    import torch
+
+    from n2m.bridge.engine import Engine
+    from n2m.bridge.manifest import Manifest
+    from n2m.exporter.export import load_checkpoint
+
+    work = Path(args.out) / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    threads = args.threads
+    gen_ckpt, voc_ckpt = _checkpoints(args, work)
+    gen, _ = load_checkpoint(gen_ckpt)
+    voc, _ = load_checkpoint(voc_ckpt)
+    fused_dir, unfused_dir, conv2d_dir = _model_dirs(args, work, gen, voc, gen_ckpt, voc_ckpt)
+    man = Manifest.load(fused_dir)
+    engines = {"ort_fused": Engine.load(fused_dir, provider="cpu", threads=threads),
+               "ort_unfused": Engine.load(unfused_dir, provider="cpu", threads=threads),
+               "ort_fused_conv2d": Engine.load(conv2d_dir, provider="cpu", threads=threads)}
+    peak = matmul_peak_gflops(threads)
+    _log(f"matmul peak: torch {peak['torch_gflops']:.1f}, ORT {peak['ort_gflops']:.1f} GFLOP/s")
+    results = _cpu_results(man, engines, torch_cascade(gen_ckpt, voc_ckpt, man, threads), gen, voc, args.repeats)
+    _log("peak RSS of a runtime-only process (30 s clip)")
     rss = {"cpu": runtime_peak_rss(fused_dir, "cpu", threads)}
     cuda = None
     if "CUDAExecutionProvider" in ort.get_available_providers():
-        cuda = {}
-        eng = Engine.load(fused_dir, provider="cuda")
-        for seconds in CLIP_SECONDS:
-            controls = Controls(seconds=seconds)
-            _engine_run(eng, controls, 0)
-            rows_c = [_engine_run(eng, controls, 0) for _ in range(args.repeats)]
-            med = _median(rows_c)
-            med["x_realtime"] = seconds / med["total_s"]
-            cuda[f"{seconds:.0f}s"] = med
+        cuda = _cuda_results(fused_dir, args.repeats)
         rss["cuda"] = runtime_peak_rss(fused_dir, "cuda", threads)
+    gen_spec, voc_spec = man.generator, man.vocoder
     return {
-        "model": {"id": man.model_id, "generator_params": man.generator.params,
-                  "vocoder_params": man.vocoder.params, "source": str(args.checkpoints or
-                  ("tiny random" if args.tiny else "default-size random"))},
-        "settings": {"decoder": man.default_decoder, "threads": threads, "repeats": args.repeats, "steps": steps, "sampler": sampler,
-                     "guidance": guidance, "vocoder_steps": voc_steps, "vocoder_sampler": voc_sampler,
+        "model": {"id": man.model_id, "generator_params": gen_spec.params,
+                  "vocoder_params": voc_spec.params,
+                  "source": [f"{Path(c).parent.name}/{Path(c).name}" for c in args.checkpoints]
+                  if args.checkpoints else ("tiny random" if args.tiny else "default-size random")},
+        "settings": {"decoder": man.default_decoder, "threads": threads, "repeats": args.repeats,
+                     "steps": gen_spec.default_steps, "sampler": gen_spec.default_sampler,
+                     "guidance": gen_spec.guidance.default if gen_spec.guidance else 1.0,
+                     "vocoder_steps": voc_spec.default_steps, "vocoder_sampler": voc_spec.default_sampler,
                      "prompt": PROMPT},
         "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
                     "torch": torch.__version__, "onnxruntime": ort.__version__,

@@ -233,11 +233,9 @@ def export_cascade(generator: str | Path, vocoder: str | Path, out_dir: str | Pa
     return export_route(stages, out_dir, opts, log)
 
 
-def export_route(checkpoints: dict[str, str | Path], out_dir: str | Path, opts: ExportOptions | None = None,
-                 log: Log = print) -> Manifest:
-    """Export a route's stages ({"generator", "vocoder"} or {"wavegen", "cascader"}, each optionally
-    with "superres"), the text encoder and the tokenizer into `out_dir` with a manifest."""
-    opts = opts or ExportOptions()
+def _load_route(checkpoints: dict[str, str | Path], opts: ExportOptions) -> tuple[str, list[str], dict]:
+    """(route, stage names in order, {name: (model, checkpoint)}), or ValueError naming what does
+    not fit together."""
     for s in (opts.sampler, opts.vocoder_sampler, opts.superres_sampler):
         if s not in SAMPLERS:
             raise ValueError(f"unknown sampler {s!r}: one of {', '.join(SAMPLERS)}")
@@ -246,9 +244,6 @@ def export_route(checkpoints: dict[str, str | Path], out_dir: str | Path, opts: 
         raise ValueError(f"unknown stages {sorted(unknown)}: one of {', '.join(ALL_STAGES)}")
     route = route_of(checkpoints)
     names = [*ROUTES[route], *(n for n in OPTIONAL_STAGES if n in checkpoints)]
-    out_dir = Path(out_dir)
-    if out_dir.exists() and any(out_dir.iterdir()) and not opts.force:
-        raise FileExistsError(f"{out_dir} exists and is not empty: pass --force to replace it")
     loaded: dict[str, tuple[torch.nn.Module, dict]] = {}
     for name in names:
         model, ckpt = load_checkpoint(checkpoints[name], opts.use_ema)
@@ -269,26 +264,40 @@ def export_route(checkpoints: dict[str, str | Path], out_dir: str | Path, opts: 
     if "superres" in loaded and int(loaded["superres"][0].cfg.cond_rate) != int(cas_rate):
         raise ValueError(f"the superres stage is conditioned on {loaded['superres'][0].cfg.cond_rate} Hz audio, "
                          f"the {cas_name} makes {cas_rate:g} Hz")
+    return route, names, loaded
+
+
+def _text_encoder(work: Path, opts: ExportOptions, max_tokens: int, log: Log) -> TextEncoderSpec:
+    """MiniLM with ORT's BERT fusions and its tokenizer into `work` (or copied from opts.text_from)."""
+    if opts.text_from is not None:
+        return _copy_text_encoder(Path(opts.text_from), work, max_tokens, log)
+    log("text encoder: exporting " + ("a tiny random BERT" if opts.tiny_text else onnx_text.ENCODER_ID))
+    te = onnx_text.export_text_encoder(work / TEXT_FILE, work / TOKENIZER_FILE, tiny=opts.tiny_text, seed=opts.seed)
+    fused = {k: te.op_counts.get(k, 0) for k in ("Attention", "SkipLayerNormalization", "BiasGelu",
+                                                  "EmbedLayerNormalization")}
+    log(f"text encoder: fused {fused}, parity max abs {te.max_abs_err:.2e}")
+    if te.max_abs_err > 1e-3:
+        raise RuntimeError(f"text encoder ONNX differs from torch by {te.max_abs_err:.2e}")
+    return TextEncoderSpec(name=onnx_text.ENCODER_ID, files={"fp32": TEXT_FILE}, tokenizer=TOKENIZER_FILE,
+                           max_tokens=max_tokens, hidden=te.hidden, random_weights=te.random_weights)
+
+
+def export_route(checkpoints: dict[str, str | Path], out_dir: str | Path, opts: ExportOptions | None = None,
+                 log: Log = print) -> Manifest:
+    """Export a route's stages ({"generator", "vocoder"} or {"wavegen", "cascader"}, each optionally
+    with "superres"), the text encoder and the tokenizer into `out_dir` with a manifest."""
+    opts = opts or ExportOptions()
+    route, names, loaded = _load_route(checkpoints, opts)
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()) and not opts.force:
+        raise FileExistsError(f"{out_dir} exists and is not empty: pass --force to replace it")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     work = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
     try:
-        max_tokens = int(gen_ckpt.get("text_max_tokens", 40))
-        if opts.text_from is not None:
-            te_spec = _copy_text_encoder(Path(opts.text_from), work, max_tokens, log)
-        else:
-            log("text encoder: exporting " + ("a tiny random BERT" if opts.tiny_text else onnx_text.ENCODER_ID))
-            te = onnx_text.export_text_encoder(work / TEXT_FILE, work / TOKENIZER_FILE, tiny=opts.tiny_text,
-                                               seed=opts.seed)
-            fused = {k: te.op_counts.get(k, 0) for k in ("Attention", "SkipLayerNormalization", "BiasGelu",
-                                                          "EmbedLayerNormalization")}
-            log(f"text encoder: fused {fused}, parity max abs {te.max_abs_err:.2e}")
-            if te.max_abs_err > 1e-3:
-                raise RuntimeError(f"text encoder ONNX differs from torch by {te.max_abs_err:.2e}")
-            te_spec = TextEncoderSpec(
-                name=onnx_text.ENCODER_ID, files={"fp32": TEXT_FILE}, tokenizer=TOKENIZER_FILE,
-                max_tokens=max_tokens, hidden=te.hidden, random_weights=te.random_weights)
+        gen_ckpt = loaded[ROUTES[route][0]][1]
+        te_spec = _text_encoder(work, opts, int(gen_ckpt.get("text_max_tokens", 40)), log)
         stages = {}
         listed = [TEXT_FILE, TOKENIZER_FILE]
         for name in names:
