@@ -11,7 +11,7 @@ Measured, per prompt and in aggregate (JSON + markdown report + plots under --ou
 - key adherence: chroma + Krumhansl-Schmuckler profiles; tonic matches or relative major/minor;
   beside it the key found from Basic Pitch's transcribed notes and the share of those notes in the
   requested scale (exporter.eval_notes);
-- style adherence: the corpus-trained audio classifier (exporter.classifier) agrees with the
+- style adherence: the corpus-trained audio classifier (exporter.metrics.style) agrees with the
   prompt's style; instrument adherence where the prompt names instruments the classifier knows;
 - Frechet distances on the classifier's embeddings (PCA to a few dimensions, fitted on training
   renders): FD of generated clips against held-out renders (audio only), and the prompt-aware
@@ -87,9 +87,9 @@ def evaluate(model, corpus: str | Path, classifier: str | Path, out: str | Path,
     """Generate for the evaluation prompts and measure. `n`: an evenly spread subset of n prompts
     (the reported set); `held_out_of_n`: the prompts that subset leaves out instead, for choosing
     settings (e.g. guidance) without looking at the reported set."""
-    from n2m.exporter.classifier import ClipClassifier
     from n2m.exporter.corpus.reader import CorpusReader
     from n2m.exporter.eval_notes import NoteMeters
+    from n2m.exporter.metrics.style import ClipClassifier
 
     reader = CorpusReader(corpus)
     clf = ClipClassifier.load(classifier)

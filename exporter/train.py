@@ -287,7 +287,7 @@ class Trainer:
         directory. Model and EMA both take them; optimizer and step stay fresh."""
         source = Path(source)
         if source.is_dir():
-            from n2m.exporter.warmstart import WarmStartError, stage_state_dict
+            from n2m.exporter.export.warmstart import WarmStartError, stage_state_dict
 
             try:
                 state = stage_state_dict(source, self.stage, build_model(self.stage_cfg))

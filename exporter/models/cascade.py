@@ -129,8 +129,7 @@ def checkpoint_cascade(checkpoints: dict[str, str | Path], opts: RouteDefaults |
                        threads: int = 1, text: Any = None) -> Cascade:
     """A bridge Cascade whose stages are the checkpoints' torch modules (EMA weights); `text`
     encodes prompts (prompts -> (states, mask)); by default MiniLM through a TextCache."""
-    from n2m.exporter import onnx_unet
-    from n2m.exporter.export import route_of
+    from n2m.exporter.export import onnx_unet, route_of
     from n2m.exporter.textenc import TextCache
 
     opts = opts or RouteDefaults()

@@ -42,7 +42,7 @@ def frames_for(seconds: float, multiple: int, spec: MelSpec = MelSpec()) -> int:
 
 
 def _spec(model: torch.nn.Module, schedule: Schedule) -> StageSpec:
-    from n2m.exporter.onnx_unet import OUTPUT, input_names, stage_name
+    from n2m.exporter.export.onnx_unet import OUTPUT, input_names, stage_name
 
     name = stage_name(model)
     return stage_spec(name, model, {"schedule": schedule.to_dict()}, RouteDefaults(), input_names(name), OUTPUT)

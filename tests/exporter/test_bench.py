@@ -10,8 +10,11 @@ import pytest
 pytest.importorskip("torch")
 
 from n2m.bridge.engine import Engine  # noqa: E402
-from n2m.exporter import bench, onnx_unet  # noqa: E402
-from n2m.exporter.export import load_checkpoint  # noqa: E402
+from n2m.exporter.bench import engine as bench  # noqa: E402
+from n2m.exporter.export import (
+    load_checkpoint,  # noqa: E402
+    onnx_unet,  # noqa: E402
+)
 
 
 def test_matmul_peak_and_flops(tiny_checkpoints) -> None:

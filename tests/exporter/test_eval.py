@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pytest
 
-from n2m.exporter.classifier import ClipClassifier, train_classifier
 from n2m.exporter.data import write_synthetic_corpus
 from n2m.exporter.evaluate import (
     frechet,
@@ -18,6 +17,7 @@ from n2m.exporter.evaluate import (
     sanity,
     tempo_scores,
 )
+from n2m.exporter.metrics.style import ClipClassifier, train_classifier
 from n2m.exporter.train import Trainer, load_config
 
 SR = 16000

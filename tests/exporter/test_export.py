@@ -14,8 +14,11 @@ torch = pytest.importorskip("torch")
 from n2m.bridge.controls import Controls, resolve  # noqa: E402
 from n2m.bridge.engine import Engine, Request  # noqa: E402
 from n2m.bridge.manifest import Manifest  # noqa: E402
-from n2m.exporter import onnx_unet  # noqa: E402
-from n2m.exporter.export import load_checkpoint, main  # noqa: E402
+from n2m.exporter.export import (  # noqa: E402
+    load_checkpoint,
+    main,
+    onnx_unet,  # noqa: E402
+)
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,12 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from n2m.bridge.manifest import Manifest  # noqa: E402
-from n2m.exporter import onnx_unet  # noqa: E402
-from n2m.exporter.export import load_checkpoint, main, route_of  # noqa: E402
+from n2m.exporter.export import (  # noqa: E402
+    load_checkpoint,
+    main,
+    onnx_unet,  # noqa: E402
+    route_of,
+)
 
 STAGES = ("wavegen", "cascader", "superres")
 
@@ -150,7 +154,7 @@ def test_cli_export_wave_route_tiny_text(tmp_path: Path, tiny_wave_checkpoints) 
 
 
 def test_warm_start_recovers_the_new_stages(tiny_wave_superres_dir: Path, models) -> None:
-    from n2m.exporter.warmstart import stage_state_dict
+    from n2m.exporter.export.warmstart import stage_state_dict
 
     for stage in STAGES:
         state = stage_state_dict(tiny_wave_superres_dir, stage)  # checks parity with the graph itself

@@ -11,7 +11,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from n2m.exporter.onnx_layout import conv1d_as_conv2d
+from n2m.exporter.export.onnx_layout import conv1d_as_conv2d
 
 
 def _session(model_or_path, optimized: Path | None = None) -> ort.InferenceSession:
@@ -79,7 +79,7 @@ def test_export_with_conv2d_layout_generates_the_same_clip(tiny_model_dir, tiny_
     from n2m.bridge.engine import Engine, Request
     from n2m.bridge.manifest import Manifest
     from n2m.exporter.export import ExportOptions, export_cascade
-    from n2m.exporter.warmstart import stage_state_dict
+    from n2m.exporter.export.warmstart import stage_state_dict
 
     gen, voc = tiny_checkpoints
     out = tmp_path / "m2d"

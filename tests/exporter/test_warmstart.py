@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from n2m.exporter.data import write_synthetic_corpus
+from n2m.exporter.export.warmstart import WarmStartError, stage_state_dict
 from n2m.exporter.train import Trainer, load_config, main
-from n2m.exporter.warmstart import WarmStartError, stage_state_dict
 
 CONFIGS = Path(__file__).resolve().parents[2] / "exporter" / "configs"
 

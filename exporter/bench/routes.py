@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from n2m.exporter.bench import PROMPT, _engine_run, runtime_peak_rss
+from n2m.exporter.bench.engine import PROMPT, _engine_run, runtime_peak_rss
 
 QUALITY_KEYS = ("tempo_octave", "key", "style", "instruments", "fjd_over_shuffled")
 

@@ -112,7 +112,7 @@ def stage_state_dict(model_dir: str | Path, stage: str, model: torch.nn.Module |
 
 
 def _parity(model: torch.nn.Module, path: Path, stage: str) -> float:
-    from n2m.exporter.onnx_unet import parity
+    from n2m.exporter.export.onnx_unet import parity
 
     worst = 0.0
     for batch, frames in ((1, 128), (2, 256)):

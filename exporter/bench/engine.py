@@ -4,7 +4,7 @@
     n2m bench --size default --out runs/bench    # the default-size U-Nets with random weights
     n2m bench --checkpoints GEN.pt VOC.pt        # trained weights
     n2m bench corpus ...                         # the corpus benchmark (n2m.exporter.corpus.bench)
-    n2m bench routes MODEL [MODEL ...]           # exported cascades against each other (exporter.bench_routes)
+    n2m bench routes MODEL [MODEL ...]           # exported cascades against each other (exporter.bench.routes)
 
 Same weights, same steps, same sampler for every backend. The ORT backends run the real runtime
 (`bridge.engine.Engine`) on two model folders that differ only in the U-Net graphs: "fused"
@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from n2m.exporter.bench_measure import (  # noqa: F401 - part of the bench's interface
+from n2m.exporter.bench.measure import (  # noqa: F401 - part of the bench's interface
     PROMPT,
     _cpu_ticks,
     _with_steal,
@@ -87,7 +87,7 @@ def _variant_dir(fused_dir: Path, out: Path, suffix: str, write_stage) -> Path:
 
 def _unfused_dir(fused_dir: Path, gen, voc, out: Path) -> Path:
     """A second model folder: the same text encoder, the U-Nets exported without fusions."""
-    from n2m.exporter import onnx_unet
+    from n2m.exporter.export import onnx_unet
 
     models = {"generator": gen, "vocoder": voc}
     return _variant_dir(fused_dir, out, "unfused",
@@ -99,7 +99,7 @@ def _conv2d_dir(fused_dir: Path, out: Path) -> Path:
     NCHWc transformer can block them (exporter.onnx_layout)."""
     import onnx
 
-    from n2m.exporter.onnx_layout import conv1d_as_conv2d
+    from n2m.exporter.export.onnx_layout import conv1d_as_conv2d
 
     def write(k: str, src: Path, dst: Path) -> None:
         onnx.save(conv1d_as_conv2d(onnx.load(str(src)))[0], str(dst))
@@ -361,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return int(corpus_main(argv[1:]) or 0)
     if argv and argv[0] == "routes":
-        from n2m.exporter.bench_routes import main as routes_main
+        from n2m.exporter.bench.routes import main as routes_main
 
         return int(routes_main(argv[1:]) or 0)
     if argv and argv[0] == "engine":

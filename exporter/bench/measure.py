@@ -48,7 +48,7 @@ def stage_flops(gen, voc, frames: int, tokens: int) -> dict[str, float]:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from n2m.exporter import onnx_unet
+    from n2m.exporter.export import onnx_unet
 
     out = {}
     for name, model in (("generator", gen), ("vocoder", voc)):

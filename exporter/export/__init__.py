@@ -45,7 +45,7 @@ from n2m.bridge.manifest import (
 )
 from n2m.bridge.sampling import SAMPLERS
 from n2m.bridge.schedule import Schedule
-from n2m.exporter import onnx_text, onnx_unet
+from n2m.exporter.export import onnx_text, onnx_unet
 from n2m.exporter.models.cascade import RouteDefaults, load_checkpoint, route_manifest, stage_spec
 
 TEXT_FILE = "text_encoder.onnx"
@@ -118,7 +118,7 @@ def _export_stage(name: str, model: torch.nn.Module, ckpt: dict, work: Path, opt
     log(f"{name}: exporting ({sum(p.numel() for p in model.parameters()):,} parameters)")
     onnx_unet.export_stage(model, fp32, fused=True)
     if name in opts.conv2d:
-        from n2m.exporter.onnx_layout import conv1d_as_conv2d
+        from n2m.exporter.export.onnx_layout import conv1d_as_conv2d
 
         proto, n_conv = conv1d_as_conv2d(onnx.load(str(fp32)))
         onnx.save(proto, str(fp32))

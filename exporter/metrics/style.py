@@ -4,7 +4,7 @@ A small 2D CNN over the log-mel (bridge.features, normalised), trained on random
 pooled penultimate layer is the embedding `n2m eval` uses for Frechet distances; its style head
 measures style adherence. Held-out accuracy on the corpus' test split is stored in the checkpoint.
 
-    python -m n2m.exporter.classifier --corpus corpus/v1 --out runs/classifier [--steps N]
+    python -m n2m.exporter.metrics.style --corpus corpus/v1 --out runs/classifier [--steps N]
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ class ClipClassifier:
         if not path.is_file():
             raise FileNotFoundError(
                 f"classifier {path} not found: train one with "
-                f"`python -m n2m.exporter.classifier --corpus DIR --out {path.parent}`")
+                f"`python -m n2m.exporter.metrics.style --corpus DIR --out {path.parent}`")
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
         cfg = ClassifierConfig(**ckpt["config"])
         model = AudioClassifier(cfg)
@@ -199,7 +199,7 @@ def train_classifier(corpus: str | Path, out: str | Path, steps: int = 4000, bat
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m n2m.exporter.classifier",
+    p = argparse.ArgumentParser(prog="python -m n2m.exporter.metrics.style",
                                 description="Train the evaluation audio classifier on a corpus.")
     p.add_argument("--corpus", required=True)
     p.add_argument("--out", required=True)
