@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from n2m.bridge.controls import Controls
-from n2m.bridge.features import MelSpec
+from n2m.bridge.features import FINE, MelSpec, coarse_to_fine
 from n2m.bridge.grid import beat_grid
 from n2m.bridge.resample import upsample
 from n2m.bridge.sampling import SAMPLERS
@@ -168,3 +168,13 @@ def griffin_lim(log_mel: np.ndarray, spec: MelSpec = MelSpec(), n_iter: int = 32
         fmax=spec.fmax, power=2.0, n_iter=n_iter)
     peak = float(np.abs(audio).max()) if audio.size else 0.0
     return (audio / peak * 0.7 if peak > 0 else audio).astype(np.float32)
+
+
+def coarse_preview(coarse: np.ndarray) -> np.ndarray:
+    """44.1 kHz mono audio of a COARSE mel: its frames repeated to 100 fps, the band above left at
+    the floor, Griffin-Lim on the FINE spec; peak-normalised to -1 dBFS when louder."""
+    from n2m.bridge.griffinlim import griffin_lim as gl
+
+    audio = gl(coarse_to_fine(np.nan_to_num(coarse, nan=np.log(FINE.log_floor))), FINE, n_iter=32)
+    peak = float(np.abs(audio).max())
+    return audio * (0.891 / peak) if peak > 0.891 else audio
