@@ -103,3 +103,18 @@ def test_v2_generator_config_is_wider_than_its_bins():
     assert sc.channels[0] > COARSE.n_bins  # the full-rate level passes a frame's detail through
     assert cfg.crop_frames % sc.frame_multiple == 0 and cfg.max_hours == 6.0 and cfg.threads == 1
     assert 5e6 < count_params(build_model(sc)) < 15e6
+
+
+def test_export_refuses_a_coarse_generator(corpus, tmp_path):
+    from n2m.exporter.export import export_route
+
+    gen = Trainer(_tiny_coarse(corpus), tmp_path / "gen")
+    gen.run(1)
+    vcfg = load_config(CONFIGS / "tiny_vocoder.json")
+    vcfg.corpus = str(corpus)
+    voc = Trainer(vcfg, tmp_path / "voc")
+    voc.run(1)
+    # input tried: a coarse generator with the mel route's vocoder
+    with pytest.raises(ValueError, match="coarse mel, which no exported cascade decodes"):
+        export_route({"generator": tmp_path / "gen" / "last.pt", "vocoder": tmp_path / "voc" / "last.pt"},
+                     tmp_path / "out")
