@@ -239,6 +239,7 @@ def test_stats_table_and_plot(corpus, tmp_path, capsys):
     rc = corpus_main(["stats", str(corpus), "--plot", str(png)])
     out = capsys.readouterr().out
     assert rc == 0 and "4 clips" in out and "style:" in out and "tempo:" in out
+    assert "3/4 or 6/8: " in out and "% of clips" in out
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
 
 
