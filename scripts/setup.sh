@@ -14,7 +14,7 @@ apt_pkgs=()
 case "$profile" in
   runtime|gpu) ;;
   dev) apt_pkgs=(fluidsynth fluid-soundfont-gm musescore-general-soundfont timgm6mb-soundfont
-                 liblo-tools xvfb libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1
+                 avldrums.lv2-soundfont opl3-soundfont liblo-tools xvfb libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1
                  libdbus-1-3 libsndfile1) ;;
   *) echo "setup.sh: unknown profile '$profile' (runtime, gpu or dev)" >&2; exit 2 ;;
 esac

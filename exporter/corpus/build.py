@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from n2m.bridge.controls import METERS, MODES, TONICS
-from n2m.bridge.features import MelSpec
+from n2m.bridge.features import COARSE, FINE, MelSpec
 
 from . import theory as th
 from .captions import captions
@@ -33,8 +33,9 @@ from .reader import FORMAT
 from .styles import DEFS, STYLES
 
 SHARD_SIZE = 24
-GENERATOR_VERSION = 3  # bump when composition/rendering changes what a seed produces
+GENERATOR_VERSION = 4  # bump when composition/rendering changes what a seed produces
 BYTES_PER_AUDIO_SECOND = 150_000  # FLAC 44.1 kHz stereo + 16 kHz int16 + float16 mel, measured ~120 kB
+BYTES_PER_FINE_SECOND = 95_000  # 44.1 kHz renders: float16 mid/side FINE mel (77 kB) + COARSE mel (15 kB)
 BYTES_PER_HIRES_SECOND = 110_000  # --audio48k: + 48 kHz int16 mono, FLAC at 48 kHz
 
 
@@ -88,6 +89,7 @@ class BuildSummary:
     shards_built: int = 0
     shards_skipped: int = 0
     per_stage: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # one-line notices (e.g. optional soundfonts missing)
 
     @property
     def throughput(self) -> float:
@@ -118,10 +120,12 @@ def clip_meta(plan: ClipPlan) -> dict:
         "bars": plan.bars,
         "duration": round(plan.duration, 6),
         "instruments": [th.friendly(p) for p in programs]
-        + ([th.DRUM_KITS.get(plan.drum_kit, "drums")] if plan.drum_kit is not None and st.drums != "none" else []),
+        + ([th.kit_name(plan.drum_kit, plan.drum_soundfont)] if plan.drum_kit is not None and st.drums != "none"
+           else []),
         "roles": [r for r, _ in plan.programs],
         "programs": programs,
         "drum_kit": plan.drum_kit if st.drums != "none" else None,
+        "drum_soundfont": plan.drum_soundfont if st.drums != "none" else None,
         "soundfont": plan.soundfont,
         "seed": plan.seed,
         "energy": plan.energy,
@@ -172,7 +176,8 @@ def build_shard(shard_dir: str, plans: list[ClipPlan], audio48k: bool = False) -
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
     metas, mels, audios, hires = [], [], [], []
-    mel_off = audio_off = hires_off = 0
+    mids, sides, coarses = [], [], []
+    mel_off = audio_off = hires_off = fine_off = coarse_off = 0
     rate = 48000 if audio48k else 44100
     t_stage = {"compose": 0.0, "render": 0.0, "write": 0.0}
     queue = _WORKER.get("queue")
@@ -200,6 +205,14 @@ def build_shard(shard_dir: str, plans: list[ClipPlan], audio48k: bool = False) -
         meta.update(mel_offset=mel_off, mel_frames=int(r.mel.shape[1]), audio_offset=audio_off,
                     audio_samples=int(r.mono16k.shape[0]), flac=flac, loudness_db=round(r.loudness_db, 2),
                     notes=sum(len(p.notes) for p in parts))
+        if r.fine is not None and r.coarse is not None:
+            meta.update(fine_offset=fine_off, fine_frames=int(r.fine.shape[2]), coarse_offset=coarse_off,
+                        coarse_frames=int(r.coarse.shape[1]))
+            fine_off += r.fine.shape[2]
+            coarse_off += r.coarse.shape[1]
+            mids.append(r.fine[0].astype(np.float16))
+            sides.append(r.fine[1].astype(np.float16))
+            coarses.append(r.coarse.astype(np.float16))
         if audio48k and r.mono_hires is not None:
             meta.update(audio48k_offset=hires_off, audio48k_samples=int(r.mono_hires.shape[0]))
             hires_off += r.mono_hires.shape[0]
@@ -222,6 +235,10 @@ def build_shard(shard_dir: str, plans: list[ClipPlan], audio48k: bool = False) -
     np.save(tmp / "audio16k.npy", np.concatenate(audios))
     if audio48k:
         np.save(tmp / "audio48k.npy", np.concatenate(hires))
+    if mids:
+        np.save(tmp / "mel_mid.npy", np.concatenate(mids, axis=1))
+        np.save(tmp / "mel_side.npy", np.concatenate(sides, axis=1))
+        np.save(tmp / "coarse.npy", np.concatenate(coarses, axis=1))
     with open(tmp / "meta.jsonl", "w") as f:
         for m in metas:
             f.write(json.dumps(m) + "\n")
@@ -258,9 +275,12 @@ def _free_bytes(path: Path) -> int:
 
 def build(cfg: BuildConfig) -> BuildSummary:
     from .prompts import eval_prompts
-    from .synth import require_soundfonts
+    from .synth import missing_optional, require_soundfonts
 
     cfg = cfg.validated()
+    note = missing_optional(list(cfg.soundfonts) or None)
+    if note and not cfg.quiet:
+        print(f"corpus: {note}", file=sys.stderr, flush=True)
     sfs = require_soundfonts(list(cfg.soundfonts) or None)
     cfg = BuildConfig(**{**asdict(cfg), "soundfonts": tuple(s.name for s in sfs)})
     plans = plan_corpus(cfg.seed, cfg.hours, list(cfg.soundfonts), cfg.styles)
@@ -279,6 +299,9 @@ def build(cfg: BuildConfig) -> BuildSummary:
     }
     if cfg.audio48k:
         info["audio48k_rate"] = 48000
+    else:  # the v2 representations, cached per shard (mel_mid.npy, mel_side.npy, coarse.npy)
+        info["fine_mel"] = FINE.to_dict()
+        info["coarse_mel"] = COARSE.to_dict()
     cfg.out.mkdir(parents=True, exist_ok=True)
     _check_existing(cfg, info)
     (cfg.out / "shards").mkdir(exist_ok=True)
@@ -293,7 +316,7 @@ def build(cfg: BuildConfig) -> BuildSummary:
     os.replace(cfg.out / "eval_prompts.jsonl.tmp", cfg.out / "eval_prompts.jsonl")
 
     todo = []
-    summary = BuildSummary()
+    summary = BuildSummary(notes=[note] if note else [])
     for i, s in enumerate(shards):
         d = cfg.out / "shards" / f"{i:05d}"
         if (d / "meta.jsonl").is_file():
@@ -303,7 +326,7 @@ def build(cfg: BuildConfig) -> BuildSummary:
     for stale in (cfg.out / "shards").glob("*.tmp"):
         shutil.rmtree(stale, ignore_errors=True)
     need = sum(p.duration for _, s in todo for p in s) * (
-        BYTES_PER_AUDIO_SECOND + (BYTES_PER_HIRES_SECOND if cfg.audio48k else 0))
+        BYTES_PER_AUDIO_SECOND + (BYTES_PER_HIRES_SECOND if cfg.audio48k else BYTES_PER_FINE_SECOND))
     free = _free_bytes(cfg.out)
     if need > free:
         raise BuildError(f"not enough disk space in {cfg.out}: the remaining shards need about "
@@ -378,6 +401,8 @@ def print_summary(s: BuildSummary, out: Path, file=sys.stdout) -> None:
     print(f"built {s.shards_built} shards ({s.clips} clips, {s.audio_seconds / 3600:.2f} h of audio) in "
           f"{s.wall_seconds:.1f} s: {s.throughput:.1f} s of finished audio per wall second; "
           f"{s.shards_skipped} shards were already complete. Corpus: {out}", file=file)
+    for note in s.notes:
+        print(f"note: {note}", file=file)
     if s.per_stage:
         tot = sum(s.per_stage.values()) or 1.0
         print("worker time by stage: " + ", ".join(f"{k} {v:.1f} s ({100 * v / tot:.0f}%)"

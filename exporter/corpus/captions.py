@@ -61,8 +61,9 @@ def instrument_names(plan: ClipPlan, rng: np.random.Generator) -> list[str]:
         if n not in names:
             names.append(n)
     if plan.drum_kit is not None and DEFS[plan.style].drums != "none":
-        kit = th.DRUM_KITS.get(plan.drum_kit, "drums")
-        names.append(str(rng.choice([kit, "drums"])) if plan.drum_kit not in (25, 48) else kit)
+        kit = th.kit_name(plan.drum_kit, plan.drum_soundfont)
+        special = plan.drum_kit in (25, 48) and plan.drum_soundfont is None
+        names.append(kit if special else str(rng.choice([kit, "drums"])))
     return names
 
 

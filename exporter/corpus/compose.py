@@ -39,6 +39,7 @@ class ClipPlan:
     era: str
     song_seed: int  # shared by the clips of one composition (same progression and motifs)
     score: str | None = None  # music21 corpus reference for score-based styles
+    drum_soundfont: str | None = None  # a kit font (synth.SoundFont.kit) for the drums, else the main font
 
     @property
     def quarters_per_bar(self) -> float:
@@ -76,6 +77,7 @@ DRUMS: dict[str, dict[str, dict[int, str]]] = {
     "lofi": {
         "4/4": {P.KICK: "x-----g-x-x-----", P.SNARE: "----x-------x---", P.CHH: "o-g-o-g-o-g-o-g-",
                 P.SHAKER: "g-g-g-g-g-g-g-g-"},
+        "3/4": {P.KICK: "x-----g-----", P.SNARE: "--------x---", P.CHH: "o-g-o-g-o-g-", P.SHAKER: "g-g-g-g-g-g-"},
     },
     "funk": {
         "4/4": {P.KICK: "X-----x---x--x--", P.SNARE: "----X--g-g--X--g", P.CHH: "xoxoxoxoxoxoxoxo",
@@ -92,6 +94,7 @@ DRUMS: dict[str, dict[str, dict[int, str]]] = {
     "metal": {
         "4/4": {P.KICK: "X-o-X-o-X-o-X-o-", P.SNARE: "----X-------X---", P.CRASH: "x-------x-------",
                 P.CHH: "x-o-x-o-x-o-x-o-"},
+        "6/8": {P.KICK: "X-x-x-X-x-x-", P.SNARE: "------X-----", P.CRASH: "x-----------", P.CHH: "x-o-o-x-o-o-"},
     },
     "pop": {
         "4/4": {P.KICK: "X-------X-x-----", P.CLAP: "----X-------X---", P.CHH: "x-o-x-o-x-o-x-o-"},
@@ -100,6 +103,7 @@ DRUMS: dict[str, dict[str, dict[int, str]]] = {
     "swing": {
         "4/4": {P.RIDE: "x---x-o-x---x-o-", P.PHH: "----x-------x---", P.KICK: "g---g---g---g---",
                 P.SNARE: "------g-------g-"},
+        "3/4": {P.RIDE: "x---x-o-x---", P.PHH: "----x---x---", P.KICK: "g-----------", P.SNARE: "------g-----"},
     },
     "bossa": {
         "4/4": {P.RIM: "g--g--g---g--g--", P.KICK: "X--oX--oX--oX--o", P.SHAKER: "x-o-x-o-x-o-x-o-",
@@ -119,6 +123,7 @@ DRUMS: dict[str, dict[str, dict[int, str]]] = {
     },
     "chip": {
         "4/4": {P.KICK: "X-------X-x-----", P.SNARE: "----X-------X---", P.CHH: "x-x-x-x-x-x-x-x-"},
+        "3/4": {P.KICK: "X-----------", P.SNARE: "----x---x---", P.CHH: "x-x-x-x-x-x-"},
     },
     "waltz": {
         "3/4": {P.KICK: "x-----------", P.CHH: "----o---o---", P.RIDE: "g---g---g---"},
@@ -395,8 +400,8 @@ class Composer:
                     hit(b, 1.8, 80)
                     if self.rng.random() < 0.5:
                         hit(b + 1.5, 0.4, 60)
-            elif kind_here == "jazz":  # Charleston
-                for b0 in np.arange(0, ln, 4.0):
+            elif kind_here == "jazz":  # Charleston (a jazz waltz: beat 1 and the and of 2)
+                for b0 in np.arange(0, ln, self.qpb):
                     hit(b0, 0.9, 78)
                     hit(b0 + 1.5, 0.45, 70)
             elif kind_here == "bossa":

@@ -14,9 +14,12 @@ from n2m.bridge.controls import BEATS_PER_BAR, TONICS, TRAIN_BPM_MAX, TRAIN_BPM_
 
 from .compose import ClipPlan
 from .styles import DEFS, MOODS_MAJOR, MOODS_MINOR, STYLES
-from .synth import SOUNDFONTS
+from .synth import SOUNDFONTS, SoundFont
 
 MIN_SECONDS, MAX_SECONDS = 8.0, 30.0
+CHIP_FONT_SHARE = 0.5  # chip styles play their own (OPL3) font this often, when it is installed
+ACOUSTIC_KIT_STYLES = ("rock", "metal", "funk", "swing_jazz", "bossa_nova", "reggae", "waltz", "folk")
+ACOUSTIC_KIT_SHARE = 0.5  # those styles' drums come from a multi-sampled acoustic kit this often
 SPLIT_PERCENT = {"train": 90, "val": 5, "test": 5}
 SCORE_STYLES = ("chorale", "folk")
 
@@ -63,6 +66,21 @@ def _sections(rng: np.random.Generator, bars: int, second: bool) -> tuple[tuple[
     return t[int(rng.integers(len(t)))]
 
 
+def _fonts_for(style: str, soundfonts: list[str], kit: bool) -> list[SoundFont]:
+    """The fonts among `soundfonts` that a style may play (kit fonts, or main fonts)."""
+    return [f for f in SOUNDFONTS if f.name in soundfonts and f.kit == kit and (not f.styles or style in f.styles)]
+
+
+def _pick_font(rng: np.random.Generator, fonts: list[SoundFont], own_share: float) -> str:
+    """A font by weight; fonts made for the style (`styles` set) together take `own_share`."""
+    own = [f for f in fonts if f.styles]
+    general = [f for f in fonts if not f.styles]
+    if own and (not general or rng.random() < own_share):
+        general = own
+    w = np.array([f.weight for f in general])
+    return general[int(rng.choice(len(general), p=w / w.sum()))].name
+
+
 def plan_composition(seed: int, k: int, style: str, soundfonts: list[str], first_index: int,
                      score_ref: str | None = None) -> list[ClipPlan]:
     """The clips (one or two) of composition k: same tempo, key, instruments; different sections."""
@@ -73,9 +91,7 @@ def plan_composition(seed: int, k: int, style: str, soundfonts: list[str], first
     key = TONICS[int(rng.integers(12))]
     mode = _weighted(rng, st.modes)
     meter = _weighted(rng, st.meters)
-    sfs = [s.name for s in SOUNDFONTS if s.name in soundfonts]
-    sw = np.array([next(s.weight for s in SOUNDFONTS if s.name == n) for n in sfs])
-    soundfont = sfs[int(rng.choice(len(sfs), p=sw / sw.sum()))]
+    soundfont = _pick_font(rng, _fonts_for(style, soundfonts, kit=False), CHIP_FONT_SHARE)
     drum_kit = int(rng.choice(st.kits)) if st.drums != "none" else None
     programs: list[tuple[str, int]] = []
     for role, pool in st.programs.items():
@@ -93,6 +109,8 @@ def plan_composition(seed: int, k: int, style: str, soundfonts: list[str], first
     comp_id = score_ref.replace("/", "_").replace("#", "_") if score_ref else f"{style}-{seed}-{k:06d}"
     n_clips = 2 if rng.random() < 0.35 else 1
     song_seed = int(rng.integers(2**31))
+    kits = _fonts_for(style, soundfonts, kit=True) if drum_kit is not None and style in ACOUSTIC_KIT_STYLES else []
+    drum_font = _pick_font(rng, kits, 1.0) if kits and rng.random() < ACOUSTIC_KIT_SHARE else None
     plans = []
     for j in range(n_clips):
         crng = np.random.default_rng([seed, k, 2, j])
@@ -102,7 +120,7 @@ def plan_composition(seed: int, k: int, style: str, soundfonts: list[str], first
             bpm=bpm, key=key, mode=mode, meter=meter, bars=bars,
             sections=_sections(crng, bars, second=j == 1), programs=tuple(programs), drum_kit=drum_kit,
             soundfont=soundfont, energy=energy, dynamics=dynamics, mood=mood, era=era,
-            song_seed=song_seed, score=score_ref))
+            song_seed=song_seed, score=score_ref, drum_soundfont=drum_font))
     return plans
 
 

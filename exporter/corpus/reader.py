@@ -1,15 +1,27 @@
-"""Read a built corpus: its description, clip metadata, cached log-mel and 16 kHz audio.
+"""Read a built corpus: its description, clip metadata, cached log-mels and 16 kHz audio.
 
 Layout (format 1), written by `n2m corpus build`:
 
-    DIR/corpus.json                 description (id, format, seed, hours, mel spec, rates, styles, ...)
+    DIR/corpus.json                 description (id, format, seed, hours, mel spec, rates, styles, ...;
+                                    "fine_mel" and "coarse_mel": the specs of the v2 caches, present
+                                    when the shards hold them)
     DIR/eval_prompts.jsonl          evaluation prompts with the controls each asks for
     DIR/shards/NNNNN/meta.jsonl     one JSON object per clip
     DIR/shards/NNNNN/mel.npy        float16 [80, frames], clips concatenated along frames
     DIR/shards/NNNNN/audio16k.npy   int16 [samples], 16 kHz mono mix, clips concatenated
     DIR/shards/NNNNN/audio48k.npy   int16 [samples], 48 kHz mono mix (only corpora built with
                                     --audio48k, whose renders and FLACs are 48 kHz)
+    DIR/shards/NNNNN/mel_mid.npy    float16 [192, frames]: FINE log-mel (bridge.features) of the mid
+                                    (L+R)/2 of the FLAC, 100 frames/s (44.1 kHz renders only)
+    DIR/shards/NNNNN/mel_side.npy   float16 [192, frames]: the same of the side (L-R)/2
+    DIR/shards/NNNNN/coarse.npy     float16 [K, frames]: COARSE log-mel (the mid's FINE mel pooled to
+                                    50 frames/s, bins centred <= 8 kHz; K = coarse_mel.n_bins)
     DIR/shards/NNNNN/<id>.flac      stereo 44.1 kHz mix (48 kHz with --audio48k)
+
+Per clip, meta.jsonl gives each array's slice: mel_offset/mel_frames, audio_offset/audio_samples,
+fine_offset/fine_frames (mel_mid and mel_side alike), coarse_offset/coarse_frames,
+audio48k_offset/audio48k_samples. A FLAC of n samples has 1 + n // 441 FINE frames and
+ceil(that / 2) COARSE frames.
 
 Only complete shards (renamed from NNNNN.tmp) are read.
 """
@@ -20,6 +32,8 @@ import json
 from pathlib import Path
 
 import numpy as np
+
+from n2m.bridge.features import CoarseSpec, MelSpec
 
 FORMAT = 1
 SPLITS = ("train", "val", "test")
@@ -113,6 +127,38 @@ class CorpusReader:
         arr = self._array(clip, "audio48k.npy")
         o, n = clip["audio48k_offset"], clip["audio48k_samples"]
         return np.asarray(arr[o:o + n], dtype=np.float32) / 32768.0
+
+    @property
+    def has_fine(self) -> bool:
+        """Whether the shards cache the v2 representations (FINE mid/side and COARSE mels)."""
+        return isinstance(self.info.get("fine_mel"), dict) and isinstance(self.info.get("coarse_mel"), dict)
+
+    def _require_fine(self, clip: dict) -> None:
+        if not self.has_fine or "fine_offset" not in clip:
+            raise CorpusError(
+                f"{self.root} caches no FINE/COARSE mels (a corpus built before them, or with --audio48k). "
+                f"Fix: build a 44.1 kHz corpus: `n2m corpus build --out DIR --hours H --seed S`")
+
+    @property
+    def fine_spec(self) -> MelSpec:
+        return MelSpec(**self.info["fine_mel"])
+
+    @property
+    def coarse_spec(self) -> CoarseSpec:
+        return CoarseSpec.from_dict(self.info["coarse_mel"])
+
+    def fine(self, clip: dict) -> np.ndarray:
+        """float32 [2, 192, fine_frames]: FINE log-mel of the clip's mid and side, 100 frames/s."""
+        self._require_fine(clip)
+        o, n = clip["fine_offset"], clip["fine_frames"]
+        return np.stack([np.asarray(self._array(clip, name)[:, o:o + n], dtype=np.float32)
+                         for name in ("mel_mid.npy", "mel_side.npy")])
+
+    def coarse(self, clip: dict) -> np.ndarray:
+        """float32 [K, coarse_frames]: COARSE log-mel of the clip's mid, 50 frames/s."""
+        self._require_fine(clip)
+        o, n = clip["coarse_offset"], clip["coarse_frames"]
+        return np.asarray(self._array(clip, "coarse.npy")[:, o:o + n], dtype=np.float32)
 
     def flac_path(self, clip: dict) -> Path:
         return Path(clip["shard"]) / clip["flac"]

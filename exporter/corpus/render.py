@@ -1,6 +1,7 @@
 """Rendering a composed clip: FluidSynth -> per-style pedalboard chain -> loudness -> bar-grid trim,
-then the cached features (16 kHz mono, log-mel; with `keep_hires`, also the render-rate mono mix,
-which at a 48 kHz render is the super-resolution stage's training target)."""
+then the cached features (16 kHz mono, log-mel; at a 44.1 kHz render the mid/side FINE mel and the
+COARSE mel of `bridge.features`; with `keep_hires`, also the render-rate mono mix, which at a
+48 kHz render is the super-resolution stage's training target)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,11 @@ import numpy as np
 import pedalboard as pb
 import soxr
 
-from n2m.bridge.features import MelSpec, log_mel
+from n2m.bridge.features import FINE, MelSpec, coarse_mel, fine_mel, log_mel
 
 from . import theory as th
 from .compose import ClipPlan
-from .synth import CC, DRUM_CHANNEL, NOTE_OFF, NOTE_ON, Synth
+from .synth import CC, DRUM_CHANNEL, NOTE_OFF, NOTE_ON, Synth, soundfont_by_name
 
 FLAC_RATE = 44100
 HIRES_RATE = 48000  # render rate of corpora built with --audio48k
@@ -31,6 +32,8 @@ class Rendered:
     mel: np.ndarray  # float32 [80, frames]
     loudness_db: float
     mono_hires: np.ndarray | None = None  # int16 [k] mono mix at the render rate (keep_hires)
+    fine: np.ndarray | None = None  # float32 [2, 192, frames]: FINE log-mel of mid and side (44.1 kHz)
+    coarse: np.ndarray | None = None  # float32 [COARSE.n_bins, frames / 2]: COARSE log-mel of the mid
 
 
 def events_for(parts: list[th.Part], bpm: float, rate: int, n_samples: int
@@ -152,6 +155,8 @@ def render_clip(plan: ClipPlan, parts: list[th.Part], synth: Synth, mix: str,
     n = int(round(plan.duration * rate))
     n_tail = n + int(TAIL_SECONDS * rate)
     programs, events = events_for(parts, plan.bpm, rate, n)
+    if plan.drum_soundfont is not None and DRUM_CHANNEL in programs:
+        programs[DRUM_CHANNEL] = (0, 0, synth.load_kit(soundfont_by_name(plan.drum_soundfont)))
     dry = synth.render(programs, events, n_tail)
     rng = np.random.default_rng([plan.seed, 5])
     wet = _chain(plan, mix, rng)(dry, rate)
@@ -183,8 +188,11 @@ def render_clip(plan: ClipPlan, parts: list[th.Part], synth: Synth, mix: str,
         out *= g
     i16 = np.clip(np.round(low * 32767.0), -32768, 32767).astype(np.int16)
     mel = log_mel(i16.astype(np.float32) / 32768.0, spec)
-    hires = None
+    hires = fine = coarse = None
     if keep_hires:  # the same mono mix, at the render rate, after the same gains
         hires = np.clip(np.round(out.mean(axis=0) * 32767.0), -32768, 32767).astype(np.int16)
+    if rate == FINE.sample_rate:
+        fine = fine_mel(out)
+        coarse = coarse_mel(fine[0])
     return Rendered(stereo=out.astype(np.float32), mono16k=i16, mel=mel,
-                    loudness_db=loudness_db(low[None, :], AUDIO_RATE), mono_hires=hires)
+                    loudness_db=loudness_db(low[None, :], AUDIO_RATE), mono_hires=hires, fine=fine, coarse=coarse)

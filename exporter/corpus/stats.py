@@ -25,6 +25,9 @@ def collect(reader: CorpusReader) -> dict:
         "instrument": Counter(i for c in clips for i in c["instruments"]),
         "program": Counter(p for c in clips for p in c["programs"]),
         "drum_kit": Counter(c["drum_kit"] for c in clips if c["drum_kit"] is not None),
+        "drum_soundfont": Counter(c["drum_soundfont"] for c in clips if c.get("drum_soundfont")),
+        "meter_seconds": Counter({m: sum(c["duration"] for c in clips if c["meter"] == m)
+                                  for m in {c["meter"] for c in clips}}),
         "bpm": np.array([c["bpm"] for c in clips]),
         "duration": np.array([c["duration"] for c in clips]),
         "compositions": len({c["composition_id"] for c in clips}),
@@ -40,7 +43,11 @@ def table(s: dict) -> str:
                      f"duration: min {d.min():.1f} / median {np.median(d):.1f} / max {d.max():.1f} s")
         hist, edges = np.histogram(b, bins=np.arange(60, 190, 10))
         lines.append("tempo histogram: " + ", ".join(f"{int(e)}-{int(e) + 9}: {h}" for e, h in zip(edges, hist, strict=False)))
-    for name in ("style", "key", "mode", "meter", "split", "soundfont", "drum_kit"):
+        triple = sum(v for m, v in s["meter"].items() if m != "4/4")
+        triple_s = sum(v for m, v in s["meter_seconds"].items() if m != "4/4")
+        lines.append(f"3/4 or 6/8: {100 * triple / s['clips']:.1f}% of clips, "
+                     f"{100 * triple_s / max(1e-9, d.sum()):.1f}% of the audio")
+    for name in ("style", "key", "mode", "meter", "split", "soundfont", "drum_kit", "drum_soundfont"):
         items = sorted(s[name].items(), key=lambda kv: (-kv[1], str(kv[0])))
         lines.append(f"{name}: " + ", ".join(f"{k} {v}" for k, v in items))
     top = s["instrument"].most_common(30)

@@ -26,7 +26,11 @@ class SoundFont:
     name: str
     path: str
     package: str  # the Debian package that installs it
-    weight: float  # how often the corpus uses it
+    weight: float  # how often the corpus uses it (among the fonts a style may use)
+    # an optional font is used where it fits when installed; the build goes on without it
+    optional: bool = False
+    styles: tuple[str, ...] = ()  # the only styles that use it (empty: every style)
+    kit: bool = False  # one drum kit (bank 0, program 0) played on the drum channel beside a GM font
 
 
 SOUNDFONTS: tuple[SoundFont, ...] = (
@@ -34,6 +38,14 @@ SOUNDFONTS: tuple[SoundFont, ...] = (
     SoundFont("MuseScore_General", "/usr/share/sounds/sf3/MuseScore_General.sf3",
               "musescore-general-soundfont", 0.35),
     SoundFont("TimGM6mb", "/usr/share/sounds/sf2/TimGM6mb.sf2", "timgm6mb-soundfont", 0.20),
+    # a complete GM set of OPL3 FM patches (one drum kit): the chip styles' own sound
+    SoundFont("OPL3_FM", "/usr/share/sounds/sf2/OPL-3_FM_128M.sf2", "opl3-soundfont", 1.0,
+              optional=True, styles=("chiptune",)),
+    # multi-sampled acoustic kits (GM drum keys 36-61)
+    SoundFont("AVL_Black_Pearl", "/usr/share/sounds/sf2/Black_Pearl_4_LV2.sf2", "avldrums.lv2-soundfont",
+              0.5, optional=True, kit=True),
+    SoundFont("AVL_Red_Zeppelin", "/usr/share/sounds/sf2/Red_Zeppelin_4_LV2.sf2", "avldrums.lv2-soundfont",
+              0.5, optional=True, kit=True),
 )
 FLUIDSYNTH_PACKAGE = "fluidsynth"
 DRUM_CHANNEL = 9
@@ -50,8 +62,22 @@ def available_soundfonts() -> list[SoundFont]:
     return [sf for sf in SOUNDFONTS if os.path.isfile(sf.path)]
 
 
+def missing_optional(names: list[str] | None = None) -> str | None:
+    """One line naming the optional soundfonts that are not installed (None when all are), for
+    builds that use every font (`names` None)."""
+    if names:
+        return None
+    gone = [sf for sf in SOUNDFONTS if sf.optional and not os.path.isfile(sf.path)]
+    if not gone:
+        return None
+    pk = " ".join(sorted({sf.package for sf in gone}))
+    return (f"optional soundfonts not installed, building without them: {', '.join(sf.name for sf in gone)} "
+            f"(sudo apt-get install {pk})")
+
+
 def require_soundfonts(names: list[str] | None = None) -> list[SoundFont]:
-    """The soundfonts to use, or SynthError naming the Debian packages to install."""
+    """The soundfonts to use, or SynthError naming the Debian packages to install. Without `names`,
+    every installed font; a missing optional one is left out (see `missing_optional`)."""
     wanted = [soundfont_by_name(n) for n in names] if names else list(SOUNDFONTS)
     missing = [sf for sf in wanted if not os.path.isfile(sf.path)]
     if names and missing:
@@ -59,10 +85,12 @@ def require_soundfonts(names: list[str] | None = None) -> list[SoundFont]:
             f"{sf.path} (install the Debian package `{sf.package}`: sudo apt-get install {sf.package})"
             for sf in missing))
     have = [sf for sf in wanted if sf not in missing]
-    if len(have) < 2:
+    general = [sf for sf in have if not sf.optional]
+    if len(general) < 2:
+        missing = [sf for sf in missing if not sf.optional]
         pk = " ".join(sf.package for sf in missing)
         raise SynthError(
-            f"the corpus needs at least two soundfonts for timbre variety, found {len(have)}: "
+            f"the corpus needs at least two general soundfonts for timbre variety, found {len(general)}: "
             f"install the Debian packages: sudo apt-get install {pk}")
     return have
 
@@ -143,6 +171,7 @@ class Synth:
         if not self._synth:
             raise SynthError("FluidSynth could not create a synthesizer")
         lib.fluid_synth_set_interp_method(self._synth, -1, 1)  # linear: ~2x faster than 4th order
+        self._kits: dict[str, int] = {}
         self.sfid = lib.fluid_synth_sfload(self._synth, soundfont.path.encode(), 1)
         if self.sfid < 0:
             raise SynthError(f"FluidSynth could not load {soundfont.path}: reinstall the Debian "
@@ -173,15 +202,39 @@ class Synth:
         p = scratch.ctypes.data
         lib.fluid_synth_write_float(syn, 2 * BLOCK, p, 0, 1, p, 2 * BLOCK, 1)
 
-    def select(self, channel: int, bank: int, program: int) -> bool:
-        """Select a preset; False if the soundfont lacks it (the caller picks a fallback)."""
-        return self.lib.fluid_synth_program_select(self._synth, channel, self.sfid, bank, program) == 0
+    def select(self, channel: int, bank: int, program: int, sfid: int | None = None) -> bool:
+        """Select a preset (of the main font, or of the loaded font `sfid`); False if it lacks it."""
+        sfid = self.sfid if sfid is None else sfid
+        return self.lib.fluid_synth_program_select(self._synth, channel, sfid, bank, program) == 0
 
-    def render(self, programs: dict[int, tuple[int, int]], events: list[tuple[int, int, int, int, int]],
+    def load_kit(self, kit: SoundFont) -> int:
+        """Load a drum-kit font beside the main one (once); returns its font id for `render`."""
+        if kit.name not in self._kits:
+            if not os.path.isfile(kit.path):
+                raise SynthError(f"soundfont not found: {kit.path} (install the Debian package "
+                                 f"`{kit.package}`: sudo apt-get install {kit.package})")
+            sfid = self.lib.fluid_synth_sfload(self._synth, kit.path.encode(), 0)
+            if sfid < 0:
+                raise SynthError(f"FluidSynth could not load {kit.path}: reinstall `{kit.package}`")
+            self._kits[kit.name] = sfid
+        return self._kits[kit.name]
+
+    def _select_all(self, programs: dict[int, tuple[int, ...]]) -> None:
+        for ch, (bank, prog, *font) in programs.items():
+            sfid = font[0] if font else None
+            if self.select(ch, bank, prog, sfid):
+                continue
+            if bank == 128 and sfid is None and self.select(ch, 128, 0):  # a font with one kit
+                continue
+            raise SynthError(f"{self.soundfont.name} has no preset bank {bank} program {prog}")
+
+    def render(self, programs: dict[int, tuple[int, ...]], events: list[tuple[int, int, int, int, int]],
                n_samples: int) -> np.ndarray:
         """float32 [2, n_samples]: the events (sample, kind, channel, a, b) from a reset synth.
 
-        programs maps channel -> (bank, program); events past n_samples are dropped.
+        programs maps channel -> (bank, program) of the main font, or (bank, program, font id) of
+        a font from `load_kit`; a missing drum kit falls back to the font's kit 0; events past
+        n_samples are dropped.
         """
         lib, syn = self.lib, self._synth
         self._silence()
@@ -189,9 +242,7 @@ class Synth:
         # every render a whole number of blocks keeps renders independent and deterministic.
         want = n_samples
         n_samples = -(-n_samples // BLOCK) * BLOCK
-        for ch, (bank, prog) in programs.items():
-            if not self.select(ch, bank, prog):
-                raise SynthError(f"{self.soundfont.name} has no preset bank {bank} program {prog}")
+        self._select_all(programs)
         left = np.zeros(n_samples, dtype=np.float32)
         right = np.zeros(n_samples, dtype=np.float32)
         lp, rp = left.ctypes.data, right.ctypes.data

@@ -74,6 +74,14 @@ DRUM_KITS: dict[int, str] = {
     32: "jazz kit", 40: "brush kit", 48: "orchestral percussion",
 }
 
+ACOUSTIC_KIT = "acoustic kit"  # the label of a multi-sampled kit font's drums (synth.SoundFont.kit)
+
+
+def kit_name(program: int | None, kit_font: str | None = None) -> str:
+    """The caption label of a clip's drums: its kit font's, or its GM kit program's."""
+    return ACOUSTIC_KIT if kit_font else DRUM_KITS.get(program, "drums")
+
+
 # General MIDI percussion keys
 KICK, RIM, SNARE, CLAP, SNARE2, LTOM, CHH, PHH, MTOM, OHH, HTOM = 36, 37, 38, 39, 40, 45, 42, 44, 47, 46, 50
 CRASH, RIDE, BELL, TAMB, COWBELL, SHAKER, CLAVES, CONGA_H, CONGA_L, BONGO_H = 49, 51, 53, 54, 56, 70, 75, 62, 64, 60

@@ -254,6 +254,9 @@ def _load_route(checkpoints: dict[str, str | Path], opts: ExportOptions) -> tupl
     gen_name, cas_name = ROUTES[route]
     gen_model, gen_ckpt = loaded[gen_name]
     cas_model, cas_ckpt = loaded[cas_name]
+    if getattr(gen_model.cfg, "representation", "mel") != "mel":
+        raise ValueError(f"{checkpoints[gen_name]} makes the {gen_model.cfg.representation} mel, which no "
+                         f"exported cascade decodes yet (the mel route's vocoder takes the 80-bin mel)")
     if route == "mel" and gen_ckpt.get("mel") and cas_ckpt.get("mel") and gen_ckpt["mel"] != cas_ckpt["mel"]:
         raise ValueError("generator and vocoder were trained on different mel front-ends")
     if route == "wave" and int(cas_model.cfg.cond_rate) != int(gen_model.cfg.sample_rate):

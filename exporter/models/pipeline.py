@@ -14,7 +14,7 @@ import torch
 
 from n2m.bridge.cascade import sample_audio_stage, sample_generator, sample_vocoder
 from n2m.bridge.controls import Controls
-from n2m.bridge.features import MelSpec
+from n2m.bridge.features import FINE, MelSpec, coarse_to_fine
 from n2m.bridge.grid import beat_grid
 from n2m.bridge.griffinlim import griffin_lim as _griffin_lim
 from n2m.bridge.manifest import StageSpec
@@ -23,7 +23,7 @@ from n2m.exporter.models.cascade import RouteDefaults, TorchStage, load_checkpoi
 from n2m.exporter.models.unet import UNet1d, Vocoder1d
 
 __all__ = ["SampleOptions", "load_checkpoint", "frames_for", "GeneratorRunner", "VocoderRunner",
-           "AudioCascaderRunner", "griffin_lim"]
+           "AudioCascaderRunner", "griffin_lim", "coarse_preview"]
 
 
 @dataclass
@@ -119,3 +119,13 @@ def griffin_lim(log_mel: np.ndarray, spec: MelSpec = MelSpec(), seed: int = 0) -
     audio = _griffin_lim(log_mel, spec, seed=seed)
     peak = float(np.abs(audio).max()) if audio.size else 0.0
     return (audio * (0.98 / peak) if peak > 0.98 else audio).astype(np.float32)
+
+
+def coarse_preview(coarse: np.ndarray) -> np.ndarray:
+    """44.1 kHz mono audio of a COARSE mel: its frames repeated to 100 fps, the band above left at
+    the floor, Griffin-Lim on the FINE spec; peak-normalised to -1 dBFS when louder."""
+    from n2m.bridge.griffinlim import griffin_lim as gl
+
+    audio = gl(coarse_to_fine(np.nan_to_num(coarse, nan=np.log(FINE.log_floor))), FINE, n_iter=32)
+    peak = float(np.abs(audio).max())
+    return audio * (0.891 / peak) if peak > 0.891 else audio

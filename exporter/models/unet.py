@@ -39,6 +39,10 @@ Waveform route (Noise2Music's other configuration, the same two classes):
 Log-mel normalisation (fixed in the config, saved in checkpoints): ``norm = (log_mel - mel_mean) /
 mel_scale``; the runtime undoes it with ``log_mel = norm * mel_scale + mel_mean``.
 
+A generator's ``representation`` says what its channels are: ``"mel"`` the 80-bin 16 kHz log-mel
+(``bridge.features.MelSpec()``), ``"coarse"`` the v2 COARSE mel (``bridge.features.COARSE``:
+in/out channels = its bin count, also 50 frames/s).
+
 Classifier-free guidance: the unconditional input is the MiniLM states of the empty prompt ""
 (mask ones over its tokens) with bpm 0, key/mode/meter 0 and a zero grid.
 """
@@ -56,6 +60,7 @@ TEXT_DIM = 384
 N_KEYS = 13  # 0 = unspecified, 1..12 = TONICS
 N_MODES = 5  # 0 = unspecified, 1..4 = MODES
 N_METERS = 4  # 0 = unspecified, 1..3 = METERS
+REPRESENTATIONS = ("mel", "coarse")
 
 
 @dataclass
@@ -89,6 +94,7 @@ class UNetConfig:
     strides: tuple[int, ...] = ()
     audio_scale: float = 1.0
     sample_rate: int = 0
+    representation: str = "mel"  # generator: "mel" (80-bin 16 kHz) or "coarse" (bridge.features.COARSE)
 
     def __post_init__(self) -> None:
         self.channels = tuple(int(c) for c in self.channels)
@@ -107,6 +113,14 @@ class UNetConfig:
                 raise ValueError("a wavegen needs its sample_rate (e.g. 3200)")
         elif self.strides:
             raise ValueError("strides are for the waveform generator (stage 'wavegen') only")
+        if self.representation not in REPRESENTATIONS:
+            raise ValueError(f"representation {self.representation!r} is not one of {', '.join(REPRESENTATIONS)}")
+        if self.representation == "coarse":
+            from n2m.bridge.features import COARSE
+
+            if self.stage != "generator" or self.in_channels != COARSE.n_bins or self.out_channels != COARSE.n_bins:
+                raise ValueError(f"a coarse generator has in_channels = out_channels = {COARSE.n_bins} "
+                                 f"(the COARSE mel's bins), got {self.in_channels}/{self.out_channels}")
         for a in self.attn_levels:
             if not 0 <= a < len(self.channels):
                 raise ValueError(f"attn level {a} outside 0..{len(self.channels) - 1}")

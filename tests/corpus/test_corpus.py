@@ -239,6 +239,7 @@ def test_stats_table_and_plot(corpus, tmp_path, capsys):
     rc = corpus_main(["stats", str(corpus), "--plot", str(png)])
     out = capsys.readouterr().out
     assert rc == 0 and "4 clips" in out and "style:" in out and "tempo:" in out
+    assert "3/4 or 6/8: " in out and "% of clips" in out
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
 
 
@@ -286,3 +287,84 @@ def test_a_16k_corpus_has_no_48k_audio(corpus):
     assert not r.has_audio48k
     with pytest.raises(CorpusError, match=r"no 48 kHz audio.*--audio48k"):
         r.audio48k(r.clips()[0])
+
+
+def test_fine_and_coarse_caches_align_with_the_flac(corpus):
+    from n2m.bridge.features import COARSE, FINE, coarse_mel, fine_mel
+
+    r = CorpusReader(corpus)
+    assert r.has_fine and r.fine_spec == FINE and r.coarse_spec == COARSE
+    for c in r.clips():
+        stereo, rate = sf.read(str(r.flac_path(c)), dtype="float32")
+        fine, coarse = r.fine(c), r.coarse(c)
+        n = stereo.shape[0]
+        assert fine.shape == (2, 192, 1 + n // 441) and fine.dtype == np.float32
+        assert coarse.shape == (COARSE.n_bins, -(-fine.shape[2] // 2)) and coarse.dtype == np.float32
+        # the caches are the shared front-end of the FLAC's mid and side (up to 16-bit and float16)
+        again = fine_mel(stereo.T)
+        loud = again > np.log(FINE.log_floor) + 6  # where 16-bit quantisation noise is far below
+        assert np.median(np.abs(fine - again)[loud]) < 0.01 and np.quantile(np.abs(fine - again)[loud], 0.99) < 0.1
+        assert np.abs(coarse - coarse_mel(fine[0])).max() < 0.02
+        assert fine[0].mean() > fine[1].mean()  # a side channel quieter than the mid
+
+
+def test_fine_and_coarse_caches_are_deterministic(corpus, tmp_path):
+    again = tmp_path / "again"
+    build(small_cfg(again, max_shards=1))
+    a, b = CorpusReader(corpus), CorpusReader(again)
+    for ca, cb in zip(a.clips()[:2], b.clips(), strict=True):
+        assert {k: v for k, v in ca.items() if k != "shard"} == {k: v for k, v in cb.items() if k != "shard"}
+        # FluidSynth keeps a little voice state between renders: equal to within a small level
+        assert np.median(np.abs(a.coarse(ca) - b.coarse(cb))) < 0.01
+        assert np.median(np.abs(a.fine(ca) - b.fine(cb))) < 0.01
+
+
+def test_a_48k_corpus_has_no_fine_caches(tmp_path):
+    from n2m.exporter.corpus.reader import CorpusError
+
+    out = tmp_path / "c48"
+    build(small_cfg(out, max_shards=1, shard_size=1, audio48k=True))
+    r = CorpusReader(out)
+    assert not r.has_fine
+    with pytest.raises(CorpusError, match="no FINE/COARSE"):
+        r.coarse(r.clips()[0])
+
+
+def test_missing_optional_soundfont_builds_with_a_one_line_note(tmp_path, monkeypatch):
+    from n2m.exporter.corpus import plan as plan_mod
+    from n2m.exporter.corpus import synth as synth_mod
+
+    # input tried: the OPL3 font not installed (and no MuseScore, which loads slowly)
+    fonts = tuple(replace(f, path="/nonexistent/OPL.sf2") if f.name == "OPL3_FM" else f
+                  for f in synth_mod.SOUNDFONTS if f.name != "MuseScore_General")
+    monkeypatch.setattr(synth_mod, "SOUNDFONTS", fonts)
+    monkeypatch.setattr(plan_mod, "SOUNDFONTS", fonts)
+    note = synth_mod.missing_optional(None)
+    assert note is not None and "\n" not in note and "OPL3_FM" in note and "apt-get install opl3-soundfont" in note
+    assert synth_mod.missing_optional(["FluidR3_GM", "TimGM6mb"]) is None  # named fonts: nothing optional
+    s = build(small_cfg(tmp_path / "c", soundfonts=(), styles=("chiptune",), max_shards=1))
+    assert s.clips == 2 and s.notes == [note]
+    assert {c["soundfont"] for c in CorpusReader(tmp_path / "c").clips()} <= {"FluidR3_GM", "TimGM6mb"}
+
+
+def test_kit_font_plays_the_drum_channel():
+    from n2m.exporter.corpus.synth import DRUM_CHANNEL, soundfont_by_name
+
+    kit = soundfont_by_name("AVL_Black_Pearl")
+    if not Path(kit.path).is_file():
+        pytest.skip(f"{kit.package} is not installed")
+    s = Synth(soundfont_by_name("TimGM6mb"))
+    ev = [(0, 0, DRUM_CHANNEL, 38, 110), (11025, 1, DRUM_CHANNEL, 38, 0)]
+    gm = s.render({DRUM_CHANNEL: (128, 0)}, ev, 22050)
+    acoustic = s.render({DRUM_CHANNEL: (0, 0, s.load_kit(kit))}, ev, 22050)
+    assert np.abs(acoustic).max() > 0.01 and np.abs(gm).max() > 0.01
+    assert np.abs(acoustic - gm).max() > 0.1 * np.abs(gm).max()  # another snare
+
+
+def test_plan_has_a_fifth_of_clips_in_three():
+    from n2m.exporter.corpus.plan import SCORE_STYLES
+
+    plans = plan_corpus(7, 2.0, list(SF))
+    free = [p for p in plans if p.style not in SCORE_STYLES]  # score styles take the score's meter
+    triple = sum(p.meter != "4/4" for p in free)
+    assert triple / len(plans) > 0.15 and {p.meter for p in free} == set(METERS)

@@ -1,0 +1,120 @@
+"""The v2 generator path: training on the COARSE mel of a corpus with FINE/COARSE caches."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from n2m.bridge.features import COARSE, FINE, coarse_mel, fine_mel
+from n2m.exporter.corpus.reader import CorpusError, CorpusReader
+from n2m.exporter.data import GeneratorData, write_synthetic_corpus
+from n2m.exporter.models.unet import build_model, count_params
+from n2m.exporter.train import ConfigError, Trainer, load_config
+
+CONFIGS = Path(__file__).resolve().parents[2] / "exporter" / "configs"
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    return write_synthetic_corpus(tmp_path_factory.mktemp("fine"), n_clips=6, seconds=3.0, seed=2, fine=True)
+
+
+def _tiny_coarse(corpus: Path):
+    cfg = load_config(CONFIGS / "tiny_generator.json")
+    cfg.corpus = str(corpus)
+    cfg.model.update(representation="coarse", in_channels=COARSE.n_bins, out_channels=COARSE.n_bins,
+                     mel_mean=-1.5, mel_scale=3.4)
+    return cfg
+
+
+def test_synthetic_fine_corpus_caches_match_the_front_end(corpus):
+    r = CorpusReader(corpus)
+    c = r.clips()[0]
+    fine, coarse = r.fine(c), r.coarse(c)
+    assert fine.shape == (2, FINE.n_mels, FINE.frames(3 * 44100)) and coarse.shape == (COARSE.n_bins, 151)
+    assert np.abs(coarse - coarse_mel(fine[0])).max() < 0.02
+    assert fine_mel(np.zeros((2, 441))).shape == (2, 192, 2)
+
+
+def test_generator_data_reads_coarse_crops(corpus):
+    d = GeneratorData(corpus, "train", crop_frames=64, mel_mean=-1.5, mel_scale=3.4, representation="coarse")
+    assert d.frame_rate == COARSE.frame_rate
+    ex = d.example(np.random.default_rng(0), drop=False)
+    assert ex["mel"].shape == (COARSE.n_bins, 64) and ex["grid"].shape == (4, 64)
+    clip = d.clips[d.clips.index(next(c for c in d.clips if c["id"] == ex["clip"]))]
+    want = (d.reader.coarse(clip)[:, ex["start"]:ex["start"] + 64] + 1.5) / 3.4
+    assert np.allclose(ex["mel"], want)
+    b = d.batch(np.random.default_rng(1), 3)
+    assert tuple(b["mel"].shape) == (3, COARSE.n_bins, 64)
+
+
+def test_coarse_data_refuses_a_corpus_without_the_caches(tmp_path):
+    plain = write_synthetic_corpus(tmp_path / "plain", n_clips=4, seconds=2.0)  # input tried: a v1 corpus
+    with pytest.raises(CorpusError, match="no FINE/COARSE.*n2m corpus build"):
+        GeneratorData(plain, "train", representation="coarse")
+    with pytest.raises(ValueError, match="representation"):
+        GeneratorData(plain, "train", representation="fine")
+
+
+def test_coarse_config_needs_the_coarse_bin_count(tmp_path):
+    raw = json.loads((CONFIGS / "tiny_generator.json").read_text())
+    raw["model"].update(representation="coarse")  # input tried: 80 channels for a coarse generator
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(raw))
+    with pytest.raises(ConfigError, match=f"in_channels = out_channels = {COARSE.n_bins}"):
+        load_config(path)
+
+
+def test_coarse_generator_trains_checkpoints_and_previews(corpus, tmp_path):
+    cfg = _tiny_coarse(corpus)
+    cfg.lr, cfg.warmup_steps = 3e-3, 1
+    cfg.sample_prompts, cfg.sample_seconds, cfg.sample_steps = ["techno, 120 bpm"], 1.0, 2
+    trainer = Trainer(cfg, tmp_path)
+    batch = trainer.data.batch(np.random.default_rng(9), 6, drop=False)
+
+    def fixed() -> float:
+        torch.manual_seed(5)
+        trainer.model.eval()
+        with torch.no_grad():
+            return float(trainer.loss(batch))
+
+    before = fixed()
+    trainer.run(40)
+    assert fixed() < 0.95 * before
+    ckpt = torch.load(tmp_path / "last.pt", map_location="cpu", weights_only=False)
+    assert ckpt["config"]["representation"] == "coarse" and ckpt["coarse_mel"] == COARSE.to_dict()
+    trainer.sample()
+    stem = tmp_path / "samples" / "step0000040_0"
+    audio, rate = sf.read(str(stem) + ".wav")
+    assert rate == 44100 and audio.shape == (50 * 2 * FINE.hop,) and np.isfinite(audio).all()  # 1 s
+    assert np.load(str(stem) + ".npy").shape == (COARSE.n_bins, 50)
+    assert (Path(str(stem) + ".png")).stat().st_size > 0
+
+
+def test_v2_generator_config_is_wider_than_its_bins():
+    cfg = load_config(CONFIGS / "v2_generator.json")
+    sc = cfg.stage_config()
+    assert sc.representation == "coarse" and sc.in_channels == COARSE.n_bins
+    assert sc.channels[0] > COARSE.n_bins  # the full-rate level passes a frame's detail through
+    assert cfg.crop_frames % sc.frame_multiple == 0 and cfg.max_hours == 6.0 and cfg.threads == 1
+    assert 5e6 < count_params(build_model(sc)) < 15e6
+
+
+def test_export_refuses_a_coarse_generator(corpus, tmp_path):
+    from n2m.exporter.export import export_route
+
+    gen = Trainer(_tiny_coarse(corpus), tmp_path / "gen")
+    gen.run(1)
+    vcfg = load_config(CONFIGS / "tiny_vocoder.json")
+    vcfg.corpus = str(corpus)
+    voc = Trainer(vcfg, tmp_path / "voc")
+    voc.run(1)
+    # input tried: a coarse generator with the mel route's vocoder
+    with pytest.raises(ValueError, match="coarse mel, which no exported cascade decodes"):
+        export_route({"generator": tmp_path / "gen" / "last.pt", "vocoder": tmp_path / "voc" / "last.pt"},
+                     tmp_path / "out")
