@@ -35,7 +35,8 @@ TINY_VOCODER_STEPS = 3
 TINY_SUPERRES_STEPS = 2
 _TINY_SOURCES = [
     "exporter/export/__init__.py", "exporter/export/onnx_unet.py", "exporter/export/onnx_text.py",
-    "exporter/models/unet.py", "exporter/models/cascade.py",
+    "exporter/models/unet.py", "exporter/models/configs.py", "exporter/models/modules.py",
+    "exporter/models/vocoder.py", "exporter/models/cascade.py",
     "bridge/manifest.py", "bridge/schedule.py", "bridge/features.py", "bridge/controls.py",
 ]
 WAVE_STAGES = ("wavegen", "cascader", "superres")
