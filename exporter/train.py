@@ -38,22 +38,20 @@ from __future__ import annotations
 
 import argparse
 import copy
-import dataclasses
 import json
 import math
 import os
 import signal
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from n2m.bridge.controls import Controls
-from n2m.bridge.features import COARSE, FINE, MelSpec
+from n2m.bridge.features import COARSE, MelSpec
 from n2m.bridge.schedule import Schedule
 from n2m.exporter.data import (
     AudioCascaderData,
@@ -69,71 +67,9 @@ from n2m.exporter.models.unet import (
     config_from_dict,
     count_params,
 )
-from n2m.exporter.textenc import DEFAULT_MAX_TOKENS, ENCODER_ID, TextCache
-
-
-@dataclass
-class TrainConfig:
-    model: dict
-    corpus: str = "corpus/v1"  # relative to where training runs (the repo root), or --corpus
-    batch_size: int = 8
-    lr: float = 3e-4
-    weight_decay: float = 0.01
-    warmup_steps: int = 500
-    steps: int = 100_000  # target (ETA and the default stopping point)
-    max_hours: float = 0.0  # also stop once this much training time has accumulated (0 = no limit)
-    grad_clip: float = 1.0
-    # "constant" after warm-up, or "cosine_time": cosine decay to lr * lr_min_ratio over max_hours of
-    # training time (a time budget is what a CPU run has; steps/s varies with machine load)
-    lr_schedule: str = "constant"
-    lr_min_ratio: float = 0.1
-    ema_decay: float = 0.999
-    crop_frames: int = 512  # generator, wavegen: 10.24 s crops (50 Hz grid frames)
-    seed: int = 0
-    threads: int = 1
-    checkpoint_minutes: float = 5.0
-    log_every: int = 10
-    sample_minutes: float = 30.0  # 0 = never
-    sample_prompts: list[str] = field(default_factory=lambda: [
-        "techno loop, 128 bpm, A minor", "calm ambient pad in C major"])
-    sample_seconds: float = 5.0
-    sample_steps: int = 25
-    sample_guidance: float = 3.0
-    sample_vocoder: str = ""  # generator previews: a vocoder checkpoint (or run dir); "" = Griffin-Lim
-    text_max_tokens: int = DEFAULT_MAX_TOKENS
-    dropout: dict = field(default_factory=lambda: asdict(DropoutConfig()))
-
-    def stage_config(self) -> UNetConfig | VocoderConfig:
-        return config_from_dict(self.model)
-
-
-class ConfigError(ValueError):
-    """A training config that cannot be used; the message names the file and the problem."""
-
-
-def load_config(path: str | Path) -> TrainConfig:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config {path} not found (see exporter/configs/ for examples)")
-    try:
-        raw = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path} is not valid JSON: {exc}") from exc
-    if not isinstance(raw, dict) or "model" not in raw:
-        raise ConfigError(f"{path}: needs a 'model' object with a 'stage' field")
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise ConfigError(f"{path}: unknown fields {unknown}; known: {sorted(known)}")
-    try:
-        cfg = TrainConfig(**raw)
-        cfg.stage_config()
-        if cfg.lr_schedule not in ("constant", "cosine_time"):
-            raise ValueError(f"lr_schedule {cfg.lr_schedule!r} is not 'constant' or 'cosine_time'")
-        DropoutConfig(**cfg.dropout)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
-    return cfg
+from n2m.exporter.textenc import ENCODER_ID, TextCache
+from n2m.exporter.trainconfig import ConfigError, TrainConfig, load_config  # noqa: F401 - n2m.exporter.train's interface
+from n2m.exporter.trainlog import Progress, plot_log, summarize_log  # noqa: F401 - used by tests too
 
 
 class EMA:
@@ -163,34 +99,6 @@ def atomic_save(obj: dict, path: Path) -> None:
 def param_checksum(model: torch.nn.Module) -> float:
     with torch.no_grad():
         return float(sum(p.double().sum() * (i + 1) for i, p in enumerate(model.parameters())))
-
-
-class Progress:
-    """A terminal bar (tqdm) when attached to a TTY, else one line per log interval."""
-
-    def __init__(self, total: int, start: int) -> None:
-        self.tty = sys.stderr.isatty()
-        self.total, self.start = total, start
-        self.bar = None
-        if self.tty:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True)
-
-    def update(self, step: int, n: int, loss: float, rate: float, budget_left_s: float | None = None) -> None:
-        if self.bar is not None:
-            self.bar.update(n)
-            self.bar.set_postfix(loss=f"{loss:.4f}")
-        else:
-            eta = (self.total - step) / rate if rate > 0 else float("inf")
-            if budget_left_s is not None:
-                eta = min(eta, budget_left_s)
-            eta_s = f"{int(eta // 3600)}h{int(eta % 3600 // 60):02d}m" if math.isfinite(eta) else "?"
-            print(f"step {step}/{self.total} loss {loss:.4f} {rate:.2f} steps/s eta {eta_s}", flush=True)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
 
 class Trainer:
@@ -378,96 +286,12 @@ class Trainer:
 
     # -- previews
 
-    def _preview(self, runner, prompt: str, seed: int) -> np.ndarray:
-        """One guided preview of a text-conditioned stage (generator: log-mel; wavegen: audio), its
-        controls read from the prompt."""
-        from n2m.bridge.controls import parse_controls
-        from n2m.exporter.models.pipeline import SampleOptions, frames_for
-
-        ctl = parse_controls(prompt)
-        frames = frames_for(self.cfg.sample_seconds, self.stage_cfg.frame_multiple)
-        return runner.generate(prompt, Controls(bpm=ctl.bpm, key=ctl.key, mode=ctl.mode, meter=ctl.meter),
-                               frames, seed=seed, opts=SampleOptions(steps=self.cfg.sample_steps,
-                                                                     guidance=self.cfg.sample_guidance))
-
     def sample(self) -> None:
-        if self.rank != 0:
-            return
-        from n2m.exporter.models.pipeline import (
-            GeneratorRunner,
-            VocoderRunner,
-            coarse_preview,
-            griffin_lim,
-        )
+        """Previews of the EMA model under RUN_DIR/samples (exporter.previews); rank 0 only."""
+        if self.rank == 0:
+            from n2m.exporter.previews import write_previews
 
-        sdir = self.out / "samples"
-        sdir.mkdir(parents=True, exist_ok=True)
-        try:
-            import soundfile as sf
-
-            if self.stage == "generator":
-                runner = GeneratorRunner(self.ema.model, self.text, self.schedule)
-                vocoder = None
-                voc_path = Path(self.cfg.sample_vocoder) if self.cfg.sample_vocoder else None
-                if voc_path is not None and voc_path.is_dir():
-                    voc_path = voc_path / "last.pt"
-                if voc_path is not None and voc_path.is_file():
-                    from n2m.exporter.models.pipeline import load_checkpoint
-
-                    vocoder = VocoderRunner(load_checkpoint(voc_path)[0], self.schedule)
-                for i, prompt in enumerate(self.cfg.sample_prompts):
-                    mel = self._preview(runner, prompt, seed=i)
-                    stem = sdir / f"step{self.step:07d}_{i}"
-                    if self.stage_cfg.representation == "coarse":  # no cascader yet: the band above is silent
-                        audio, rate = coarse_preview(mel), FINE.sample_rate
-                    else:
-                        audio = griffin_lim(mel) if vocoder is None else np.clip(vocoder.vocode(mel, seed=i), -1, 1)
-                        rate = self.spec.sample_rate
-                    sf.write(str(stem) + ".wav", audio, rate)
-                    np.save(str(stem) + ".npy", mel.astype(np.float16))
-                    _save_spectrogram(mel, str(stem) + ".png", prompt)
-            elif self.stage == "wavegen":
-                runner = GeneratorRunner(self.ema.model, self.text, self.schedule)
-                for i, prompt in enumerate(self.cfg.sample_prompts):
-                    audio = self._preview(runner, prompt, seed=i)
-                    sf.write(str(sdir / f"step{self.step:07d}_{i}.wav"), np.clip(audio, -1, 1),
-                             self.stage_cfg.sample_rate)
-            elif self.stage in ("cascader", "superres"):
-                from n2m.exporter.models.pipeline import AudioCascaderRunner
-
-                c = self.stage_cfg
-                split = "val" if self.data.reader.clips("val") else "train"
-                val = AudioCascaderData(self.data.reader, split, 250, c.stage, c.sample_rate, c.cond_rate, 1.0)
-                cond, ref = val.example(np.random.default_rng(0))
-                low = cond[:: c.up_factor]  # the upsampler keeps the low-rate samples on its grid
-                audio = AudioCascaderRunner(self.ema.model, self.schedule).run(low, seed=0, steps=12)
-                stem = sdir / f"step{self.step:07d}"
-                sf.write(str(stem) + ".wav", np.clip(audio, -1, 1), c.sample_rate)
-                err = float(np.sqrt(np.mean((audio - ref) ** 2)) / max(1e-9, np.sqrt(np.mean(ref ** 2))))
-                with open(sdir / "metrics.jsonl", "a") as f:
-                    f.write(json.dumps({"step": self.step, "rel_rms_error_12_steps": err}) + "\n")
-                if not (sdir / "reference.wav").exists():
-                    sf.write(str(sdir / "reference.wav"), ref, c.sample_rate)
-            else:
-                runner = VocoderRunner(self.ema.model, self.schedule)
-                val = VocoderData(self.data.reader, "val" if self.data.reader.clips("val") else "train",
-                                  250, self.stage_cfg.mel_mean, self.stage_cfg.mel_scale, 1.0)
-                mel_n, ref = val.example(np.random.default_rng(0))
-                mel = mel_n * self.stage_cfg.mel_scale + self.stage_cfg.mel_mean
-                audio = runner.vocode(mel, seed=0, steps=12)
-                stem = sdir / f"step{self.step:07d}"
-                sf.write(str(stem) + ".wav", np.clip(audio, -1, 1), self.spec.sample_rate)
-                from n2m.bridge.features import log_mel
-
-                floor = np.log(self.spec.log_floor) + 0.5
-                again = log_mel(np.nan_to_num(audio), self.spec)[:, : mel.shape[1]]
-                l1 = float(np.abs(np.maximum(again, floor) - np.maximum(mel[:, : again.shape[1]], floor)).mean())
-                with open(sdir / "metrics.jsonl", "a") as f:
-                    f.write(json.dumps({"step": self.step, "mel_l1_12_steps": l1}) + "\n")
-                if not (sdir / "reference.wav").exists():
-                    sf.write(str(sdir / "reference.wav"), ref, self.spec.sample_rate)
-        except Exception as exc:  # a preview must never kill a long run
-            print(f"sample at step {self.step} failed: {exc!r}", file=sys.stderr, flush=True)
+            write_previews(self)
 
     # -- the loop
     def run(self, steps: int | None) -> dict:
@@ -536,65 +360,6 @@ class Trainer:
             with open(log_path, "a") as f:
                 f.write(json.dumps({"event": "end", **result, "time": time.time()}) + "\n")
         return result
-
-
-def summarize_log(log_path: Path) -> dict:
-    """Steps, loss at the start and over the last records, and the step rate, from log.jsonl."""
-    path = Path(log_path)
-    recs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
-    recs = [r for r in recs if "loss" in r]
-    if not recs:
-        return {"step": 0}
-    tail = recs[-20:]
-    return {
-        "step": recs[-1]["step"], "first_loss": recs[0]["loss"],
-        "recent_loss": float(np.mean([r["loss"] for r in tail])),
-        "recent_steps_per_s": float(np.mean([r["steps_per_s"] for r in tail])),
-        "loss_by_1000_steps": {str(int(k)): float(np.mean([r["loss"] for r in recs if r["step"] // 1000 == k]))
-                               for k in sorted({r["step"] // 1000 for r in recs})},
-    }
-
-
-def plot_log(log_path: Path, png: Path) -> None:
-    """Loss against step (raw and smoothed) from a run's log.jsonl."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    recs = [json.loads(line) for line in Path(log_path).read_text().splitlines() if line.strip()]
-    recs = [r for r in recs if "loss" in r]
-    if not recs:
-        return
-    steps = np.array([r["step"] for r in recs])
-    loss = np.array([r["loss"] for r in recs])
-    k = max(1, len(loss) // 50)
-    smooth = np.convolve(loss, np.ones(k) / k, mode="valid")
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    ax.plot(steps, loss, lw=0.5, alpha=0.4, label="loss")
-    ax.plot(steps[k - 1:], smooth, lw=1.5, label=f"mean of {k}")
-    ax.set_xlabel("step")
-    ax.set_ylabel("v-prediction MSE")
-    ax.legend()
-    fig.tight_layout()
-    tmp = png.with_name(png.name + ".tmp.png")
-    fig.savefig(tmp, dpi=80)
-    plt.close(fig)
-    os.replace(tmp, png)
-
-
-def _save_spectrogram(mel: np.ndarray, path: str, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 3))
-    ax.imshow(mel, origin="lower", aspect="auto", cmap="magma")
-    ax.set_title(title[:80])
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,77 @@
+"""A training run's config (`n2m train CONFIG`): the JSON fields of `TrainConfig` and their checks.
+The files are in exporter/configs/ (their README lists them)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from n2m.exporter.data import DropoutConfig
+from n2m.exporter.models.unet import UNetConfig, VocoderConfig, config_from_dict
+from n2m.exporter.textenc import DEFAULT_MAX_TOKENS
+
+
+@dataclass
+class TrainConfig:
+    model: dict
+    corpus: str = "corpus/v1"  # relative to where training runs (the repo root), or --corpus
+    batch_size: int = 8
+    lr: float = 3e-4
+    weight_decay: float = 0.01
+    warmup_steps: int = 500
+    steps: int = 100_000  # target (ETA and the default stopping point)
+    max_hours: float = 0.0  # also stop once this much training time has accumulated (0 = no limit)
+    grad_clip: float = 1.0
+    # "constant" after warm-up, or "cosine_time": cosine decay to lr * lr_min_ratio over max_hours of
+    # training time (a time budget is what a CPU run has; steps/s varies with machine load)
+    lr_schedule: str = "constant"
+    lr_min_ratio: float = 0.1
+    ema_decay: float = 0.999
+    crop_frames: int = 512  # generator, wavegen: 10.24 s crops (50 Hz grid frames)
+    seed: int = 0
+    threads: int = 1
+    checkpoint_minutes: float = 5.0
+    log_every: int = 10
+    sample_minutes: float = 30.0  # 0 = never
+    sample_prompts: list[str] = field(default_factory=lambda: [
+        "techno loop, 128 bpm, A minor", "calm ambient pad in C major"])
+    sample_seconds: float = 5.0
+    sample_steps: int = 25
+    sample_guidance: float = 3.0
+    sample_vocoder: str = ""  # generator previews: a vocoder checkpoint (or run dir); "" = Griffin-Lim
+    text_max_tokens: int = DEFAULT_MAX_TOKENS
+    dropout: dict = field(default_factory=lambda: asdict(DropoutConfig()))
+
+    def stage_config(self) -> UNetConfig | VocoderConfig:
+        return config_from_dict(self.model)
+
+
+class ConfigError(ValueError):
+    """A training config that cannot be used; the message names the file and the problem."""
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config {path} not found (see exporter/configs/ for examples)")
+    try:
+        raw = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path} is not valid JSON: {exc}") from exc
+    if not isinstance(raw, dict) or "model" not in raw:
+        raise ConfigError(f"{path}: needs a 'model' object with a 'stage' field")
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"{path}: unknown fields {unknown}; known: {sorted(known)}")
+    try:
+        cfg = TrainConfig(**raw)
+        cfg.stage_config()
+        if cfg.lr_schedule not in ("constant", "cosine_time"):
+            raise ValueError(f"lr_schedule {cfg.lr_schedule!r} is not 'constant' or 'cosine_time'")
+        DropoutConfig(**cfg.dropout)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    return cfg
