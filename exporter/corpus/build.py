@@ -162,12 +162,62 @@ def _synth_for(name: str, rate: int = 44100):
     return synths[(name, rate)]
 
 
+class _ShardArrays:
+    """A shard's clips concatenated: 16 kHz audio and 80-bin mel, the v2 FINE/COARSE caches, and
+    the 48 kHz mono mix where kept; each clip's offsets go into its meta."""
+
+    def __init__(self) -> None:
+        self.mels, self.audios, self.hires, self.mids, self.sides, self.coarses = [], [], [], [], [], []
+        self.mel_off = self.audio_off = self.hires_off = self.fine_off = self.coarse_off = 0
+
+    def add(self, meta: dict, r) -> None:
+        meta.update(mel_offset=self.mel_off, mel_frames=int(r.mel.shape[1]), audio_offset=self.audio_off,
+                    audio_samples=int(r.mono16k.shape[0]))
+        if r.fine is not None and r.coarse is not None:
+            meta.update(fine_offset=self.fine_off, fine_frames=int(r.fine.shape[2]),
+                        coarse_offset=self.coarse_off, coarse_frames=int(r.coarse.shape[1]))
+            self.fine_off += r.fine.shape[2]
+            self.coarse_off += r.coarse.shape[1]
+            self.mids.append(r.fine[0].astype(np.float16))
+            self.sides.append(r.fine[1].astype(np.float16))
+            self.coarses.append(r.coarse.astype(np.float16))
+        if r.mono_hires is not None:
+            meta.update(audio48k_offset=self.hires_off, audio48k_samples=int(r.mono_hires.shape[0]))
+            self.hires_off += r.mono_hires.shape[0]
+            self.hires.append(r.mono_hires)
+        self.mel_off += r.mel.shape[1]
+        self.audio_off += r.mono16k.shape[0]
+        self.mels.append(r.mel.astype(np.float16))
+        self.audios.append(r.mono16k)
+
+    def save(self, folder: Path) -> None:
+        np.save(folder / "mel.npy", np.concatenate(self.mels, axis=1))
+        np.save(folder / "audio16k.npy", np.concatenate(self.audios))
+        if self.hires:
+            np.save(folder / "audio48k.npy", np.concatenate(self.hires))
+        if self.mids:
+            np.save(folder / "mel_mid.npy", np.concatenate(self.mids, axis=1))
+            np.save(folder / "mel_side.npy", np.concatenate(self.sides, axis=1))
+            np.save(folder / "coarse.npy", np.concatenate(self.coarses, axis=1))
+
+
+def _compose(plan: ClipPlan):
+    """(the plan as composed, its parts): a score from the music21 corpus, or composed notes."""
+    if plan.score is not None:
+        from .scores import compose_score, resolve_score
+
+        plan, score = resolve_score(plan)
+        return plan, compose_score(plan, score)
+    from .compose import Composer
+
+    return plan, Composer(plan).compose()
+
+
 def build_shard(shard_dir: str, plans: list[ClipPlan], audio48k: bool = False) -> dict:
     """Build one shard into shard_dir + '.tmp', then rename. Returns per-stage timings. With
     `audio48k` the clips render at 48 kHz and their 48 kHz mono mix is kept (audio48k.npy)."""
     import soundfile as sf
 
-    from .compose import Composer
     from .render import render_clip
 
     final = Path(shard_dir)
@@ -175,22 +225,13 @@ def build_shard(shard_dir: str, plans: list[ClipPlan], audio48k: bool = False) -
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    metas, mels, audios, hires = [], [], [], []
-    mids, sides, coarses = [], [], []
-    mel_off = audio_off = hires_off = fine_off = coarse_off = 0
+    metas, arrays = [], _ShardArrays()
     rate = 48000 if audio48k else 44100
     t_stage = {"compose": 0.0, "render": 0.0, "write": 0.0}
-    queue = _WORKER.get("queue")
-    callback = _WORKER.get("callback")
+    queue, callback = _WORKER.get("queue"), _WORKER.get("callback")
     for plan in plans:
         t0 = time.perf_counter()
-        if plan.score is not None:
-            from .scores import compose_score, resolve_score
-
-            plan, score = resolve_score(plan)
-            parts = compose_score(plan, score)
-        else:
-            parts = Composer(plan).compose()
+        plan, parts = _compose(plan)
         meta = clip_meta(plan)
         t1 = time.perf_counter()
         load0 = _WORKER.get("load_seconds", 0.0)
@@ -200,45 +241,20 @@ def build_shard(shard_dir: str, plans: list[ClipPlan], audio48k: bool = False) -
         t1 += loaded
         r = render_clip(plan, parts, synth, DEFS[plan.style].mix, rate=rate, keep_hires=audio48k)
         t2 = time.perf_counter()
-        flac = f"{meta['id']}.flac"
-        sf.write(str(tmp / flac), r.stereo.T, rate, subtype="PCM_16")
-        meta.update(mel_offset=mel_off, mel_frames=int(r.mel.shape[1]), audio_offset=audio_off,
-                    audio_samples=int(r.mono16k.shape[0]), flac=flac, loudness_db=round(r.loudness_db, 2),
-                    notes=sum(len(p.notes) for p in parts))
-        if r.fine is not None and r.coarse is not None:
-            meta.update(fine_offset=fine_off, fine_frames=int(r.fine.shape[2]), coarse_offset=coarse_off,
-                        coarse_frames=int(r.coarse.shape[1]))
-            fine_off += r.fine.shape[2]
-            coarse_off += r.coarse.shape[1]
-            mids.append(r.fine[0].astype(np.float16))
-            sides.append(r.fine[1].astype(np.float16))
-            coarses.append(r.coarse.astype(np.float16))
-        if audio48k and r.mono_hires is not None:
-            meta.update(audio48k_offset=hires_off, audio48k_samples=int(r.mono_hires.shape[0]))
-            hires_off += r.mono_hires.shape[0]
-            hires.append(r.mono_hires)
-        mel_off += r.mel.shape[1]
-        audio_off += r.mono16k.shape[0]
+        meta["flac"] = f"{meta['id']}.flac"
+        sf.write(str(tmp / meta["flac"]), r.stereo.T, rate, subtype="PCM_16")
+        arrays.add(meta, r)
+        meta.update(loudness_db=round(r.loudness_db, 2), notes=sum(len(p.notes) for p in parts))
         metas.append(meta)
-        mels.append(r.mel.astype(np.float16))
-        audios.append(r.mono16k)
-        t3 = time.perf_counter()
         t_stage["compose"] += t1 - t0
         t_stage["render"] += t2 - t1
-        t_stage["write"] += t3 - t2
+        t_stage["write"] += time.perf_counter() - t2
         if queue is not None:
             queue.put(("clip", plan.duration))
         elif callback is not None:
             callback(plan.duration)
     t0 = time.perf_counter()
-    np.save(tmp / "mel.npy", np.concatenate(mels, axis=1))
-    np.save(tmp / "audio16k.npy", np.concatenate(audios))
-    if audio48k:
-        np.save(tmp / "audio48k.npy", np.concatenate(hires))
-    if mids:
-        np.save(tmp / "mel_mid.npy", np.concatenate(mids, axis=1))
-        np.save(tmp / "mel_side.npy", np.concatenate(sides, axis=1))
-        np.save(tmp / "coarse.npy", np.concatenate(coarses, axis=1))
+    arrays.save(tmp)
     with open(tmp / "meta.jsonl", "w") as f:
         for m in metas:
             f.write(json.dumps(m) + "\n")
@@ -249,7 +265,7 @@ def build_shard(shard_dir: str, plans: list[ClipPlan], audio48k: bool = False) -
     cpu_now = _WORKER.get("load_cpu_seconds", 0.0)
     t_stage["load soundfonts cpu"] = cpu_now - _WORKER.get("load_cpu_reported", 0.0)
     _WORKER["load_cpu_reported"] = cpu_now
-    return {"shard": str(final), "clips": len(plans), "seconds": audio_off / 16000.0,
+    return {"shard": str(final), "clips": len(plans), "seconds": arrays.audio_off / 16000.0,
             "stages": t_stage}
 
 
@@ -273,20 +289,8 @@ def _free_bytes(path: Path) -> int:
     return shutil.disk_usage(path).free
 
 
-def build(cfg: BuildConfig) -> BuildSummary:
-    from .prompts import eval_prompts
-    from .synth import missing_optional, require_soundfonts
-
-    cfg = cfg.validated()
-    note = missing_optional(list(cfg.soundfonts) or None)
-    if note and not cfg.quiet:
-        print(f"corpus: {note}", file=sys.stderr, flush=True)
-    sfs = require_soundfonts(list(cfg.soundfonts) or None)
-    cfg = BuildConfig(**{**asdict(cfg), "soundfonts": tuple(s.name for s in sfs)})
-    plans = plan_corpus(cfg.seed, cfg.hours, list(cfg.soundfonts), cfg.styles)
-    shards = [plans[i:i + cfg.shard_size] for i in range(0, len(plans), cfg.shard_size)]
-    if cfg.max_shards is not None:
-        shards = shards[: cfg.max_shards]
+def _describe(cfg: BuildConfig, shards: list[list]) -> dict:
+    """corpus.json: what the corpus is, from its config and plan."""
     info = {
         "id": corpus_id(cfg), "format": FORMAT, "generator_version": GENERATOR_VERSION,
         "seed": cfg.seed, "hours": cfg.hours, "mel": MelSpec().to_dict(), "audio_rate": 16000,
@@ -302,6 +306,13 @@ def build(cfg: BuildConfig) -> BuildSummary:
     else:  # the v2 representations, cached per shard (mel_mid.npy, mel_side.npy, coarse.npy)
         info["fine_mel"] = FINE.to_dict()
         info["coarse_mel"] = COARSE.to_dict()
+    return info
+
+
+def _write_description(cfg: BuildConfig, info: dict, shards: list[list]) -> None:
+    """corpus.json and eval_prompts.jsonl, each written to a temporary name and renamed."""
+    from .prompts import eval_prompts
+
     cfg.out.mkdir(parents=True, exist_ok=True)
     _check_existing(cfg, info)
     (cfg.out / "shards").mkdir(exist_ok=True)
@@ -315,8 +326,10 @@ def build(cfg: BuildConfig) -> BuildSummary:
             f.write(json.dumps(p) + "\n")
     os.replace(cfg.out / "eval_prompts.jsonl.tmp", cfg.out / "eval_prompts.jsonl")
 
+
+def _pending(cfg: BuildConfig, shards: list[list], summary: BuildSummary) -> list[tuple[str, list]]:
+    """The shards still to build (complete ones are skipped: the build resumes), after a disk check."""
     todo = []
-    summary = BuildSummary(notes=[note] if note else [])
     for i, s in enumerate(shards):
         d = cfg.out / "shards" / f"{i:05d}"
         if (d / "meta.jsonl").is_file():
@@ -331,36 +344,56 @@ def build(cfg: BuildConfig) -> BuildSummary:
     if need > free:
         raise BuildError(f"not enough disk space in {cfg.out}: the remaining shards need about "
                          f"{need / 1e9:.1f} GB, {free / 1e9:.1f} GB free. Free space or build fewer --hours.")
-    total_seconds = sum(p.duration for _, s in todo for p in s)
-    progress = Progress(total_seconds, unit="s audio", quiet=cfg.quiet,
+    return todo
+
+
+def _run_shards(cfg: BuildConfig, todo: list, progress: Progress, summary: BuildSummary, stages: dict) -> None:
+    """Build the shards, in this process (--jobs 1) or a pool of workers."""
+    if cfg.jobs == 1:
+        _worker_init(None)
+        _WORKER["callback"] = progress.update
+        for d, s in todo:
+            _account(summary, stages, build_shard(d, s, cfg.audio48k))
+        return
+    ctx = mp.get_context("fork")
+    queue = ctx.Queue()
+    with ctx.Pool(cfg.jobs, initializer=_worker_init, initargs=(queue,)) as pool:
+        pending = [pool.apply_async(build_shard, (d, s, cfg.audio48k)) for d, s in todo]
+        try:
+            while pending:
+                _drain(queue, progress, 0.2)
+                for r in [r for r in pending if r.ready()]:
+                    pending.remove(r)
+                    _account(summary, stages, r.get())
+            _drain(queue, progress, 0.0)
+        except BaseException:
+            pool.terminate()
+            raise
+
+
+def build(cfg: BuildConfig) -> BuildSummary:
+    from .synth import missing_optional, require_soundfonts
+
+    cfg = cfg.validated()
+    note = missing_optional(list(cfg.soundfonts) or None)
+    if note and not cfg.quiet:
+        print(f"corpus: {note}", file=sys.stderr, flush=True)
+    sfs = require_soundfonts(list(cfg.soundfonts) or None)
+    cfg = BuildConfig(**{**asdict(cfg), "soundfonts": tuple(s.name for s in sfs)})
+    plans = plan_corpus(cfg.seed, cfg.hours, list(cfg.soundfonts), cfg.styles)
+    shards = [plans[i:i + cfg.shard_size] for i in range(0, len(plans), cfg.shard_size)]
+    if cfg.max_shards is not None:
+        shards = shards[: cfg.max_shards]
+    _write_description(cfg, _describe(cfg, shards), shards)
+    summary = BuildSummary(notes=[note] if note else [])
+    todo = _pending(cfg, shards, summary)
+    progress = Progress(sum(p.duration for _, s in todo for p in s), unit="s audio", quiet=cfg.quiet,
                         label=f"corpus {cfg.out.name}: {len(todo)} shards ({summary.shards_skipped} done)")
     t_start = time.perf_counter()
     stages: dict[str, float] = {}
     try:
-        if not todo:
-            pass
-        elif cfg.jobs == 1:
-            _worker_init(None)
-            _WORKER["callback"] = progress.update
-            for d, s in todo:
-                res = build_shard(d, s, cfg.audio48k)
-                _account(summary, stages, res)
-        else:
-            ctx = mp.get_context("fork")
-            queue = ctx.Queue()
-            with ctx.Pool(cfg.jobs, initializer=_worker_init, initargs=(queue,)) as pool:
-                pending = [pool.apply_async(build_shard, (d, s, cfg.audio48k)) for d, s in todo]
-                try:
-                    while pending:
-                        _drain(queue, progress, 0.2)
-                        for r in [r for r in pending if r.ready()]:
-                            pending.remove(r)
-                            res = r.get()
-                            _account(summary, stages, res)
-                    _drain(queue, progress, 0.0)
-                except BaseException:
-                    pool.terminate()
-                    raise
+        if todo:
+            _run_shards(cfg, todo, progress, summary, stages)
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
             raise BuildError(f"disk full while writing {cfg.out}: free space, then run the same command "

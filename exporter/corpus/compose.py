@@ -13,6 +13,7 @@ import numpy as np
 from n2m.bridge.controls import BEATS_PER_BAR, TONICS
 
 from . import theory as th
+from .patterns import _FILL, _V, DRUMS
 from .styles import DEFS, StyleDef
 
 
@@ -51,92 +52,6 @@ class ClipPlan:
 
 
 # Drum patterns: per meter, per drum key, one character per 16th: X accent, x normal, o soft, g ghost.
-_V = {"X": 118, "x": 96, "o": 72, "g": 44}
-
-P = th
-DRUMS: dict[str, dict[str, dict[int, str]]] = {
-    "four_floor": {
-        "4/4": {P.KICK: "X---X---X---X---", P.CLAP: "----x-------x---", P.OHH: "--o---o---o---o-",
-                P.CHH: "g-g-g-g-g-g-g-g-"},
-    },
-    "techno": {
-        "4/4": {P.KICK: "X---X---X---X---", P.OHH: "--x---x---x---x-", P.CHH: "o-gxo-gxo-gxo-gx",
-                P.RIM: "---g--g----g--g-", P.CLAP: "----o-------o---"},
-    },
-    "dnb": {
-        "4/4": {P.KICK: "X---------x-----", P.SNARE: "----X-------X---", P.CHH: "x-o-x-o-x-o-x-o-",
-                P.RIDE: "------------g---"},
-    },
-    "boombap": {
-        "4/4": {P.KICK: "X-------x-x-----", P.SNARE: "----X-------X---", P.CHH: "x-o-x-o-x-o-x-o-"},
-    },
-    "trap": {
-        "4/4": {P.KICK: "X-----x---x-----", P.CLAP: "--------X-------", P.CHH: "x-x-x-x-x-xxx-x-",
-                P.SNARE: "--------x-------"},
-    },
-    "lofi": {
-        "4/4": {P.KICK: "x-----g-x-x-----", P.SNARE: "----x-------x---", P.CHH: "o-g-o-g-o-g-o-g-",
-                P.SHAKER: "g-g-g-g-g-g-g-g-"},
-        "3/4": {P.KICK: "x-----g-----", P.SNARE: "--------x---", P.CHH: "o-g-o-g-o-g-", P.SHAKER: "g-g-g-g-g-g-"},
-    },
-    "funk": {
-        "4/4": {P.KICK: "X-----x---x--x--", P.SNARE: "----X--g-g--X--g", P.CHH: "xoxoxoxoxoxoxoxo",
-                P.OHH: "--------------o-"},
-    },
-    "disco": {
-        "4/4": {P.KICK: "X---X---X---X---", P.SNARE: "----x-------x---", P.OHH: "--x---x---x---x-",
-                P.CHH: "o-g-o-g-o-g-o-g-", P.TAMB: "----o-------o---"},
-    },
-    "rock": {
-        "4/4": {P.KICK: "X-------X-x-----", P.SNARE: "----X-------X---", P.CHH: "x-o-x-o-x-o-x-o-"},
-        "6/8": {P.KICK: "X-----x-----", P.SNARE: "------X-----", P.CHH: "x-o-o-x-o-o-"},
-    },
-    "metal": {
-        "4/4": {P.KICK: "X-o-X-o-X-o-X-o-", P.SNARE: "----X-------X---", P.CRASH: "x-------x-------",
-                P.CHH: "x-o-x-o-x-o-x-o-"},
-        "6/8": {P.KICK: "X-x-x-X-x-x-", P.SNARE: "------X-----", P.CRASH: "x-----------", P.CHH: "x-o-o-x-o-o-"},
-    },
-    "pop": {
-        "4/4": {P.KICK: "X-------X-x-----", P.CLAP: "----X-------X---", P.CHH: "x-o-x-o-x-o-x-o-"},
-        "6/8": {P.KICK: "X-----o-----", P.SNARE: "------X-----", P.CHH: "x-o-o-x-o-o-"},
-    },
-    "swing": {
-        "4/4": {P.RIDE: "x---x-o-x---x-o-", P.PHH: "----x-------x---", P.KICK: "g---g---g---g---",
-                P.SNARE: "------g-------g-"},
-        "3/4": {P.RIDE: "x---x-o-x---", P.PHH: "----x---x---", P.KICK: "g-----------", P.SNARE: "------g-----"},
-    },
-    "bossa": {
-        "4/4": {P.RIM: "g--g--g---g--g--", P.KICK: "X--oX--oX--oX--o", P.SHAKER: "x-o-x-o-x-o-x-o-",
-                P.CHH: "o-g-o-g-o-g-o-g-"},
-    },
-    "one_drop": {
-        "4/4": {P.KICK: "--------X-------", P.RIM: "--------x-------", P.CHH: "x-o-x-o-x-o-x-o-"},
-    },
-    "pulse": {
-        "4/4": {P.SHAKER: "o-g-o-g-o-g-o-g-", P.KICK: "o-------o-------"},
-        "3/4": {P.SHAKER: "o-g-o-g-o-g-", P.KICK: "o-----------"},
-    },
-    "orchestral": {
-        "4/4": {P.KICK: "X-------x-------", P.SNARE: "o-g-o-g-o-g-o-g-", P.CRASH: "o---------------"},
-        "3/4": {P.KICK: "X-------o---", P.SNARE: "o-g-o-g-o-g-"},
-        "6/8": {P.KICK: "X-----x-----", P.SNARE: "o-g-g-o-g-g-"},
-    },
-    "chip": {
-        "4/4": {P.KICK: "X-------X-x-----", P.SNARE: "----X-------X---", P.CHH: "x-x-x-x-x-x-x-x-"},
-        "3/4": {P.KICK: "X-----------", P.SNARE: "----x---x---", P.CHH: "x-x-x-x-x-x-"},
-    },
-    "waltz": {
-        "3/4": {P.KICK: "x-----------", P.CHH: "----o---o---", P.RIDE: "g---g---g---"},
-    },
-    "folk": {
-        "4/4": {P.KICK: "x-------x-------", P.TAMB: "----x-------x---", P.SHAKER: "o-g-o-g-o-g-o-g-"},
-        "3/4": {P.KICK: "x-----------", P.TAMB: "----o---o---"},
-        "6/8": {P.KICK: "x-----x-----", P.TAMB: "x-o-o-x-o-o-"},
-    },
-}
-_FILL = {"4/4": "--------x-x-xxxx", "3/4": "------x-xxxx", "6/8": "------x-xxxx"}
-
-
 def _fallback_pattern(meter: str) -> dict[int, str]:
     return {"4/4": {th.KICK: "X-------X-------", th.SNARE: "----x-------x---", th.CHH: "x-o-x-o-x-o-x-o-"},
             "3/4": {th.KICK: "X-----------", th.SNARE: "----x---x---", th.CHH: "x-o-x-o-x-o-"},
@@ -284,72 +199,79 @@ class Composer:
                 if q < ln - 1e-6:
                     notes.append(th.Note(s + self.swung(q), min(d, ln - q), p, self.vel(v)))
 
-            if kind == "offbeat":
-                for b in np.arange(0, ln, 1.0):
-                    add(b + 0.5, 0.4, root, 100)
-            elif kind == "rolling":
-                for b in np.arange(0, ln, 1.0):
-                    for k, off in enumerate((0.25, 0.5, 0.75)):
-                        add(b + off, 0.2, root + (12 if k == 1 and self.rng.random() < 0.3 else 0), 95 - 10 * k)
-            elif kind == "sub_long":
-                bar_steps = kick_row[: self.steps]
-                for b0 in np.arange(0, ln, self.qpb):
-                    hits = [i for i, c in enumerate(bar_steps) if c != "-"] or [0]
-                    for j, i in enumerate(hits):
-                        end = hits[j + 1] if j + 1 < len(hits) else self.steps
-                        add(b0 + i * 0.25, (end - i) * 0.25, root, 110)
-            elif kind == "follow_kick":
-                for b0 in np.arange(0, ln, self.qpb):
-                    for i, c in enumerate(kick_row[: self.steps]):
-                        if c != "-":
-                            add(b0 + i * 0.25, 0.7, root if i < 8 or self.rng.random() < 0.6 else fifth, 100)
-            elif kind == "root8":
-                for b in np.arange(0, ln, 0.5):
-                    p = root + (12 if self.style.name == "pop" and int(b * 2) % 4 == 3 else 0)
-                    add(b, 0.45, p, 105 if b % 1 == 0 else 88)
-            elif kind == "funk16":
-                motif = self.song_rng.choice([0, 12, 7, -2, 10], size=8) if prev is None else prev
-                prev = motif
-                rhythm = (0, 0.75, 1.5, 1.75, 2.5, 3.0, 3.25, 3.5)
-                for b0 in np.arange(0, ln, 4.0):
-                    for k, r in enumerate(rhythm):
-                        add(b0 + r, 0.2 if k % 2 else 0.4, root + int(motif[k]) if k else root, 110 if k == 0 else 90)
-            elif kind == "octave":
-                for k, b in enumerate(np.arange(0, ln, 0.5)):
-                    add(b, 0.4, root + (12 if k % 2 else 0), 100)
-            elif kind == "walking":
-                nxt = chords[ci + 1][2] if ci + 1 < len(chords) else 0
-                target = th.scale_pitch(self.tonic, self.plan.mode, nxt, oct_)
-                beats = list(np.arange(0, ln, 1.0))
-                line = [root]
-                for k in range(1, len(beats)):
-                    if k == len(beats) - 1:
-                        line.append(target + (1 if self.rng.random() < 0.5 else -1))
-                    else:
-                        cands = [root + 4 if self.plan.mode == "major" else root + 3, fifth, root + 12, root + 2]
-                        line.append(int(self.rng.choice(cands)))
-                for b, p in zip(beats, line, strict=True):
-                    add(b, 0.9, p, 92)
-            elif kind == "bossa":
-                for b0 in np.arange(0, ln, 2.0):
-                    add(b0, 1.4, root, 96)
-                    add(b0 + 1.5, 0.5, fifth, 80)
-            elif kind == "reggae":
-                for b0 in np.arange(0, ln, 4.0):
-                    add(b0, 0.9, root, 105)
-                    add(b0 + 1.5, 0.4, root, 85)
-                    add(b0 + 2.0, 0.9, fifth, 95)
-                    add(b0 + 3.0, 0.45, root + 12 if self.rng.random() < 0.5 else root, 85)
-            elif kind == "oom":
-                step = 1.5 if self.plan.meter == "6/8" else (3.0 if self.plan.meter == "3/4" else 2.0)
-                for k, b in enumerate(np.arange(0, ln, step)):
-                    add(b, min(1.0, step * 0.8), root if k % 2 == 0 else fifth, 98)
-            elif kind == "chip_bass":
-                for k, b in enumerate(np.arange(0, ln, 0.5)):
-                    add(b, 0.3, root + (12 if k % 2 else 0), 90)
-            else:  # pedal
-                add(0, ln, root, 85)
+            prev = self._bass_bar(kind, add, root, fifth, ln, chords, ci, kick_row, prev, oct_)
         return notes
+
+    def _bass_bar(self, kind: str, add, root: int, fifth: int, ln: float, chords, ci: int, kick_row: str,
+                  prev, oct_: int):
+        """One chord's bass line in the style's pattern `kind` (notes through `add`); returns the
+        funk motif carried to the next chord."""
+        if kind == "offbeat":
+            for b in np.arange(0, ln, 1.0):
+                add(b + 0.5, 0.4, root, 100)
+        elif kind == "rolling":
+            for b in np.arange(0, ln, 1.0):
+                for k, off in enumerate((0.25, 0.5, 0.75)):
+                    add(b + off, 0.2, root + (12 if k == 1 and self.rng.random() < 0.3 else 0), 95 - 10 * k)
+        elif kind == "sub_long":
+            bar_steps = kick_row[: self.steps]
+            for b0 in np.arange(0, ln, self.qpb):
+                hits = [i for i, c in enumerate(bar_steps) if c != "-"] or [0]
+                for j, i in enumerate(hits):
+                    end = hits[j + 1] if j + 1 < len(hits) else self.steps
+                    add(b0 + i * 0.25, (end - i) * 0.25, root, 110)
+        elif kind == "follow_kick":
+            for b0 in np.arange(0, ln, self.qpb):
+                for i, c in enumerate(kick_row[: self.steps]):
+                    if c != "-":
+                        add(b0 + i * 0.25, 0.7, root if i < 8 or self.rng.random() < 0.6 else fifth, 100)
+        elif kind == "root8":
+            for b in np.arange(0, ln, 0.5):
+                p = root + (12 if self.style.name == "pop" and int(b * 2) % 4 == 3 else 0)
+                add(b, 0.45, p, 105 if b % 1 == 0 else 88)
+        elif kind == "funk16":
+            motif = self.song_rng.choice([0, 12, 7, -2, 10], size=8) if prev is None else prev
+            prev = motif
+            rhythm = (0, 0.75, 1.5, 1.75, 2.5, 3.0, 3.25, 3.5)
+            for b0 in np.arange(0, ln, 4.0):
+                for k, r in enumerate(rhythm):
+                    add(b0 + r, 0.2 if k % 2 else 0.4, root + int(motif[k]) if k else root, 110 if k == 0 else 90)
+        elif kind == "octave":
+            for k, b in enumerate(np.arange(0, ln, 0.5)):
+                add(b, 0.4, root + (12 if k % 2 else 0), 100)
+        elif kind == "walking":
+            nxt = chords[ci + 1][2] if ci + 1 < len(chords) else 0
+            target = th.scale_pitch(self.tonic, self.plan.mode, nxt, oct_)
+            beats = list(np.arange(0, ln, 1.0))
+            line = [root]
+            for k in range(1, len(beats)):
+                if k == len(beats) - 1:
+                    line.append(target + (1 if self.rng.random() < 0.5 else -1))
+                else:
+                    cands = [root + 4 if self.plan.mode == "major" else root + 3, fifth, root + 12, root + 2]
+                    line.append(int(self.rng.choice(cands)))
+            for b, p in zip(beats, line, strict=True):
+                add(b, 0.9, p, 92)
+        elif kind == "bossa":
+            for b0 in np.arange(0, ln, 2.0):
+                add(b0, 1.4, root, 96)
+                add(b0 + 1.5, 0.5, fifth, 80)
+        elif kind == "reggae":
+            for b0 in np.arange(0, ln, 4.0):
+                add(b0, 0.9, root, 105)
+                add(b0 + 1.5, 0.4, root, 85)
+                add(b0 + 2.0, 0.9, fifth, 95)
+                add(b0 + 3.0, 0.45, root + 12 if self.rng.random() < 0.5 else root, 85)
+        elif kind == "oom":
+            step = 1.5 if self.plan.meter == "6/8" else (3.0 if self.plan.meter == "3/4" else 2.0)
+            for k, b in enumerate(np.arange(0, ln, step)):
+                add(b, min(1.0, step * 0.8), root if k % 2 == 0 else fifth, 98)
+        elif kind == "chip_bass":
+            for k, b in enumerate(np.arange(0, ln, 0.5)):
+                add(b, 0.3, root + (12 if k % 2 else 0), 90)
+        else:  # pedal
+            add(0, ln, root, 85)
+        return prev
 
     def comp(self, chords: list[tuple[float, float, int]], kind: str, octave: int = 4) -> list[th.Note]:
         notes: list[th.Note] = []
