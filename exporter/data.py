@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -327,6 +328,32 @@ def _synth_clip(rng: np.random.Generator, style: str, bpm: float, tonic: int, mo
     return (audio / max(1e-6, np.abs(audio).max()) * 0.8).astype(np.float32)
 
 
+def _eval_prompts(path: Path, rng: np.random.Generator, n: int, seconds: float) -> None:
+    """n evaluation prompts over the synthetic styles; every other names an instrument."""
+    with open(path, "w") as f:
+        for i in range(n):
+            style = SYNTH_STYLES[i % len(SYNTH_STYLES)]
+            key, mode = TONICS[int(rng.integers(12))], MODES[i % 2]
+            bpm = float(rng.choice([90, 120, 130]))
+            inst = ("synth" if style == "techno" else "bell") if i % 2 else None
+            with_inst = f" with {inst}" if inst else ""
+            f.write(json.dumps({"prompt": f"{style} loop{with_inst} in {key} {mode}, {bpm:g} bpm", "style": style,
+                                "bpm": bpm, "key": key, "mode": mode, "meter": "4/4",
+                                "seconds": seconds, "instruments": [inst] if inst else []}) + "\n")
+
+
+def _synthetic_meta(i: int, style: str, bpm: float, tonic: int, mode: str, meter: str, seconds: float) -> dict:
+    key = TONICS[tonic]
+    return {
+        "id": f"syn{i:04d}", "style": style, "bpm": bpm, "key": key, "mode": mode, "meter": meter,
+        "bars": int(seconds * bpm / 60 / BEATS_PER_BAR[meter]), "duration": seconds,
+        "instruments": ["drums", "synth"] if style == "techno" else ["pad", "bell"],
+        "roles": ["drums", "lead"] if style == "techno" else ["pad", "comp"],
+        "captions": [f"{style} loop in {key} {mode}, {bpm:g} bpm, {meter}", f"a {mode} {style} groove"],
+        "split": "train" if i % 8 < 6 else ("val" if i % 8 == 6 else "test"), "flac": f"syn{i:04d}.flac",
+    }
+
+
 def write_synthetic_corpus(root: str | Path, n_clips: int = 16, seconds: float = 4.0, seed: int = 0,
                            n_eval_prompts: int = 8, audio48k: bool = False, fine: bool = False) -> Path:
     """A tiny format-1 corpus (one shard, no FLAC files) of click-and-chord loops. With `audio48k`
@@ -334,6 +361,8 @@ def write_synthetic_corpus(root: str | Path, n_clips: int = 16, seconds: float =
     them (like `n2m corpus build --audio48k`). With `fine` they are synthesised at 44.1 kHz, in
     stereo (the right channel at 80 %), and the FINE and COARSE caches are kept (like a 44.1 kHz
     `n2m corpus build`)."""
+    from n2m.exporter.corpus.build import _ShardArrays
+
     if audio48k and fine:
         raise ValueError("a corpus keeps 48 kHz audio or the 44.1 kHz FINE caches, not both")
     root = Path(root)
@@ -341,72 +370,28 @@ def write_synthetic_corpus(root: str | Path, n_clips: int = 16, seconds: float =
     spec = MelSpec()
     shard = root / "shards" / "00000"
     shard.mkdir(parents=True, exist_ok=True)
-    metas, mels, audios, audios48, fines, coarses = [], [], [], [], [], []
-    mel_off = audio_off = off48 = fine_off = coarse_off = 0
+    metas, arrays = [], _ShardArrays()
     for i in range(n_clips):
         style = SYNTH_STYLES[i % len(SYNTH_STYLES)]
         bpm = float(rng.choice([80, 96, 110, 120, 128, 140]))
         tonic = int(rng.integers(12))
         mode = MODES[int(rng.integers(2))]
         meter = METERS[int(rng.integers(len(METERS)))]
-        if fine:
-            hi = _synth_clip(rng, style, bpm, tonic, mode, meter, seconds, FINE.sample_rate)
-            audio = np.clip(_resample(hi, FINE.sample_rate, spec.sample_rate), -1.0, 32767 / 32768)
-            fm = fine_mel(np.stack([hi, 0.8 * hi]))
-            fines.append(fm.astype(np.float16))
-            coarses.append(coarse_mel(fm[0]).astype(np.float16))
-        elif audio48k:
-            hi = _synth_clip(rng, style, bpm, tonic, mode, meter, seconds, 48000)
-            audio = np.clip(_resample(hi, 48000, spec.sample_rate), -1.0, 32767 / 32768)
-            audios48.append(np.round(hi * 32767).astype(np.int16))
-        else:
-            audio = _synth_clip(rng, style, bpm, tonic, mode, meter, seconds, spec.sample_rate)
-        mel = log_mel(audio, spec)
-        split = "train" if i % 8 < 6 else ("val" if i % 8 == 6 else "test")
-        key = TONICS[tonic]
-        captions = [f"{style} loop in {key} {mode}, {bpm:g} bpm, {meter}", f"a {mode} {style} groove"]
-        metas.append({
-            "id": f"syn{i:04d}", "style": style, "bpm": bpm, "key": key, "mode": mode, "meter": meter,
-            "bars": int(seconds * bpm / 60 / BEATS_PER_BAR[meter]), "duration": seconds,
-            "instruments": ["drums", "synth"] if style == "techno" else ["pad", "bell"],
-            "roles": ["drums", "lead"] if style == "techno" else ["pad", "comp"],
-            "captions": captions, "split": split,
-            "mel_offset": mel_off, "mel_frames": mel.shape[1],
-            "audio_offset": audio_off, "audio_samples": len(audio), "flac": f"syn{i:04d}.flac",
-        })
-        if audio48k:
-            metas[-1].update(audio48k_offset=off48, audio48k_samples=len(audios48[-1]))
-            off48 += len(audios48[-1])
-        if fine:
-            metas[-1].update(fine_offset=fine_off, fine_frames=fines[-1].shape[2], coarse_offset=coarse_off,
-                             coarse_frames=coarses[-1].shape[1])
-            fine_off += fines[-1].shape[2]
-            coarse_off += coarses[-1].shape[1]
-        mels.append(mel.astype(np.float16))
-        audios.append(np.round(audio * 32767).astype(np.int16))
-        mel_off += mel.shape[1]
-        audio_off += len(audio)
-    np.save(shard / "mel.npy", np.concatenate(mels, axis=1))
-    np.save(shard / "audio16k.npy", np.concatenate(audios))
-    if audio48k:
-        np.save(shard / "audio48k.npy", np.concatenate(audios48))
-    if fine:
-        np.save(shard / "mel_mid.npy", np.concatenate([f[0] for f in fines], axis=1))
-        np.save(shard / "mel_side.npy", np.concatenate([f[1] for f in fines], axis=1))
-        np.save(shard / "coarse.npy", np.concatenate(coarses, axis=1))
+        rate = FINE.sample_rate if fine else 48000 if audio48k else spec.sample_rate
+        hi = _synth_clip(rng, style, bpm, tonic, mode, meter, seconds, rate)
+        audio = np.clip(_resample(hi, rate, spec.sample_rate), -1.0, 32767 / 32768) if rate != spec.sample_rate else hi
+        fm = fine_mel(np.stack([hi, 0.8 * hi])) if fine else None
+        meta = _synthetic_meta(i, style, bpm, tonic, mode, meter, seconds)
+        arrays.add(meta, SimpleNamespace(
+            mel=log_mel(audio, spec), mono16k=np.round(audio * 32767).astype(np.int16), fine=fm,
+            coarse=coarse_mel(fm[0]) if fine else None,
+            mono_hires=np.round(hi * 32767).astype(np.int16) if audio48k else None))
+        metas.append(meta)
+    arrays.save(shard)
     with open(shard / "meta.jsonl", "w") as f:
         for m in metas:
             f.write(json.dumps(m) + "\n")
-    with open(root / "eval_prompts.jsonl", "w") as f:
-        for i in range(n_eval_prompts):
-            style = SYNTH_STYLES[i % len(SYNTH_STYLES)]
-            key, mode = TONICS[int(rng.integers(12))], MODES[i % 2]
-            bpm = float(rng.choice([90, 120, 130]))
-            inst = ("synth" if style == "techno" else "bell") if i % 2 else None  # every other names one
-            with_inst = f" with {inst}" if inst else ""
-            f.write(json.dumps({"prompt": f"{style} loop{with_inst} in {key} {mode}, {bpm:g} bpm", "style": style,
-                                "bpm": bpm, "key": key, "mode": mode, "meter": "4/4",
-                                "seconds": seconds, "instruments": [inst] if inst else []}) + "\n")
+    _eval_prompts(root / "eval_prompts.jsonl", rng, n_eval_prompts, seconds)
     info = {"id": f"synthetic-{seed}", "format": 1, "seed": seed, "hours": n_clips * seconds / 3600,
             "mel": spec.to_dict(), "styles": list(SYNTH_STYLES)}
     if audio48k:
