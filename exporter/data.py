@@ -164,6 +164,31 @@ class GeneratorData:
         }
 
 
+class SpectralData(GeneratorData):
+    """Crops for the spectral cascader, at FINE's 100 frames/s: the clip's FINE mid and side mel
+    stacked over its COARSE mel repeated to 100 frames/s (the conditioning), all normalised alike:
+    `signal` is [2 * 192 + 145, frames] and the trainer splits target from conditioning. Captions,
+    controls and the beat grid (at 100 frames/s) as for the generator."""
+
+    def __init__(self, corpus: str | Path | CorpusReader, split: str = "train", crop_frames: int = 512,
+                 mel_mean: float = -1.5, mel_scale: float = 3.4, dropout: DropoutConfig | None = None) -> None:
+        super().__init__(corpus, split, crop_frames, mel_mean, mel_scale, dropout, "coarse")
+        self.clips = [c for c in self.clips if c.get("fine_frames", 0) > 0]
+        self.controls = [clip_controls(c) for c in self.clips]
+        if not self.clips:
+            raise ValueError(f"corpus {self.reader.root} has no {split!r} clips with FINE caches")
+        self.frame_rate = FINE.frame_rate
+
+    def signal(self, clip: dict) -> tuple[np.ndarray, int]:
+        fine = self.reader.fine(clip)  # [2, 192, F]
+        n = fine.shape[2]
+        coarse = np.repeat(self.reader.coarse(clip), COARSE.pool, axis=1)[:, :n]
+        if coarse.shape[1] < n:
+            coarse = np.pad(coarse, ((0, 0), (0, n - coarse.shape[1])), mode="edge")
+        sig = np.concatenate([fine.reshape(2 * fine.shape[1], n), coarse], axis=0)
+        return (sig - self.mel_mean) / self.mel_scale, 1
+
+
 class VocoderData:
     """Random aligned (mel, audio) snippets for the vocoder cascader."""
 

@@ -35,6 +35,8 @@ def write_previews(trainer) -> None:
             _generator(trainer, sdir)
         elif trainer.stage == "wavegen":
             _wavegen(trainer, sdir)
+        elif trainer.stage == "spectral":
+            return  # previews of the spectral cascader need the v2 decoder (not in the runtime yet)
         elif trainer.stage in ("cascader", "superres"):
             _audio_cascader(trainer, sdir)
         else:

@@ -57,6 +57,7 @@ from n2m.exporter.data import (
     AudioCascaderData,
     DropoutConfig,
     GeneratorData,
+    SpectralData,
     VocoderData,
     WaveGenData,
 )
@@ -134,6 +135,9 @@ class Trainer:
                 if self.data.hop != self.stage_cfg.hop:
                     raise ConfigError(f"the wavegen's strides make {self.stage_cfg.hop} samples per grid frame, "
                                       f"its {self.stage_cfg.sample_rate} Hz audio has {self.data.hop}")
+            elif self.stage == "spectral":
+                self.data = SpectralData(self.corpus_dir, "train", cfg.crop_frames, self.stage_cfg.mel_mean,
+                                         self.stage_cfg.mel_scale, DropoutConfig(**cfg.dropout))
             else:
                 self.data = GeneratorData(self.corpus_dir, "train", cfg.crop_frames, self.stage_cfg.mel_mean,
                                           self.stage_cfg.mel_scale, DropoutConfig(**cfg.dropout),
@@ -250,13 +254,24 @@ class Trainer:
 
     def loss(self, batch: dict) -> torch.Tensor:
         net = self.ddp if self.ddp is not None else self.model
-        x = batch["mel"] if self.stage == "generator" else batch["audio"]
+        x = batch["mel"] if self.stage in ("generator", "spectral") else batch["audio"]
         b = x.shape[0]
         t = torch.rand(b)
         eps = torch.randn_like(x)
         z = self.schedule.add_noise(x, eps, t)
         target = self.schedule.v_target(x, eps, t)
-        if self.stage in ("generator", "wavegen"):
+        if self.stage == "spectral":  # FINE mid + side from the noisy target and the COARSE conditioning
+            out = self.stage_cfg.out_channels
+            x, cond = x[:, :out], x[:, out:]
+            eps = torch.randn_like(x)
+            z = self.schedule.add_noise(x, eps, t)
+            target = self.schedule.v_target(x, eps, t)
+            aug = torch.rand(b) * self.stage_cfg.cond_aug_max
+            cond = self.schedule.add_noise(cond, torch.randn_like(cond), aug)
+            text, mask = self.text.batch(batch["captions"])
+            v = net(torch.cat([z, cond], 1), t, text, mask, batch["bpm"], batch["key"], batch["mode"],
+                    batch["meter"], batch["grid"])
+        elif self.stage in ("generator", "wavegen"):
             text, mask = self.text.batch(batch["captions"])
             v = net(z, t, text, mask, batch["bpm"], batch["key"], batch["mode"], batch["meter"], batch["grid"])
         elif self.stage in ("cascader", "superres"):

@@ -10,7 +10,7 @@ TEXT_DIM = 384
 N_KEYS = 13  # 0 = unspecified, 1..12 = TONICS
 N_MODES = 5  # 0 = unspecified, 1..4 = MODES
 N_METERS = 4  # 0 = unspecified, 1..3 = METERS
-REPRESENTATIONS = ("mel", "coarse")
+REPRESENTATIONS = ("mel", "coarse", "fine")
 
 
 @dataclass
@@ -45,14 +45,17 @@ class UNetConfig:
     audio_scale: float = 1.0
     sample_rate: int = 0
     representation: str = "mel"  # generator: "mel" (80-bin 16 kHz) or "coarse" (bridge.features.COARSE)
+    # the spectral cascader ("spectral", representation "fine"): the noise augmentation drawn in
+    # [0, cond_aug_max] for its COARSE conditioning in training
+    cond_aug_max: float = 0.0
 
     def __post_init__(self) -> None:
         self.channels = tuple(int(c) for c in self.channels)
         self.attn_levels = tuple(int(a) for a in self.attn_levels)
         self.strides = tuple(int(s) for s in self.strides)
         validate_common(self.channels, self.groups, self.kernel_size, self.blocks_per_level)
-        if self.stage not in ("generator", "wavegen"):
-            raise ValueError(f"UNetConfig.stage must be 'generator' or 'wavegen', got {self.stage!r}")
+        if self.stage not in ("generator", "wavegen", "spectral"):
+            raise ValueError(f"UNetConfig.stage must be 'generator', 'wavegen' or 'spectral', got {self.stage!r}")
         if self.stage == "wavegen":
             if len(self.strides) != len(self.channels) - 1 or any(s < 1 for s in self.strides):
                 raise ValueError("a wavegen needs positive strides, one per level transition "
@@ -65,6 +68,16 @@ class UNetConfig:
             raise ValueError("strides are for the waveform generator (stage 'wavegen') only")
         if self.representation not in REPRESENTATIONS:
             raise ValueError(f"representation {self.representation!r} is not one of {', '.join(REPRESENTATIONS)}")
+        if (self.stage == "spectral") != (self.representation == "fine"):
+            raise ValueError("the spectral cascader, and only it, works on the FINE representation")
+        if self.representation == "fine":
+            from n2m.bridge.features import COARSE, FINE
+
+            want = (2 * FINE.n_mels + COARSE.n_bins, 2 * FINE.n_mels)
+            if (self.in_channels, self.out_channels) != want:
+                raise ValueError(f"a spectral cascader takes FINE mid + side with the COARSE conditioning "
+                                 f"(in {want[0]}) and makes FINE mid + side (out {want[1]}), got "
+                                 f"{self.in_channels}/{self.out_channels}")
         if self.representation == "coarse":
             from n2m.bridge.features import COARSE
 
@@ -190,6 +203,7 @@ def _groups(c: int, groups: int) -> int:
 
 StageConfig = UNetConfig | VocoderConfig
 STAGE_CONFIGS: dict[str, type] = {"generator": UNetConfig, "vocoder": VocoderConfig, "wavegen": UNetConfig,
+                                  "spectral": UNetConfig,
                                   "cascader": VocoderConfig, "superres": VocoderConfig}
 
 
