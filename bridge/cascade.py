@@ -61,6 +61,7 @@ class Plan:
     sampler: str
     seconds: float
     decoder: str  # the route's cascader stage name, or "griffin-lim"
+    edit: Edit | None = None  # a source in the generator's space (normalised, this plan's frames)
 
 
 class _RowRng:
@@ -210,7 +211,7 @@ class _Run:
         t0 = time.perf_counter()
         out = sample_generator(self.c.stages[man.generator_name], gen, states, mask, plan.controls, grid,
                                self.seeds, (gen.channels, self.frames * per_frame(man, gen)), plan.steps,
-                               plan.guidance, plan.sampler, self)
+                               plan.guidance, plan.sampler, self, edit=plan.edit)
         self.timings["generator_s"] = time.perf_counter() - t0
         return out
 
@@ -261,38 +262,93 @@ NO_HOOKS = _NoHooks()
 
 
 def _sample(label: str, model, x: np.ndarray, steps: int, spec: StageSpec, sampler: str,
-            rngs: list[np.random.Generator], hooks: Hooks) -> np.ndarray:
-    """One stage's sampling loop, reporting and checking for cancellation between steps."""
+            rngs: list[np.random.Generator], hooks: Hooks, start: float = 1.0) -> np.ndarray:
+    """One stage's sampling loop from diffusion time `start` (1 = pure noise) to 0, reporting and
+    checking for cancellation between steps."""
     kwargs = {"rng": _RowRng(rngs)} if sampler == "ancestral" else {}
     hooks.check_cancel(f"before the {label}")
     hooks.report(label, 0, steps)
     return SAMPLERS[sampler](
-        model, x, timesteps(steps), spec.schedule_obj(),
+        model, x, timesteps(steps) * float(start), spec.schedule_obj(),
         callback=lambda d: (hooks.report(label, d["i"] + 1, d["n"]), hooks.check_cancel(f"between {label} steps")),
         **kwargs)
 
 
+@dataclass
+class Edit:
+    """Generation from a source in the generator's space (normalised, [C, N] at the grid rate):
+    frames where `known` is True are held to the source (inpainting: the model sees them noised to
+    each step's level and the sampler's estimate of them is the source), and sampling starts at
+    diffusion time `strength` from the source noised to it (a variation; 1 = a new clip)."""
+
+    source: np.ndarray
+    known: np.ndarray | None = None  # bool [N]; None = nothing held
+    strength: float = 1.0
+
+
 def sample_generator(stage: Stage, spec: StageSpec, states: np.ndarray, mask: np.ndarray, controls: Any,
                      grid: np.ndarray, seeds: list[int], shape: tuple[int, int], steps: int, guidance: float,
-                     sampler: str, hooks: Hooks = NO_HOOKS) -> np.ndarray:
+                     sampler: str, hooks: Hooks = NO_HOOKS, edit: Edit | None = None) -> np.ndarray:
     """[n, C, N] generator output (normalised) for one prompt, a variation per seed, with
-    classifier-free guidance (states/mask rows: the prompt, then "")."""
+    classifier-free guidance (states/mask rows: the prompt, then ""); from a source with `edit`."""
     n, guided = len(seeds), guidance != 1.0
     cond = generator_cond(states, mask, controls, grid, n, guided)
     rows, g = 2 * n if guided else n, float(guidance)
+    rngs = [np.random.default_rng(s) for s in seeds]
+    z = np.stack([r.standard_normal(shape, dtype=np.float32) for r in rngs])
+    hold = _Hold(edit, spec, z, rngs) if edit is not None else None
 
     def model(z: np.ndarray, t: float) -> np.ndarray:
         hooks.check_cancel(f"between {spec.name} steps")
-        x = np.concatenate([z, z], 0) if guided else z
+        z_in = hold.inputs(z, t) if hold is not None else z
+        x = np.concatenate([z_in, z_in], 0) if guided else z_in
         v = stage(x, np.full((rows,), t, np.float32), **cond)
-        if not guided:
-            return v
-        vc, vu = v[:n], v[n:]
-        return (vu + g * (vc - vu)).astype(np.float32, copy=False)
+        if guided:
+            vc, vu = v[:n], v[n:]
+            v = (vu + g * (vc - vu)).astype(np.float32, copy=False)
+        return hold.held(z, v, t) if hold is not None else v
 
-    rngs = [np.random.default_rng(s) for s in seeds]
-    z = np.stack([r.standard_normal(shape, dtype=np.float32) for r in rngs])
-    return _sample(spec.name, model, z, steps, spec, sampler, rngs, hooks)
+    start = 1.0
+    if edit is not None:
+        start = float(edit.strength)
+        z = spec.schedule_obj().add_noise(hold.source, z, np.full((n,), start)).astype(np.float32)
+    return _sample(spec.name, model, z, steps, spec, sampler, rngs, hooks, start=start)
+
+
+class _Hold:
+    """Inpainting by replacement, through v: the model sees the known frames as the source noised
+    to the step's level, and v is set there so that the sampler's clean estimate is the source."""
+
+    def __init__(self, edit: Edit, spec: StageSpec, z: np.ndarray, rngs: list[np.random.Generator]) -> None:
+        src = np.asarray(edit.source, np.float32)
+        if src.shape != z.shape[1:]:
+            raise ValueError(f"the source is {src.shape}, the generator works on {z.shape[1:]}")
+        if not 0.0 < float(edit.strength) <= 1.0:
+            raise ValueError(f"strength must be in (0, 1], got {edit.strength!r}")
+        self.source = np.broadcast_to(src, z.shape).astype(np.float32)
+        self.known = None if edit.known is None else np.asarray(edit.known, bool)
+        if self.known is not None and self.known.shape != (z.shape[-1],):
+            raise ValueError(f"known marks {self.known.shape} frames, the generator works on {z.shape[-1]}")
+        self.noise = np.stack([r.standard_normal(z.shape[1:], dtype=np.float32) for r in rngs])
+        self.schedule = spec.schedule_obj()
+
+    def inputs(self, z: np.ndarray, t: float) -> np.ndarray:
+        if self.known is None or not self.known.any():
+            return z
+        a, s = self.schedule.alpha_sigma(np.float64(t))
+        z = z.copy()
+        k = self.known
+        z[..., k] = (float(a) * self.source[..., k] + float(s) * self.noise[..., k]).astype(np.float32)
+        return z
+
+    def held(self, z: np.ndarray, v: np.ndarray, t: float) -> np.ndarray:
+        if self.known is None or not self.known.any():
+            return v
+        a, s = self.schedule.alpha_sigma(np.float64(t))
+        v = v.copy()
+        k = self.known  # x0 = a z - s v  =>  v = (a z - x0) / s
+        v[..., k] = ((float(a) * z[..., k] - self.source[..., k]) / max(float(s), 1e-6)).astype(np.float32)
+        return v
 
 
 def sample_vocoder(stage: Stage, spec: StageSpec, log_mel: np.ndarray, seeds: list[int], samples: int,

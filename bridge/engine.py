@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from n2m.bridge.cascade import Cancelled, Cascade, Plan, Progress
+from n2m.bridge.cascade import Cancelled, Cascade, Edit, Plan, Progress
 from n2m.bridge.controls import Controls
 from n2m.bridge.manifest import GRIFFIN_LIM, Manifest, ModelError
 from n2m.bridge.request import MAX_STEPS, MAX_VARIATIONS, Request, RequestError
@@ -35,7 +35,7 @@ from n2m.bridge.sampling import SAMPLERS
 from n2m.bridge.tokenizer import PromptTokenizer
 
 __all__ = [
-    "Engine", "Request", "GeneratedClip", "ModelError", "Cancelled", "RequestError",
+    "Engine", "Request", "GeneratedClip", "ModelError", "Cancelled", "RequestError", "Edit",
     "MAX_STEPS", "MAX_VARIATIONS",
 ]
 
@@ -212,13 +212,15 @@ class Engine:
         return self.cascade.frames_for(seconds)
 
     def generate(self, req: Request, progress: Progress | None = None,
-                 cancel: threading.Event | None = None) -> list[GeneratedClip]:
-        """The request's clips, trimmed to its duration and kept below full scale."""
+                 cancel: threading.Event | None = None, edit: Edit | None = None) -> list[GeneratedClip]:
+        """The request's clips, trimmed to its duration and kept below full scale. `edit`: a source
+        as a log-mel of the manifest's mel front-end ([bins, frames], any length: cut or padded to
+        the request's frames, padding never held) with the frames to hold and the strength."""
         req = req.validated()
         steps, guidance, sampler, seconds = self.check(req)
         decoder = self.decoder_for(req)
         plan = Plan(req.prompt, req.controls, int(req.seed), int(req.variations), steps, guidance, sampler,
-                    seconds, decoder)
+                    seconds, decoder, edit=self._fit(edit, seconds) if edit is not None else None)
         try:
             audio, timings = self.cascade.run(plan, progress, cancel)
         finally:
@@ -242,6 +244,28 @@ class Engine:
                           info={**info, "headroom_gain_db": gain_db[i]})
             for i in range(n)
         ]
+
+    def _fit(self, edit: Edit, seconds: float) -> Edit:
+        """The edit's source normalised and cut or padded to the frames of a `seconds` request."""
+        man = self.manifest
+        if man.route != "mel":
+            raise RequestError("edits work in a log-mel generator's space; this model's route is " + man.route)
+        gen = man.generator
+        if isinstance(edit.strength, bool) or not isinstance(edit.strength, int | float) \
+                or not 0.0 < float(edit.strength) <= 1.0:
+            raise RequestError(f"strength must be in (0, 1] (0 = the source, 1 = a new clip), got {edit.strength!r}")
+        src = np.asarray(edit.source, np.float32)
+        if src.ndim != 2 or src.shape[0] != gen.channels:
+            raise RequestError(f"the source must be a [{gen.channels}, frames] log-mel, got {src.shape}")
+        frames = self.frames_for(seconds)
+        known = np.ones(src.shape[1], bool) if edit.known is None else np.asarray(edit.known, bool)
+        if known.shape != (src.shape[1],):
+            raise RequestError(f"known marks {known.shape[0]} frames, the source has {src.shape[1]}")
+        norm = (src - gen.mel_norm["mean"]) / gen.mel_norm["scale"]
+        if src.shape[1] < frames:
+            norm = np.pad(norm, ((0, 0), (0, frames - src.shape[1])), mode="edge")
+            known = np.pad(known, (0, frames - src.shape[1]))
+        return Edit(norm[:, :frames], known[:frames] if edit.known is not None else None, edit.strength)
 
     def superres(self, audio: np.ndarray, seeds: list[int], keep_low: bool = True) -> np.ndarray:
         """Run only the super-resolution stage: [n, m] audio at its conditioning rate (16 kHz) ->
