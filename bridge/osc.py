@@ -317,7 +317,8 @@ class OscServer:
             self._dispatch(data, peer)
 
     def _accept(self) -> None:
-        assert self.tcp is not None
+        if self.tcp is None:  # only registered when the TCP socket exists
+            return
         try:
             sock, addr = self.tcp.accept()
         except (BlockingIOError, InterruptedError, OSError):

@@ -18,7 +18,6 @@ from .compose import ClipPlan
 from .synth import CC, DRUM_CHANNEL, NOTE_OFF, NOTE_ON, Synth, soundfont_by_name
 
 FLAC_RATE = 44100
-HIRES_RATE = 48000  # render rate of corpora built with --audio48k
 AUDIO_RATE = 16000
 TAIL_SECONDS = 1.5  # rendered past the last bar so releases and reverb exist to be trimmed
 FADE_SECONDS = 0.02

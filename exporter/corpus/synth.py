@@ -58,10 +58,6 @@ def soundfont_by_name(name: str) -> SoundFont:
     raise SynthError(f"unknown soundfont {name!r}: one of {', '.join(s.name for s in SOUNDFONTS)}")
 
 
-def available_soundfonts() -> list[SoundFont]:
-    return [sf for sf in SOUNDFONTS if os.path.isfile(sf.path)]
-
-
 def missing_optional(names: list[str] | None = None) -> str | None:
     """One line naming the optional soundfonts that are not installed (None when all are), for
     builds that use every font (`names` None)."""

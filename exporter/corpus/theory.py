@@ -99,13 +99,6 @@ def scale_pitch(tonic: int, mode: str, degree: int, octave: int) -> int:
     return 12 * (octave + 1) + tonic + sc[d] + 12 * o
 
 
-@dataclass(frozen=True)
-class Chord:
-    root_degree: int
-    pitches: tuple[int, ...]  # pitch classes relative to nothing: absolute MIDI pitches of a close voicing
-    bass: int  # MIDI pitch of the root in bass register
-
-
 def diatonic_chord(tonic: int, mode: str, degree: int, size: int = 3, octave: int = 4,
                    raise_leading: bool = False) -> list[int]:
     """Close-position diatonic chord (triad or seventh) on a scale degree, as MIDI pitches."""
