@@ -23,6 +23,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "serve": Subcommand("n2m.bridge.serve:main", "run the OSC daemon that keeps the cascade loaded", "runtime"),
     "vary": Subcommand("n2m.bridge.edit:main", "variations of a clip you have (--strength)", "runtime"),
     "extend": Subcommand("n2m.bridge.edit:main_extend", "a clip you have, continued by N bars", "runtime"),
+    "inpaint": Subcommand("n2m.bridge.edit:main_inpaint", "bars A-B of a clip you have, made anew", "runtime"),
     "clips": Subcommand("n2m.bridge.library:main", "list, search and export the clip library", "runtime"),
     "doctor": Subcommand("n2m.bridge.doctor:main", "check what is installed and usable", "runtime"),
     "panel": Subcommand("n2m.plugin.app:main", "open the Qt panel", "panel"),

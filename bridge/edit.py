@@ -1,12 +1,15 @@
-"""`n2m vary FILE` and `n2m extend FILE`: new audio made from a clip the producer already has.
+"""`n2m vary`, `n2m extend`, `n2m inpaint`: new audio made from a clip the producer already has.
 
     n2m vary clip.wav --strength 0.4 ["PROMPT"] [--variations K] --out DIR
     n2m extend clip.wav --bars 4 ["PROMPT"] --out DIR
+    n2m inpaint clip.wav --bars 3-4 ["PROMPT"] --out DIR
 
 FILE is any file pedalboard reads (WAV, FLAC, AIFF, MP3; any rate, mono or stereo). Its tempo comes
 from --bpm, else its n2m sidecar, else is measured; its prompt and key likewise. The generator
 works from the clip's log-mel (bridge.cascade.Edit): a variation starts from it noised to the
-strength; an extension holds the clip's frames and makes the bars after them. Results keep the
+strength; an extension holds the clip's frames and makes the bars after them; an inpainting
+holds every frame but those of bars A to B (1-based, inclusive) and crossfades the new bars in
+over 20 ms inside the region. Results keep the
 source's rate and channel count, in its format when that is lossless (24-bit WAV otherwise), with
 the source named in the sidecar; an extension begins with the source's own samples, untouched,
 and the new bars are matched to its loudness.
@@ -39,6 +42,7 @@ from n2m.bridge.tempo import estimate_tempo
 
 LOSSLESS = {".wav": "wav", ".flac": "flac", ".aif": "aiff", ".aiff": "aiff"}
 FADE_S = 0.005  # the new part's fade-in where it joins the source
+XFADE_S = 0.02  # an inpainted region's crossfades, inside the region
 
 
 @dataclass
@@ -141,6 +145,48 @@ def extend(engine, src: Source, options: dict, bars: int) -> np.ndarray:
     return np.concatenate([src.audio, np.repeat(y[None], src.audio.shape[0], axis=0)], axis=1)
 
 
+def parse_bars(text: str) -> tuple[int, int]:
+    """'3-4' -> (3, 4); '5' -> (5, 5); 1-based and inclusive."""
+    a, _, b = str(text).partition("-")
+    try:
+        first, last = int(a), int(b or a)
+    except ValueError:
+        raise RequestError(f"--bars {text!r}: write a range of bars such as 3-4") from None
+    if not 1 <= first <= last:
+        raise RequestError(f"--bars {text!r}: bars count from 1 and the range must not run backwards")
+    return first, last
+
+
+def inpaint(engine, src: Source, options: dict, first: int, last: int) -> np.ndarray:
+    """The source with bars first..last made anew: [channels, samples] at its rate, every sample
+    outside the region the source's own."""
+    spec = MelSpec(**engine.manifest.mel)
+    bar = _bar_seconds(options.get("bpm"), options.get("meter"))
+    t0, t1 = (first - 1) * bar, last * bar
+    if t1 > src.seconds + 1e-3:
+        raise RequestError(f"bars {first}-{last} end at {t1:.2f} s, after the clip's end at {src.seconds:.2f} s")
+    if src.seconds > engine.manifest.controls.seconds_range[1]:
+        raise RequestError(f"the clip lasts {src.seconds:.1f} s: more than this model's "
+                           f"{engine.manifest.controls.seconds_range[1]:g} s")
+    req = from_options({**options, "seconds": round(max(src.seconds, engine.manifest.controls.seconds_range[0]), 3),
+                        "variations": 1})
+    mel = log_mel(src.mono(spec.sample_rate), spec)
+    frames = np.arange(mel.shape[1]) / spec.frame_rate
+    clip = engine.generate(req, edit=Edit(mel, (frames < t0) | (frames >= t1), 1.0))[0]
+    a, b = int(round(t0 * src.rate)), min(src.audio.shape[1], int(round(t1 * src.rate)))
+    new = resample(clip.audio, clip.sample_rate, src.rate)
+    new = np.pad(new, (0, max(0, b - len(new))))[a:b]
+    new = _matched(new, src.rate, src.mono(src.rate)[a:b])
+    w = np.ones(b - a, np.float32)
+    x = min((b - a) // 2, int(XFADE_S * src.rate))
+    w[:x] = np.linspace(0.0, 1.0, x)
+    if x:
+        w[-x:] = np.linspace(1.0, 0.0, x)
+    out = src.audio.copy()
+    out[:, a:b] = out[:, a:b] * (1.0 - w) + new[None] * w
+    return out
+
+
 def write_edit(audio: np.ndarray, src: Source, out_dir: Path, what: str, meta: dict) -> Path:
     """The result beside a JSON sidecar naming the source, written to a temporary name and renamed."""
     fmt = LOSSLESS.get(src.path.suffix.lower(), "wav")
@@ -177,8 +223,10 @@ def main(argv: list[str] | None = None, name: str = "vary") -> int:
     if name == "vary":
         p.add_argument("--strength", type=float, required=True, help="0 = the source, 1 = a new clip")
         p.add_argument("--variations", type=int, default=1, help="takes")
-    else:
+    elif name == "extend":
         p.add_argument("--bars", type=int, required=True, help="bars to add after the source")
+    else:
+        p.add_argument("--bars", required=True, help="the bars to replace, A-B (1-based, inclusive)")
     args = p.parse_args(argv)
     try:
         out_dir = usable_dir(args.out, "--out")
@@ -195,6 +243,10 @@ def main(argv: list[str] | None = None, name: str = "vary") -> int:
         if name == "vary":
             results = vary(engine, src, {**options, "variations": args.variations}, args.strength)
             meta = {"edit": "vary", "strength": args.strength}
+        elif name == "inpaint":
+            first, last = parse_bars(args.bars)
+            results = [inpaint(engine, src, options, first, last)]
+            meta = {"edit": "inpaint", "bars": [first, last]}
         else:
             results = [extend(engine, src, options, args.bars)]
             meta = {"edit": "extend", "bars": args.bars}
@@ -209,3 +261,7 @@ def main(argv: list[str] | None = None, name: str = "vary") -> int:
 
 def main_extend(argv: list[str] | None = None) -> int:
     return main(argv, "extend")
+
+
+def main_inpaint(argv: list[str] | None = None) -> int:
+    return main(argv, "inpaint")

@@ -50,6 +50,17 @@ def test_extend_keeps_the_source_and_adds_exact_bars(source: Path, tmp_path: Pat
     assert meta["source"] == str(source) and meta["bars"] == 2 and meta["bpm"] == 80.0
 
 
+def test_inpaint_replaces_only_its_bars(source: Path, tmp_path: Path) -> None:
+    """Bar 2 of a 2-bar clip at 80 bpm made anew: bar 1 is the source's own samples, bar 2 is new."""
+    proc = _n2m("inpaint", str(source), "--bars", "2-2", "--seed", "3", "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    y, sr = _read(Path(proc.stdout.split()[0]))
+    x, _ = _read(source)
+    bar = round(4 * 60 / 80 * sr)
+    assert y.shape == x.shape and np.abs(y[:, :bar] - x[:, :bar]).max() <= 2e-3
+    assert np.abs(y[:, bar + int(0.02 * sr):] - x[:, bar + int(0.02 * sr):]).mean() > 1e-3
+
+
 def test_vary_moves_with_strength_and_keeps_the_files_shape(source: Path, tmp_path: Path) -> None:
     x, sr = _read(source)
     spec = MelSpec()
@@ -86,10 +97,13 @@ def test_a_stereo_flac_without_sidecar_is_varied_in_its_own_format(tmp_path: Pat
     (["vary", "{src}", "--strength", "1.5"], "strength must be in (0, 1]"),
     (["extend", "{src}", "--bars", "40"], "more than this model's"),
     (["extend", "{src}", "--bars", "0"], "--bars must be from 1 to 64"),
+    (["inpaint", "{src}", "--bars", "2-5"], "after the clip's end"),
+    (["inpaint", "{src}", "--bars", "two"], "write a range of bars"),
 ])
 def test_bad_edits_are_refused_in_one_line(source: Path, tmp_path: Path, args: list[str], why: str) -> None:
     """A missing file, a text file, a strength of 0 and of 1.5, 40 bars after a 6 s clip (past the
-    model's 30 s), 0 bars: one line each, exit 2, nothing written."""
+    model's 30 s), 0 bars, a region past the clip's end, a region that is not a range: one line
+    each, exit 2, nothing written."""
     (tmp_path / "notes.txt").write_text("not audio")
     subs = {"{missing}": str(tmp_path / "gone.wav"), "{text}": str(tmp_path / "notes.txt"), "{src}": str(source)}
     proc = _n2m(*[subs.get(a, a) for a in args], "--out", str(tmp_path / "out"))
