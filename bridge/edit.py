@@ -29,7 +29,7 @@ import numpy as np
 from pedalboard.io import AudioFile
 
 from n2m.bridge.cascade import Edit
-from n2m.bridge.clipfile import slug
+from n2m.bridge.clipfile import TMP_PREFIX, slug
 from n2m.bridge.controls import BEATS_PER_BAR
 from n2m.bridge.features import MelSpec, log_mel
 from n2m.bridge.loudness import integrated_loudness
@@ -197,11 +197,13 @@ def write_edit(audio: np.ndarray, src: Source, out_dir: Path, what: str, meta: d
     while path.exists():
         k += 1
         path = out_dir / f"{stem}-{k}{ext}"
-    tmp = out_dir / f".n2m-tmp-{path.name}"
+    tmp = out_dir / f"{TMP_PREFIX}{path.name}"  # the prefix recovery clears and nothing lists
     with AudioFile(str(tmp), "w", float(src.rate), audio.shape[0], bit_depth=24) as f:
         f.write(audio.astype(np.float32))
+    side_tmp = out_dir / f"{TMP_PREFIX}{path.name}.json"
+    side_tmp.write_text(json.dumps({**meta, "source": str(src.path)}, indent=1))
     tmp.replace(path)
-    path.with_name(path.name + ".json").write_text(json.dumps({**meta, "source": str(src.path)}, indent=1))
+    side_tmp.replace(path.with_name(path.name + ".json"))
     return path
 
 
