@@ -25,16 +25,18 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from n2m.bridge.features import MelSpec
+from n2m.bridge.features import CoarseSpec, MelSpec
 from n2m.bridge.grid import beat_grid
 from n2m.bridge.griffinlim import griffin_lim
 from n2m.bridge.manifest import GRIFFIN_LIM, Manifest, StageSpec
 from n2m.bridge.resample import keep_low_band, upsample
 from n2m.bridge.sampling import SAMPLERS
 from n2m.bridge.schedule import timesteps
+from n2m.bridge.spectral import SPECTRAL, decode_fine, sample_spectral
 
 Progress = Callable[[dict], None]
 TEXT_WEIGHT = 0.02  # share of the progress bar given to the text encoder
+GL_FINE_COST = 160.0  # ms of Griffin-Lim (mid + side, 44.1 kHz) per second of audio, in step_cost's units
 
 
 class Cancelled(Exception):
@@ -154,7 +156,7 @@ class _Run:
         self.seeds = seeds if seeds is not None else [int(plan.seed) + i for i in range(self.n)]
         self.timings: dict[str, float] = {}
         cas, sup = man.cascader, man.superres
-        self.cas_steps = cas.default_steps if plan.decoder != GRIFFIN_LIM else 1
+        self.cas_steps = cas.default_steps if plan.decoder != GRIFFIN_LIM or man.route == "fine" else 1
         self.sup_steps = sup.default_steps if sup is not None else 0
         rows = 2 * self.n if self.guided else self.n
         # progress labels are the stages' names (the decoder's, for the step after the generator);
@@ -162,6 +164,9 @@ class _Run:
         self.weights = {man.generator_name: plan.steps * man.generator.step_cost * rows,
                         plan.decoder: self.cas_steps * cas.step_cost * self.n,
                         "superres": self.sup_steps * sup.step_cost * self.n if sup is not None else 0.0}
+        if man.route == "fine":
+            self.weights = {man.generator_name: self.weights[man.generator_name],
+                            SPECTRAL: self.cas_steps * cas.step_cost * self.n, GRIFFIN_LIM: GL_FINE_COST * self.n}
         self.order = list(self.weights)
 
     def report(self, stage: str, i: int, of: int) -> None:
@@ -180,9 +185,12 @@ class _Run:
 
     def run(self) -> tuple[np.ndarray, dict]:
         man = self.man
-        out = self.generate(*self.encode())
+        states, mask = self.encode()
+        out = self.generate(states, mask)
         gen = man.generator
-        if man.route == "wave":
+        if man.route == "fine":
+            audio = self.fine(out * gen.mel_norm["scale"] + gen.mel_norm["mean"], states, mask)
+        elif man.route == "wave":
             low = (out[:, 0] / gen.audio_scale).astype(np.float32)
             audio = self.audio_stage("cascader", low)
         else:
@@ -232,6 +240,23 @@ class _Run:
             audio = decode_griffin_lim(log_mel, MelSpec(**man.mel), self.seeds, samples, self.c.threads)
             self.report(GRIFFIN_LIM, 1, 1)
         self.timings["cascader_s"] = time.perf_counter() - t0
+        return audio
+
+    def fine(self, coarse: np.ndarray, states: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """[n, 2, samples] stereo from the generator's coarse log-mel: spectral stage, Griffin-Lim."""
+        man, spec = self.man, self.man.stages[SPECTRAL]
+        coarse_spec = CoarseSpec.from_dict(man.coarse)
+        t0 = time.perf_counter()
+        fine = sample_spectral(self.c.stages[SPECTRAL], spec, coarse, states, mask, self.plan.controls, self.seeds,
+                               self.cas_steps, coarse_spec.pool, self)
+        self.timings["cascader_s"] = time.perf_counter() - t0
+        self.check_cancel("before Griffin-Lim")
+        self.report(GRIFFIN_LIM, 0, 1)
+        t0 = time.perf_counter()
+        audio = decode_fine(fine, coarse, MelSpec(**man.mel), coarse_spec, self.seeds, self.frames * man.hop,
+                            self.c.threads, man.mel_max)
+        self.timings["griffin_lim_s"] = time.perf_counter() - t0
+        self.report(GRIFFIN_LIM, 1, 1)
         return audio
 
     def audio_stage(self, name: str, low: np.ndarray, keep_low: bool = True) -> np.ndarray:

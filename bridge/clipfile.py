@@ -188,8 +188,9 @@ def write_clip(processed: ProcessedClip, out_dir: str | os.PathLike[str], *, nam
     meta = processed.metadata() | {"job_id": job_id, "created": created, "bit_depth": bit_depth}
     tmp = out / f"{TMP_PREFIX}{os.getpid()}-{time.monotonic_ns()}{ext}"
     try:
-        with AudioFile(str(tmp), "w", float(processed.sample_rate), 1, bit_depth=bit_depth) as f:
-            f.write(processed.audio[None, :].astype(np.float32))
+        audio = processed.audio[None, :] if processed.audio.ndim == 1 else processed.audio
+        with AudioFile(str(tmp), "w", float(processed.sample_rate), audio.shape[0], bit_depth=bit_depth) as f:
+            f.write(np.ascontiguousarray(audio, dtype=np.float32))
         if ext == ".wav":
             add_wav_info(tmp, meta)
         else:
@@ -218,8 +219,9 @@ def write_clip(processed: ProcessedClip, out_dir: str | os.PathLike[str], *, nam
 def measure_file(path: str | os.PathLike[str], circular: bool = False) -> dict[str, float]:
     """Read a written clip back: samples, rate, loudness and true peak (for tests and `n2m doctor`)."""
     with AudioFile(str(path)) as f:
-        x = f.read(f.frames)[0]
+        x = f.read(f.frames)
         sr = int(f.samplerate)
-    return {"samples": len(x), "sample_rate": sr,
+    x = x[0] if x.shape[0] == 1 else x
+    return {"samples": int(x.shape[-1]), "sample_rate": sr, "channels": 1 if x.ndim == 1 else int(x.shape[0]),
             "loudness_lufs": integrated_loudness(x, sr, circular),
             "true_peak_dbtp": to_db(true_peak(x, circular))}

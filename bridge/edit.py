@@ -31,7 +31,6 @@ from pedalboard.io import AudioFile
 from n2m.bridge.cascade import Edit
 from n2m.bridge.clipfile import TMP_PREFIX, slug
 from n2m.bridge.controls import BEATS_PER_BAR
-from n2m.bridge.features import MelSpec, log_mel
 from n2m.bridge.loudness import integrated_loudness
 from n2m.bridge.manifest import ModelError
 from n2m.bridge.modelpath import DEFAULT_MODEL
@@ -100,7 +99,7 @@ def _bar_seconds(bpm: float | None, meter: str | None) -> float:
 
 
 def _matched(new: np.ndarray, rate: int, reference: np.ndarray) -> np.ndarray:
-    """`new` (mono, at `rate`) at the loudness of `reference` (mono, same rate), peaks below 0.98."""
+    """`new` at the loudness of `reference` (same rate, [n] or [channels, n]), peaks below 0.98."""
     want, got = integrated_loudness(reference, rate), integrated_loudness(new, rate)
     gain = 10.0 ** ((want - got) / 20.0) if np.isfinite(want) and np.isfinite(got) else 1.0
     y = new * gain
@@ -108,24 +107,31 @@ def _matched(new: np.ndarray, rate: int, reference: np.ndarray) -> np.ndarray:
     return (y * (0.98 / peak) if peak > 0.98 else y).astype(np.float32)
 
 
+def _as_source(audio: np.ndarray, rate: int, src: Source) -> np.ndarray:
+    """Model audio (mono [n] or [channels, n] at `rate`) as [source channels, m] at the source's
+    rate: mono is spread to every channel, stereo folded to mono for a mono source."""
+    y = resample(audio, rate, src.rate)
+    y = y[None] if y.ndim == 1 else y
+    if y.shape[0] != src.audio.shape[0]:
+        y = np.repeat(y.mean(axis=0, keepdims=True), src.audio.shape[0], axis=0)
+    return y.astype(np.float32)
+
+
 def vary(engine, src: Source, options: dict, strength: float) -> list[np.ndarray]:
     """Variations of the source: [channels, samples] at its rate, one per take."""
-    spec = MelSpec(**engine.manifest.mel)
     req = from_options({**options, "seconds": round(min(src.seconds, 30.0), 3)})
-    clips = engine.generate(req, edit=Edit(log_mel(src.mono(spec.sample_rate), spec), None, strength))
-    mono = src.mono(src.rate)
+    clips = engine.generate(req, edit=Edit(engine.features(src.audio, src.rate), None, strength))
+    n = src.audio.shape[1]
     out = []
     for c in clips:
-        y = _matched(resample(c.audio, c.sample_rate, src.rate), src.rate, mono)
-        y = np.pad(y, (0, max(0, src.audio.shape[1] - len(y))))[: src.audio.shape[1]]
-        out.append(np.repeat(y[None], src.audio.shape[0], axis=0))
+        y = _matched(_as_source(c.audio, c.sample_rate, src), src.rate, src.audio)
+        out.append(np.pad(y, ((0, 0), (0, max(0, n - y.shape[1]))))[:, :n])
     return out
 
 
 def extend(engine, src: Source, options: dict, bars: int) -> np.ndarray:
     """The source followed by `bars` new bars: [channels, samples] at its rate, the source's own
     samples first, untouched."""
-    spec = MelSpec(**engine.manifest.mel)
     new_s = bars * _bar_seconds(options.get("bpm"), options.get("meter"))
     total = src.seconds + new_s
     lo, hi = engine.manifest.controls.seconds_range
@@ -133,16 +139,16 @@ def extend(engine, src: Source, options: dict, bars: int) -> np.ndarray:
         raise RequestError(f"{src.seconds:.1f} s and {bars} bars ({new_s:.1f} s) make {total:.1f} s: more than "
                            f"this model's {hi:g} s; ask for fewer bars")
     req = from_options({**options, "seconds": round(max(total, lo), 3), "variations": 1})
-    mel = log_mel(src.mono(spec.sample_rate), spec)
+    mel = engine.features(src.audio, src.rate)
     clip = engine.generate(req, edit=Edit(mel, np.ones(mel.shape[1], bool), 1.0))[0]
     n_new = int(round(new_s * src.rate))
     start = int(round(src.seconds * clip.sample_rate))
-    y = resample(clip.audio[start:], clip.sample_rate, src.rate)
-    y = np.pad(y, (0, max(0, n_new - len(y))))[:n_new]
-    y = _matched(y, src.rate, src.mono(src.rate)[-min(src.audio.shape[1], n_new):])
+    y = _as_source(clip.audio[..., start:], clip.sample_rate, src)
+    y = np.pad(y, ((0, 0), (0, max(0, n_new - y.shape[1]))))[:, :n_new]
+    y = _matched(y, src.rate, src.audio[:, -min(src.audio.shape[1], n_new):])
     fade = min(n_new, int(FADE_S * src.rate))
-    y[:fade] *= np.linspace(0.0, 1.0, fade, dtype=np.float32)
-    return np.concatenate([src.audio, np.repeat(y[None], src.audio.shape[0], axis=0)], axis=1)
+    y[:, :fade] *= np.linspace(0.0, 1.0, fade, dtype=np.float32)
+    return np.concatenate([src.audio, y], axis=1)
 
 
 def parse_bars(text: str) -> tuple[int, int]:
@@ -160,7 +166,6 @@ def parse_bars(text: str) -> tuple[int, int]:
 def inpaint(engine, src: Source, options: dict, first: int, last: int) -> np.ndarray:
     """The source with bars first..last made anew: [channels, samples] at its rate, every sample
     outside the region the source's own."""
-    spec = MelSpec(**engine.manifest.mel)
     bar = _bar_seconds(options.get("bpm"), options.get("meter"))
     t0, t1 = (first - 1) * bar, last * bar
     if t1 > src.seconds + 1e-3:
@@ -170,20 +175,20 @@ def inpaint(engine, src: Source, options: dict, first: int, last: int) -> np.nda
                            f"{engine.manifest.controls.seconds_range[1]:g} s")
     req = from_options({**options, "seconds": round(max(src.seconds, engine.manifest.controls.seconds_range[0]), 3),
                         "variations": 1})
-    mel = log_mel(src.mono(spec.sample_rate), spec)
-    frames = np.arange(mel.shape[1]) / spec.frame_rate
+    mel = engine.features(src.audio, src.rate)
+    frames = np.arange(mel.shape[1]) / engine.manifest.frame_rate
     clip = engine.generate(req, edit=Edit(mel, (frames < t0) | (frames >= t1), 1.0))[0]
     a, b = int(round(t0 * src.rate)), min(src.audio.shape[1], int(round(t1 * src.rate)))
-    new = resample(clip.audio, clip.sample_rate, src.rate)
-    new = np.pad(new, (0, max(0, b - len(new))))[a:b]
-    new = _matched(new, src.rate, src.mono(src.rate)[a:b])
+    new = _as_source(clip.audio, clip.sample_rate, src)
+    new = np.pad(new, ((0, 0), (0, max(0, b - new.shape[1]))))[:, a:b]
+    new = _matched(new, src.rate, src.audio[:, a:b])
     w = np.ones(b - a, np.float32)
     x = min((b - a) // 2, int(XFADE_S * src.rate))
     w[:x] = np.linspace(0.0, 1.0, x)
     if x:
         w[-x:] = np.linspace(1.0, 0.0, x)
     out = src.audio.copy()
-    out[:, a:b] = out[:, a:b] * (1.0 - w) + new[None] * w
+    out[:, a:b] = out[:, a:b] * (1.0 - w) + new * w
     return out
 
 

@@ -29,6 +29,7 @@ import onnxruntime as ort
 
 from n2m.bridge.cascade import Cancelled, Cascade, Edit, Plan, Progress
 from n2m.bridge.controls import Controls
+from n2m.bridge.features import MelSpec
 from n2m.bridge.manifest import GRIFFIN_LIM, Manifest, ModelError
 from n2m.bridge.request import MAX_STEPS, MAX_VARIATIONS, Request, RequestError
 from n2m.bridge.sampling import SAMPLERS
@@ -43,7 +44,7 @@ __all__ = [
 
 @dataclass
 class GeneratedClip:
-    audio: np.ndarray  # float32 mono [samples]
+    audio: np.ndarray  # float32: mono [samples], or [channels, samples] from a stereo route
     sample_rate: int
     prompt: str
     controls: Controls
@@ -227,13 +228,14 @@ class Engine:
             for r in self._runners.values():
                 r.end()
         n = plan.variations
-        keep = min(timings["frames"] * self.manifest.hop, audio.shape[1], int(round(seconds * self.sample_rate)))
-        audio = audio[:, :keep].astype(np.float32, copy=False)
+        keep = min(timings["frames"] * self.manifest.hop, audio.shape[-1], int(round(seconds * self.sample_rate)))
+        audio = audio[..., :keep].astype(np.float32, copy=False)
         # headroom: a decoded clip whose peak passes full scale is turned down to PEAK_CEILING (the
         # clip pipeline sets loudness later; this keeps --raw output and analysis unclipped)
-        peaks = np.abs(np.nan_to_num(audio)).max(axis=1) if audio.size else np.zeros(n)
+        flat = np.abs(np.nan_to_num(audio)).reshape(n, -1)
+        peaks = flat.max(axis=1) if flat.size else np.zeros(n)
         gains = np.where(peaks > PEAK_CEILING, PEAK_CEILING / np.maximum(peaks, 1e-12), 1.0)
-        audio = (audio * gains[:, None]).astype(np.float32)
+        audio = (audio * gains.reshape((n,) + (1,) * (audio.ndim - 1))).astype(np.float32)
         gain_db = [round(float(20 * np.log10(g)), 2) for g in gains]
         info = {"provider": self.provider, "variants": dict(self.variants), "sampler": sampler,
                 "decoder": decoder, "seconds": seconds, "route": self.manifest.route, **timings}
@@ -248,7 +250,7 @@ class Engine:
     def _fit(self, edit: Edit, seconds: float) -> Edit:
         """The edit's source normalised and cut or padded to the frames of a `seconds` request."""
         man = self.manifest
-        if man.route != "mel":
+        if man.route == "wave":
             raise RequestError("edits work in a log-mel generator's space; this model's route is " + man.route)
         gen = man.generator
         if isinstance(edit.strength, bool) or not isinstance(edit.strength, int | float) \
@@ -266,6 +268,20 @@ class Engine:
             norm = np.pad(norm, ((0, 0), (0, frames - src.shape[1])), mode="edge")
             known = np.pad(known, (0, frames - src.shape[1]))
         return Edit(norm[:, :frames], known[:frames] if edit.known is not None else None, edit.strength)
+
+    def features(self, audio: np.ndarray, rate: int) -> np.ndarray:
+        """The generator's log-mel ([bins, frames] at the grid rate) of mono [n] or [channels, n]
+        audio at `rate`: the 80-bin mel of the mono mix (mel route), or the COARSE mel of its mid."""
+        from n2m.bridge.features import CoarseSpec, coarse_mel, log_mel
+        from n2m.bridge.pipeline import resample
+
+        x = np.asarray(audio, np.float32)
+        mono = x if x.ndim == 1 else x.mean(axis=0)
+        spec = MelSpec(**self.manifest.mel)
+        mel = log_mel(resample(mono, int(rate), spec.sample_rate), spec)
+        if self.manifest.coarse is None:
+            return mel
+        return coarse_mel(mel, CoarseSpec.from_dict(self.manifest.coarse))
 
     def superres(self, audio: np.ndarray, seeds: list[int], keep_low: bool = True) -> np.ndarray:
         """Run only the super-resolution stage: [n, m] audio at its conditioning rate (16 kHz) ->

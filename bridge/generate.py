@@ -39,8 +39,11 @@ def load_engine(name_or_dir: str | None, provider: str = "auto", threads: int | 
 
 
 def write_wav(path: Path, audio: np.ndarray, sample_rate: int, sample_bytes: int = 3) -> Path:
-    """Plain mono PCM WAV (16- or 24-bit), written to a temporary name and renamed."""
+    """Plain PCM WAV (16- or 24-bit) of mono [n] or [channels, n] audio, written to a temporary
+    name and renamed."""
     x = np.clip(np.nan_to_num(audio.astype(np.float64)), -1.0, 1.0)
+    channels = 1 if x.ndim == 1 else x.shape[0]
+    x = x.T.reshape(-1)  # interleaved frames
     full = float(2 ** (8 * sample_bytes - 1) - 1)
     ints = np.round(x * full).astype("<i4")
     if sample_bytes == 2:
@@ -49,7 +52,7 @@ def write_wav(path: Path, audio: np.ndarray, sample_rate: int, sample_bytes: int
         data = ints.view(np.uint8).reshape(-1, 4)[:, :3].tobytes()  # little-endian low 3 bytes
     tmp = path.with_name(path.name + ".part")
     with wave.open(str(tmp), "wb") as w:
-        w.setnchannels(1)
+        w.setnchannels(channels)
         w.setsampwidth(sample_bytes)
         w.setframerate(int(sample_rate))
         w.writeframes(data)

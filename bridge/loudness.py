@@ -11,8 +11,11 @@
   it can hard-clip at 0 dBFS and does not look between samples.
 - `normalize`: gain to a loudness target, then the limiter, repeated until within 0.1 LU.
 
-Every function takes mono float audio. `circular=True` treats the clip as a loop (its end joins
-its start), so a loop's seam is measured and limited like any other point of it.
+Every function takes float audio, mono [n] or multichannel [channels, n]: loudness sums the
+channels' K-weighted powers (BS.1770's weights of 1 for left and right), the true peak is the
+largest over channels, and the limiter applies one gain to all channels, so the image holds.
+`circular=True` treats the clip as a loop (its end joins its start), so a loop's seam is measured
+and limited like any other point of it.
 """
 
 from __future__ import annotations
@@ -67,13 +70,21 @@ def _block_powers(y2: np.ndarray, sr: float) -> np.ndarray:
     return (c[starts + block] - c[starts]) / block
 
 
-def integrated_loudness(x: np.ndarray, sr: float, circular: bool = False) -> float:
-    """Gated integrated loudness in LUFS of mono audio (-inf for silence)."""
+def _channels(x: np.ndarray) -> np.ndarray:
+    """float64 [channels, n] of mono [n] or [channels, n] audio."""
     x = np.asarray(x, dtype=np.float64)
-    if circular and len(x):
-        x = np.concatenate([x, x[: int(round(BLOCK_S * sr)) - int(round(STEP_S * sr))]])
-    y = k_weight(x, sr)
-    z = _block_powers(y * y, sr)
+    if x.ndim not in (1, 2):
+        raise ValueError(f"audio must be [n] or [channels, n], got shape {x.shape}")
+    return x[None] if x.ndim == 1 else x
+
+
+def integrated_loudness(x: np.ndarray, sr: float, circular: bool = False) -> float:
+    """Gated integrated loudness in LUFS of mono or [channels, n] audio (-inf for silence)."""
+    x = _channels(x)
+    if circular and x.shape[1]:
+        x = np.concatenate([x, x[:, : int(round(BLOCK_S * sr)) - int(round(STEP_S * sr))]], axis=1)
+    y2 = sum(k_weight(ch, sr) ** 2 for ch in x)
+    z = _block_powers(y2, sr)
     with np.errstate(divide="ignore"):
         lk = -0.691 + 10.0 * np.log10(z)
     z = z[lk > ABS_GATE_LUFS]
@@ -96,8 +107,11 @@ def _phase_filters() -> np.ndarray:
 
 
 def oversampled_envelope(x: np.ndarray, circular: bool = False) -> np.ndarray:
-    """Per input sample: the largest |value| at it and at the 3 interpolated points after it."""
+    """Per input sample: the largest |value| at it and at the 3 interpolated points after it (of
+    any channel)."""
     x = np.asarray(x, dtype=np.float64)
+    if x.ndim == 2:
+        return np.max([oversampled_envelope(ch, circular) for ch in x], axis=0) if len(x) else np.zeros(0)
     n, t = len(x), _TAPS_HALF
     if n == 0:
         return np.zeros(0)
@@ -155,7 +169,7 @@ def limit_true_peak(x: np.ndarray, sr: float, ceiling_dbtp: float = -1.0, lookah
                     circular: bool = False) -> np.ndarray:
     """x with its true peak brought to at most ceiling_dbtp (look-ahead, no hard clipping)."""
     x = np.asarray(x, dtype=np.float64)
-    if not len(x):
+    if not x.shape[-1]:
         return x
     ceiling = 10.0 ** (ceiling_dbtp / 20.0)
     half = max(1, int(sr * lookahead_ms / 1000.0))

@@ -39,13 +39,15 @@ MANIFEST_NAME = "manifest.json"
 FORMAT = "n2m-cascade"
 FORMAT_VERSION = 1
 VARIANTS = ("fp32", "fp16", "int8")
-# the two routes of the cascade: (generator, cascader) stage names. "mel": text -> log-mel -> 16 kHz
-# audio; "wave": text -> 3.2 kHz audio -> 16 kHz audio. Either may end in an optional "superres"
-# stage (16 kHz -> 48 kHz).
-ROUTES: dict[str, tuple[str, str]] = {"mel": ("generator", "vocoder"), "wave": ("wavegen", "cascader")}
+# the routes of the cascade: (generator, cascader) stage names. "mel": text -> log-mel -> 16 kHz
+# audio; "wave": text -> 3.2 kHz audio -> 16 kHz audio; either may end in an optional "superres"
+# stage (16 kHz -> 48 kHz). "fine": text -> COARSE mel -> FINE mid + side mel -> Griffin-Lim ->
+# 44.1 kHz stereo (bridge.spectral).
+ROUTES: dict[str, tuple[str, str]] = {"mel": ("generator", "vocoder"), "wave": ("wavegen", "cascader"),
+                                      "fine": ("generator", "spectral")}
 OPTIONAL_STAGES = ("superres",)
 EXPORT_FLAGS = {"generator": "--generator G.pt", "vocoder": "--vocoder V.pt", "wavegen": "--wavegen W.pt",
-                "cascader": "--cascader C.pt", "superres": "--superres S.pt"}
+                "cascader": "--cascader C.pt", "superres": "--superres S.pt", "spectral": "--spectral S.pt"}
 
 
 class ModelError(Exception):
@@ -168,9 +170,12 @@ class Manifest:
     # before decoding (an undertrained generator overshoots in a few bins, which would decode to
     # peaks far above full scale); None = no clamp
     mel_max: float | None = None
-    # "mel" (generator -> vocoder) or "wave" (wavegen -> cascader); ROUTES. A "superres" stage, when
-    # present, runs last and makes `sample_rate` 48 kHz.
+    # "mel" (generator -> vocoder), "wave" (wavegen -> cascader) or "fine" (generator -> spectral);
+    # ROUTES. A "superres" stage, when present, runs last and makes `sample_rate` 48 kHz.
     route: str = "mel"
+    # the fine route's generator representation (bridge.features.CoarseSpec fields); `mel` is then
+    # the FINE mel the spectral stage makes and Griffin-Lim decodes
+    coarse: dict[str, Any] | None = None
     exporter: dict[str, Any] = field(default_factory=dict)  # tool versions, opset, options
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
@@ -241,7 +246,13 @@ class Manifest:
             if name in ("cascader", "superres") and not s.cond_rate > 0:
                 raise ValueError(f"stage {name!r} needs the rate of its conditioning audio (cond_rate)")
         last = self.stages[self.stage_names[-1]]
-        if self.route == "wave" or "superres" in self.stages:
+        if self.route == "fine":
+            if self.coarse is None or "superres" in self.stages:
+                raise ValueError("the fine route needs its coarse representation and ends in Griffin-Lim")
+            if abs(self.hop * self.frame_rate - self.sample_rate) > 1e-6 or self.channels != 2:
+                raise ValueError(f"the fine route makes stereo at {self.sample_rate} Hz: hop {self.hop} at "
+                                 f"{self.frame_rate:g} frames/s and {self.channels} channels do not")
+        elif self.route == "wave" or "superres" in self.stages:
             if int(round(last.rate)) != self.sample_rate:
                 raise ValueError(f"sample_rate {self.sample_rate} is not the last stage's rate {last.rate:g}")
             if abs(self.hop * self.frame_rate - self.sample_rate) > 1e-6:
@@ -369,6 +380,8 @@ class Manifest:
     def decoders(self) -> tuple[str, ...]:
         """What may turn the generator's output into audio: the route's cascader stage, and on the
         mel route Griffin-Lim."""
+        if self.route == "fine":  # the spectral stage always runs; Griffin-Lim makes its audio
+            return (GRIFFIN_LIM,)
         return (self.cascader_name, GRIFFIN_LIM) if self.route == "mel" else (self.cascader_name,)
 
     @property

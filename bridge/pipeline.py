@@ -88,7 +88,7 @@ class PipelineOptions:
 
 @dataclass(frozen=True)
 class ProcessedClip:
-    audio: np.ndarray  # float32 mono
+    audio: np.ndarray  # float32: mono [samples] or [channels, samples], as the model made it
     sample_rate: int
     bpm: float | None
     bars: int | None
@@ -109,13 +109,22 @@ class ProcessedClip:
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     @property
+    def samples(self) -> int:
+        return int(self.audio.shape[-1])
+
+    @property
+    def channels(self) -> int:
+        return 1 if self.audio.ndim == 1 else int(self.audio.shape[0])
+
+    @property
     def duration(self) -> float:
-        return len(self.audio) / self.sample_rate
+        return self.samples / self.sample_rate
 
     def metadata(self) -> dict[str, Any]:
         d = {k: v for k, v in asdict(self).items() if k != "audio"}
         d["duration"] = self.duration
-        d["samples"] = len(self.audio)
+        d["samples"] = self.samples
+        d["channels"] = self.channels
         d["notes"] = list(self.notes)
         return d
 
@@ -127,19 +136,21 @@ def _fades(n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def crossfade_concat(a: np.ndarray, b: np.ndarray, xf: int) -> np.ndarray:
+    """a then b (samples on the last axis), overlapped by xf samples with equal-power fades."""
     fi, fo = _fades(xf)
-    return np.concatenate([a[:-xf], a[-xf:] * fo + b[:xf] * fi, b[xf:]])
+    return np.concatenate([a[..., :-xf], a[..., -xf:] * fo + b[..., :xf] * fi, b[..., xf:]], axis=-1)
 
 
 def extend(x: np.ndarray, n: int, xf: int) -> np.ndarray:
-    """At least n samples: x repeated with crossfades at the joins."""
-    if len(x) >= n:
+    """At least n samples (on the last axis): x repeated with crossfades at the joins."""
+    m = x.shape[-1]
+    if m >= n:
         return x
-    if len(x) <= 2 * xf:
-        raise PipelineError(f"clip of {len(x)} samples is too short to loop")
+    if m <= 2 * xf:
+        raise PipelineError(f"clip of {m} samples is too short to loop")
     y = x
     for _ in range(10_000):
-        if len(y) >= n:
+        if y.shape[-1] >= n:
             break
         y = crossfade_concat(y, x, xf)
     return y
@@ -148,9 +159,9 @@ def extend(x: np.ndarray, n: int, xf: int) -> np.ndarray:
 def make_loop(x: np.ndarray, n: int, xf: int) -> np.ndarray:
     """Exactly n samples whose end joins their start: what follows sample n is faded over the head."""
     y = extend(x, n + xf, xf)
-    out = y[:n].copy()
+    out = y[..., :n].copy()
     fi, fo = _fades(xf)
-    out[:xf] = y[:xf] * fi + y[n : n + xf] * fo
+    out[..., :xf] = y[..., :xf] * fi + y[..., n : n + xf] * fo
     return out
 
 
@@ -173,14 +184,16 @@ def seam_click_ratio(audio: np.ndarray, guard: int = 96) -> float:
 
 # -- the pipeline ---------------------------------------------------------------------------------
 def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
+    """Mono [n] or [channels, n] audio at sr_out (windowed sinc), the length scaled exactly."""
+    x = np.asarray(x, dtype=np.float32)
     if sr_in == sr_out:
-        return np.asarray(x, dtype=np.float32)
-    r = StreamResampler(float(sr_in), float(sr_out), 1)
-    a = r.process(np.asarray(x, dtype=np.float32)[None, :])
-    b = r.process(None)
-    y = np.concatenate([a, b], axis=1)[0]
-    want = int(round(len(x) * sr_out / sr_in))
-    return y[:want] if len(y) >= want else np.pad(y, (0, want - len(y)))
+        return x
+    xc = x[None] if x.ndim == 1 else x
+    r = StreamResampler(float(sr_in), float(sr_out), xc.shape[0])
+    y = np.concatenate([r.process(np.ascontiguousarray(xc)), r.process(None)], axis=1)
+    want = int(round(xc.shape[1] * sr_out / sr_in))
+    y = y[:, :want] if y.shape[1] >= want else np.pad(y, ((0, 0), (0, want - y.shape[1])))
+    return y[0] if x.ndim == 1 else y
 
 
 def _controls_dict(c: Any) -> dict[str, Any]:
@@ -193,18 +206,20 @@ def _controls_dict(c: Any) -> dict[str, Any]:
 
 def process_clip(clip: ClipLike, options: PipelineOptions) -> ProcessedClip:
     opts = options.validated()
-    x = np.asarray(clip.audio, dtype=np.float32).reshape(-1)
-    if not len(x) or not np.all(np.isfinite(x)):
+    mono = np.asarray(clip.audio).ndim == 1
+    x = np.asarray(clip.audio, dtype=np.float32)
+    x = x[None] if mono else x  # [channels, samples] from here on
+    if x.ndim != 2 or not x.size or not np.all(np.isfinite(x)):
         raise PipelineError("the generated audio is empty or not finite")
     sr0 = int(clip.sample_rate)
     notes: list[str] = []
     measured, ratio = None, 1.0
     if opts.bpm is not None and opts.stretch:
-        measured, conf = estimate_tempo(x, sr0)
+        measured, conf = estimate_tempo(x.mean(axis=0), sr0)
         ratio, note = stretch_ratio(measured, opts.bpm, opts.max_stretch)
         notes.append(note)
         if abs(ratio - 1.0) > 1e-3:
-            x = time_stretch(x[None, :], float(sr0), stretch_factor=ratio)[0]
+            x = time_stretch(np.ascontiguousarray(x), float(sr0), stretch_factor=ratio)
         else:
             ratio = 1.0
     sr = opts.sample_rate
@@ -214,25 +229,25 @@ def process_clip(clip: ClipLike, options: PipelineOptions) -> ProcessedClip:
     if opts.bpm is not None:
         if bars is None:
             per_bar = BEATS_PER_BAR[opts.meter or "4/4"] * 60.0 / opts.bpm
-            bars = max(1, int(round(len(y) / sr / per_bar)))
+            bars = max(1, int(round(y.shape[1] / sr / per_bar)))
         n = bar_samples(bars, opts.bpm, opts.meter, sr)
     else:
         bars = None
-        n = len(y)
+        n = y.shape[1]
     if opts.loop:
         y = make_loop(y, n, xf)
     else:
-        y = extend(y, n, xf)[:n]
+        y = extend(y, n, xf)[:, :n]
         fin, fout = int(sr * opts.fade_in_ms / 1000.0), int(sr * opts.fade_out_ms / 1000.0)
         if fin:
-            y[:fin] *= np.linspace(0.0, 1.0, fin)
+            y[:, :fin] *= np.linspace(0.0, 1.0, fin)
         if fout:
-            y[-fout:] *= np.linspace(1.0, 0.0, fout)
+            y[:, -fout:] *= np.linspace(1.0, 0.0, fout)
     res = normalize(y, sr, opts.target_lufs, opts.ceiling_dbtp, circular=opts.loop)
-    if len(res.audio) != n:
-        raise AssertionError(f"pipeline produced {len(res.audio)} samples, expected {n}")
+    if res.audio.shape[-1] != n:
+        raise PipelineError(f"pipeline produced {res.audio.shape[-1]} samples, expected {n}")
     return ProcessedClip(
-        audio=res.audio, sample_rate=sr, bpm=opts.bpm, bars=bars, meter=opts.meter or "4/4",
+        audio=res.audio[0] if mono else res.audio, sample_rate=sr, bpm=opts.bpm, bars=bars, meter=opts.meter or "4/4",
         loop=opts.loop, format=opts.format, measured_bpm=measured, stretch_ratio=ratio,
         loudness_lufs=res.loudness_lufs, true_peak_dbtp=res.true_peak_dbtp,
         prompt=str(clip.prompt), controls=_controls_dict(clip.controls), seed=clip.seed,

@@ -175,4 +175,57 @@ def _mel_route(model_dir: Path, man, decoder: str, threads: int | None) -> dict[
     return {"decoder_alone": route.decoder_alone, "oracle_generator": route.oracle_generator}
 
 
-ROUTE_ADAPTERS: dict[str, Callable[..., dict[str, Decoder]]] = {"mel": _mel_route}
+class _FineRoute:
+    """The fine route: the render's FINE mid/side mel -> Griffin-Lim (decoder alone), and its COARSE
+    mel -> the spectral cascader -> Griffin-Lim (oracle generator), as the engine runs them."""
+
+    def __init__(self, model_dir: Path, man, threads: int | None) -> None:
+        from n2m.bridge.engine import Engine
+        from n2m.bridge.features import CoarseSpec
+
+        self.engine = Engine.load(model_dir, provider="cpu", threads=threads)
+        self.front = MelGriffinLim(MelSpec(**man.mel), layout="mid_side")
+        self.coarse = CoarseSpec.from_dict(man.coarse)
+        self.man = man
+
+    def _stereo(self, fine: np.ndarray, coarse: np.ndarray | None, length: int, seed: int) -> np.ndarray:
+        from n2m.bridge.spectral import decode_fine
+
+        return decode_fine(fine[None], None if coarse is None else coarse[None], self.front.spec, self.coarse,
+                           [seed], length, self.engine.threads, self.man.mel_max)[0]
+
+    def decoder_alone(self, render: np.ndarray, sr: int, seed: int) -> Decoded:
+        fine, length = self.front.encode(render, sr)
+        t0 = time.perf_counter()
+        audio = self._stereo(fine, None, length, seed)
+        return Decoded(audio, self.front.spec.sample_rate, time.perf_counter() - t0)
+
+    def oracle_generator(self, render: np.ndarray, sr: int, seed: int) -> Decoded:
+        """The render's COARSE mel (clamped to the corpus' range) through the spectral stage with
+        the manifest's steps, the crossover, and Griffin-Lim; unconditioned text (no prompt)."""
+        from n2m.bridge.controls import Controls
+        from n2m.bridge.features import coarse_mel
+        from n2m.bridge.spectral import SPECTRAL, sample_spectral
+
+        fine, length = self.front.encode(render, sr)
+        coarse = coarse_mel(fine[0], self.coarse)
+        if self.man.mel_max is not None:
+            coarse = np.clip(coarse, float(np.log(self.coarse.log_floor)), float(self.man.mel_max))
+        m = self.man.frame_multiple
+        pad = -coarse.shape[1] % m
+        coarse_p = np.pad(coarse, ((0, 0), (0, pad)), mode="edge")
+        eng, spec = self.engine, self.man.stages[SPECTRAL]
+        t0 = time.perf_counter()
+        states, mask = eng._encode(["", ""])
+        out = sample_spectral(eng.cascade.stages[SPECTRAL], spec, coarse_p[None], states.astype(np.float32),
+                              mask.astype(np.float32), Controls(), [seed], int(spec.default_steps), self.coarse.pool)
+        audio = self._stereo(out[0], coarse_p, length, seed)
+        return Decoded(audio, self.front.spec.sample_rate, time.perf_counter() - t0)
+
+
+def _fine_route(model_dir: Path, man, decoder: str, threads: int | None) -> dict[str, Decoder]:
+    route = _FineRoute(model_dir, man, threads)
+    return {"decoder_alone": route.decoder_alone, "oracle_generator": route.oracle_generator}
+
+
+ROUTE_ADAPTERS: dict[str, Callable[..., dict[str, Decoder]]] = {"mel": _mel_route, "fine": _fine_route}

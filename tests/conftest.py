@@ -15,6 +15,8 @@ Fixtures for real-engine tests:
 - `tiny_wave_dir` (session): the same wave route without its superres stage (16 kHz), and
   `tiny_mel_superres_dir` (session): the mel cascade of `tiny_model_dir` with that superres stage
   added; both are folders whose manifests are rewritten from the exported ones (files linked).
+- `tiny_fine_dir` (session): the fine route (tiny random coarse generator and spectral cascader,
+  Griffin-Lim on the FINE mid/side mel): 44.1 kHz stereo. Default steps: generator 4, spectral 3.
 """
 
 from __future__ import annotations
@@ -99,6 +101,35 @@ def _build_tiny_wave(cache: Path, text_from: Path) -> Path:
                              force=True)
         export_route(ckpts, model, opts, log=lambda m: None)
     return model
+
+
+def _build_tiny_fine(cache: Path, text_from: Path) -> Path:
+    """The cached tiny fine-route cascade (coarse generator, spectral cascader; fp32 graphs; the
+    text encoder copied from the tiny mel cascade), built under an exclusive lock if missing."""
+    model = cache / "model"
+    if (model / "manifest.json").is_file():
+        return model
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (model / "manifest.json").is_file():
+            return model
+        from n2m.exporter.export import ExportOptions, export_route, random_checkpoint
+        from n2m.exporter.models.configs import tiny_coarse_generator_config
+
+        ckpts = {"generator": random_checkpoint("generator", cache / "generator.pt", seed=7,
+                                                config=tiny_coarse_generator_config()),
+                 "spectral": random_checkpoint("spectral", cache / "spectral.pt", seed=8)}
+        opts = ExportOptions(steps=TINY_STEPS, vocoder_steps=TINY_VOCODER_STEPS, variants=("fp32",),
+                             text_from=text_from, force=True, mel_max=2.0)
+        export_route(ckpts, model, opts, log=lambda m: None)
+    return model
+
+
+@pytest.fixture(scope="session")
+def tiny_fine_dir(tiny_model_dir: Path) -> Path:
+    """The fine route (tiny random coarse generator and spectral cascader): 44.1 kHz stereo."""
+    return _build_tiny_fine(tiny_model_dir.parent.parent / f"tiny-fine-{_tiny_key()}", tiny_model_dir)
 
 
 def _derived(dst: Path, manifest: dict, sources: dict[str, Path]) -> Path:

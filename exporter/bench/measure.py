@@ -83,6 +83,20 @@ def runtime_peak_rss(model_dir: Path, provider: str, threads: int) -> dict[str, 
             "torch_imported": torch_loaded == "True"}
 
 
+def cold_generate_s(model_dir: Path, threads: int) -> float:
+    """Wall seconds of a cold `n2m generate` process making one 30 s clip: interpreter start, model
+    load and verification, generation, the clip pipeline and the file write, as a producer runs it."""
+    import tempfile
+    import time
+
+    with tempfile.TemporaryDirectory() as out:
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "n2m.bridge.cli", "generate", PROMPT, "--seconds", "30", "--seed", "0",
+                        "--model", str(model_dir), "--provider", "cpu", "--threads", str(threads), "--out", out,
+                        "--quiet"], capture_output=True, text=True, check=True)
+        return time.perf_counter() - t0
+
+
 def _cpu_ticks() -> tuple[int, int] | None:
     """(steal, total) jiffies of all CPUs since boot from /proc/stat; None where there is none."""
     try:

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from n2m.exporter.bench.engine import PROMPT, _engine_run, runtime_peak_rss
+from n2m.exporter.bench.measure import cold_generate_s
 
 QUALITY_KEYS = ("tempo_octave", "key", "style", "instruments", "fjd_over_shuffled")
 
@@ -89,6 +90,7 @@ def run_routes(models: list[str], clip_seconds: list[float], repeats: int, threa
                  "size_mb": round(_size_mb(e), 2), "clips": per}
         if rss:
             entry["runtime_process_30s"] = runtime_peak_rss(e.model_dir, "cpu", threads)
+            entry["runtime_process_30s"]["cold_generate_s"] = cold_generate_s(e.model_dir, threads)
         q = _quality(evals[i]) if i < len(evals) else None
         if q is not None:
             entry["quality"] = q

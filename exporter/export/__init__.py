@@ -31,7 +31,7 @@ import numpy as np
 import onnx
 import torch
 
-from n2m.bridge.features import MelSpec
+from n2m.bridge.features import FINE, MelSpec
 from n2m.bridge.manifest import (
     EXPORT_FLAGS,
     OPTIONAL_STAGES,
@@ -102,8 +102,8 @@ def random_checkpoint(stage: str, path: str | Path, seed: int = 0, config=None,
 def _step_cost(session, model: torch.nn.Module, seconds: float = 2.0) -> float:
     """Milliseconds of one batch-1 step per second of audio (progress weighting only)."""
     stage = onnx_unet.stage_name(model)
-    fps = MelSpec().frame_rate
-    m = model.cfg.frame_multiple if stage in onnx_unet.TEXT_STAGES else 1
+    fps = FINE.frame_rate if stage == "spectral" else MelSpec().frame_rate
+    m = model.cfg.frame_multiple if stage in (*onnx_unet.TEXT_STAGES, "spectral") else 1
     frames = int(np.ceil(seconds * fps / m)) * m
     feeds = {k: v.numpy() for k, v in onnx_unet.example_inputs(stage, model.cfg, 1, frames).items()}
     session.run(None, feeds)
@@ -158,9 +158,9 @@ def _export_stage(name: str, model: torch.nn.Module, ckpt: dict, work: Path, opt
     return spec, list(files.values())
 
 
-def corpus_mel_max(ckpt: dict, log: Log) -> float | None:
-    """The largest log-mel value in the generator's training corpus (train split), or None when
-    that corpus is not on this machine."""
+def corpus_mel_max(ckpt: dict, log: Log, fine: bool = False) -> float | None:
+    """The largest log-mel value in the generator's training corpus (train split; with `fine`, of
+    the FINE mid and side mel over its first 300 clips), or None when that corpus is not here."""
     corpus = (ckpt.get("train_config") or {}).get("corpus")
     if not corpus or not (Path(corpus) / "corpus.json").is_file():
         log(f"training corpus {corpus!r} not found: no mel clamp in the manifest (pass --mel-max)")
@@ -168,7 +168,8 @@ def corpus_mel_max(ckpt: dict, log: Log) -> float | None:
     from n2m.exporter.corpus.reader import CorpusReader
 
     reader = CorpusReader(corpus)
-    top = max(float(reader.mel(c).max()) for c in reader.clips("train"))
+    clips = reader.clips("train")
+    top = max(float(reader.fine(c).max()) if fine else float(reader.mel(c).max()) for c in clips[:300 if fine else None])
     log(f"mel clamp: {top:.2f} (the loudest log-mel of {corpus})")
     return round(top, 3)
 
@@ -186,26 +187,26 @@ def _classify(paths: list[str]) -> dict[str, Path]:
     return found
 
 
-ALL_STAGES = ("generator", "vocoder", "wavegen", "cascader", "superres")
+ALL_STAGES = ("generator", "vocoder", "wavegen", "cascader", "superres", "spectral")
 
 
 def route_of(stages: dict[str, str | Path]) -> str:
-    """The route a set of stage checkpoints makes ("mel" or "wave"), or ValueError naming what is
-    missing or mixed."""
+    """The route a set of stage checkpoints makes ("mel", "wave" or "fine"), or ValueError naming
+    what is missing or mixed."""
     given = set(stages) - set(OPTIONAL_STAGES)
-    routes = [r for r, names in ROUTES.items() if given & set(names)]
-    if len(routes) > 1:
-        raise ValueError(f"stages {sorted(given)} mix the mel route (generator, vocoder) and the wave route "
-                         "(wavegen, cascader): export one route per folder")
-    if not routes:
+    complete = [r for r, names in ROUTES.items() if set(names) <= given]
+    partial = [r for r, names in ROUTES.items() if given & set(names)]
+    if len(complete) == 1 and given == set(ROUTES[complete[0]]):
+        return complete[0]
+    if complete or len({n for r in partial for n in ROUTES[r]} & given) > 2 or {"wavegen", "generator"} <= given:
+        raise ValueError(f"stages {sorted(given)} mix routes (mel: generator, vocoder; wave: wavegen, cascader; "
+                         "fine: generator, spectral): export one route per folder")
+    if not partial or not given & {"generator", "wavegen"}:
         raise ValueError("no generator checkpoint: a cascade needs a route (pass --generator G.pt --vocoder "
-                         "V.pt, or --wavegen W.pt --cascader C.pt)")
-    route = routes[0]
-    missing = [n for n in ROUTES[route] if n not in stages]
-    if missing:
-        flags = " ".join(EXPORT_FLAGS[n] for n in ROUTES[route])
-        raise ValueError(f"no {' or '.join(missing)} checkpoint: a cascade needs both (pass {flags})")
-    return route
+                         "V.pt, --wavegen W.pt --cascader C.pt, or --generator G.pt --spectral S.pt)")
+    options = " or ".join(" ".join(EXPORT_FLAGS[n] for n in ROUTES[r]) for r in partial)
+    missing = [f"{ROUTES[r][1]}" + (f" ({r} route)" if len(partial) > 1 else "") for r in partial]
+    raise ValueError(f"no {' or '.join(missing)} checkpoint: a cascade needs both (pass {options})")
 
 
 def _copy_text_encoder(src: Path, work: Path, max_tokens: int, log: Log) -> TextEncoderSpec:
@@ -254,9 +255,10 @@ def _load_route(checkpoints: dict[str, str | Path], opts: ExportOptions) -> tupl
     gen_name, cas_name = ROUTES[route]
     gen_model, gen_ckpt = loaded[gen_name]
     cas_model, cas_ckpt = loaded[cas_name]
-    if getattr(gen_model.cfg, "representation", "mel") != "mel":
-        raise ValueError(f"{checkpoints[gen_name]} makes the {gen_model.cfg.representation} mel, which no "
-                         f"exported cascade decodes yet (the mel route's vocoder takes the 80-bin mel)")
+    want = "coarse" if route == "fine" else "mel"
+    if route != "wave" and getattr(gen_model.cfg, "representation", "mel") != want:
+        raise ValueError(f"{checkpoints[gen_name]} makes the {gen_model.cfg.representation} mel; the {route} "
+                         f"route's {cas_name} takes the {want} mel")
     if route == "mel" and gen_ckpt.get("mel") and cas_ckpt.get("mel") and gen_ckpt["mel"] != cas_ckpt["mel"]:
         raise ValueError("generator and vocoder were trained on different mel front-ends")
     if route == "wave" and int(cas_model.cfg.cond_rate) != int(gen_model.cfg.sample_rate):
@@ -310,8 +312,8 @@ def export_route(checkpoints: dict[str, str | Path], out_dir: str | Path, opts: 
             listed += files
         entries = {rel: FileEntry.of(work / rel) for rel in listed}
         name = opts.name or out_dir.name
-        sampling = replace(opts, mel_max=opts.mel_max if route != "mel" or opts.mel_max is not None
-                           else corpus_mel_max(gen_ckpt, log))
+        sampling = replace(opts, mel_max=opts.mel_max if route == "wave" or opts.mel_max is not None
+                           else corpus_mel_max(gen_ckpt, log, fine=route == "fine"))
         import onnxruntime
         import onnxscript
 
@@ -346,7 +348,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vocoder", help="vocoder cascader checkpoint")
     p.add_argument("--wavegen", help="waveform generator checkpoint (wave route: 3.2 kHz audio)")
     p.add_argument("--cascader", help="wave route cascader checkpoint (3.2 kHz -> 16 kHz)")
-    p.add_argument("--superres", help="super-resolution cascader checkpoint (16 kHz -> 48 kHz), either route")
+    p.add_argument("--superres", help="super-resolution cascader checkpoint (16 kHz -> 48 kHz), mel or wave route")
+    p.add_argument("--spectral", help="spectral cascader checkpoint (fine route: COARSE -> FINE mid + side mel)")
     p.add_argument("--out", required=True, help="model folder to write (e.g. bridge/models/NAME)")
     p.add_argument("--name", help="model name (default: the folder name)")
     p.add_argument("--variants", default="fp32,fp16,int8", help="comma list of fp32,fp16,int8")
@@ -367,7 +370,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mel-max", type=float, help="clamp generated log-mels to this value before decoding "
                    "(default: the loudest log-mel of the generator's training corpus, when present)")
     p.add_argument("--decoder", default="vocoder", choices=["vocoder", "griffin-lim"],
-                   help="the mel route's default decoder (the vocoder stage is exported either way)")
+                   help="the mel route's default decoder (the vocoder stage is exported either way; the "
+                        "fine route always ends in Griffin-Lim)")
     p.add_argument("--no-ema", action="store_true", help="export the raw weights, not the EMA")
     p.add_argument("--text-from", metavar="MODEL_DIR",
                    help="reuse the text encoder and tokenizer of an exported model folder")

@@ -37,6 +37,7 @@ import torch
 GENERATOR_INPUTS = ["x", "t", "text", "text_mask", "bpm", "key", "mode", "meter", "grid"]
 VOCODER_INPUTS = ["x", "t", "mel"]
 CASCADER_INPUTS = ["x", "t", "cond", "aug"]  # audio-conditioned cascaders (waveform route, superres)
+SPECTRAL_INPUTS = [*GENERATOR_INPUTS, "cond"]  # the fine route's cascader: text, controls and the COARSE mel
 TEXT_STAGES = ("generator", "wavegen")
 AUDIO_CASCADERS = ("cascader", "superres")
 OUTPUT = "v"
@@ -57,6 +58,7 @@ _AXES = {
         "v": {0: "batch", 2: "samples"},
     },
 }
+_AXES["spectral"] = {**_AXES["generator"], "cond": {0: "batch", 2: "frames"}}
 _AXES["wavegen"] = {**_AXES["generator"], "x": {0: "batch", 2: "samples"}, "v": {0: "batch", 2: "samples"}}
 _AXES["cascader"] = _AXES["superres"] = {
     "x": {0: "batch", 2: "samples"}, "t": {0: "batch"}, "cond": {0: "batch", 2: "samples"},
@@ -68,6 +70,8 @@ def input_names(stage: str) -> list[str]:
     """The graph inputs of a stage, in the order of its forward()."""
     if stage in TEXT_STAGES:
         return list(GENERATOR_INPUTS)
+    if stage == "spectral":
+        return list(SPECTRAL_INPUTS)
     if stage in AUDIO_CASCADERS:
         return list(CASCADER_INPUTS)
     if stage == "vocoder":
@@ -119,6 +123,11 @@ def example_inputs(stage: str, cfg, batch: int = 2, frames: int | None = None, t
                    seed: int = 0) -> dict[str, torch.Tensor]:
     """Random inputs of the right shapes and dtypes for a stage (export tracing and parity)."""
     g = torch.Generator().manual_seed(seed)
+    if stage == "spectral":
+        base = example_inputs("generator", cfg, batch, frames, tokens, seed)
+        f = base["grid"].shape[-1]
+        return {**base, "x": torch.randn(batch, cfg.out_channels, f, generator=g),
+                "cond": torch.randn(batch, cfg.in_channels - cfg.out_channels, f, generator=g)}
     if stage in TEXT_STAGES:
         m = cfg.frame_multiple
         f = frames if frames is not None else 4 * m
@@ -155,6 +164,9 @@ def _dynamic_shapes(stage: str, cfg) -> dict:
     from torch.export import Dim
 
     batch = Dim("batch", min=1, max=1024)
+    if stage == "spectral":
+        d = _dynamic_shapes("generator", cfg)
+        return {**d, "cond": d["grid"]}
     if stage in TEXT_STAGES:
         q = Dim("frames_q", min=1, max=1 << 16)
         frames = cfg.frame_multiple * q if cfg.frame_multiple > 1 else q

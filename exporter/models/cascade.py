@@ -18,8 +18,9 @@ import numpy as np
 import torch
 
 from n2m.bridge.cascade import Cascade
-from n2m.bridge.features import MelSpec
+from n2m.bridge.features import COARSE, FINE, MelSpec
 from n2m.bridge.manifest import (
+    GRIFFIN_LIM,
     OPTIONAL_STAGES,
     ROUTES,
     ControlsSpec,
@@ -84,9 +85,13 @@ def stage_spec(name: str, model: torch.nn.Module, ckpt: dict, opts: RouteDefault
                output: str, files: dict[str, str] | None = None, **measured: Any) -> StageSpec:
     """The manifest entry of one stage (files, parity and step cost are the export's to add)."""
     cfg = model.cfg
+    if name == "spectral":
+        return _spectral_spec(model, ckpt, opts, inputs, output, files, **measured)
     is_gen, text, audio_cond = name == "generator", name in TEXT_STAGES, name in AUDIO_CASCADERS
     mel = MelSpec(**ckpt.get("mel", MelSpec().to_dict()))
-    rate = mel.frame_rate if is_gen else float(mel.sample_rate) if name == "vocoder" else float(cfg.sample_rate)
+    coarse = getattr(cfg, "representation", "mel") == "coarse"  # the fine route's generator: 50 frames/s
+    rate = (COARSE.frame_rate if coarse else mel.frame_rate) if is_gen \
+        else float(mel.sample_rate) if name == "vocoder" else float(cfg.sample_rate)
     sampler, steps = {"generator": (opts.sampler, opts.steps), "wavegen": (opts.sampler, opts.steps),
                       "superres": (opts.superres_sampler, opts.superres_steps)}.get(
                           name, (opts.vocoder_sampler, opts.vocoder_steps))
@@ -104,12 +109,29 @@ def stage_spec(name: str, model: torch.nn.Module, ckpt: dict, opts: RouteDefault
         cond_aug=min(float(opts.cond_aug), float(cfg.aug_max)) if audio_cond else 0.0, **measured)
 
 
+def _spectral_spec(model: torch.nn.Module, ckpt: dict, opts: RouteDefaults, inputs: list[str], output: str,
+                   files: dict[str, str] | None, **measured: Any) -> StageSpec:
+    """The fine route's cascader: FINE mid + side mel (normalised) at 100 frames/s from the COARSE
+    mel, conditioned on the prompt without guidance; the route's cascader steps and sampler."""
+    cfg = model.cfg
+    return StageSpec(
+        name="spectral", role="cascader", files=files or {}, inputs=inputs, output=output,
+        output_kind="fine_mel_normalised", channels=cfg.out_channels, rate=FINE.frame_rate,
+        frame_multiple=cfg.frame_multiple, schedule=Schedule.from_dict(ckpt.get("schedule", Schedule().to_dict())).to_dict(),
+        default_sampler=opts.vocoder_sampler, default_steps=opts.vocoder_steps, guidance=None,
+        params=int(sum(p.numel() for p in model.parameters())), config=asdict(cfg),
+        mel_norm=dict(ckpt.get("mel_norm", cfg.mel_norm)), cond_aug=min(float(opts.cond_aug), float(cfg.cond_aug_max)),
+        **measured)
+
+
 def route_manifest(route: str, names: list[str], loaded: dict[str, tuple[torch.nn.Module, dict]],
                    stages: dict[str, StageSpec], opts: RouteDefaults, text_encoder: TextEncoderSpec,
                    **extra: Any) -> Manifest:
     """The manifest of a route's stages; `extra` holds what only an export knows (files, ids)."""
     gen_model, gen_ckpt = loaded[ROUTES[route][0]]
     cas_model = loaded[ROUTES[route][1]][0]
+    if route == "fine":
+        return _fine_manifest(gen_model, gen_ckpt, stages, opts, text_encoder, **extra)
     mel = MelSpec(**gen_ckpt.get("mel", MelSpec().to_dict()))
     sample_rate = int(round(stages[names[-1]].rate)) if route == "wave" or "superres" in stages else mel.sample_rate
     hop = int(round(sample_rate / mel.frame_rate))
@@ -122,6 +144,19 @@ def route_manifest(route: str, names: list[str], loaded: dict[str, tuple[torch.n
         corpus_id=str(gen_ckpt.get("corpus_id", "unknown")), default_seconds=opts.default_seconds,
         default_decoder=opts.decoder if route == "mel" else ROUTES[route][1],
         mel_max=opts.mel_max if route == "mel" else None, route=route)
+    return Manifest(**{**fields, **extra})
+
+
+def _fine_manifest(gen_model: torch.nn.Module, gen_ckpt: dict, stages: dict[str, StageSpec], opts: RouteDefaults,
+                   text_encoder: TextEncoderSpec, **extra: Any) -> Manifest:
+    """The fine route: COARSE generator at 50 frames/s, spectral cascader, Griffin-Lim on FINE, stereo."""
+    rate = COARSE.frame_rate
+    fields = dict(
+        model_id="torch", name="torch", sample_rate=FINE.sample_rate, hop=int(round(FINE.sample_rate / rate)),
+        channels=2, frame_rate=rate, mel=FINE.to_dict(), coarse=COARSE.to_dict(),
+        mel_norm=dict(gen_ckpt.get("mel_norm", gen_model.cfg.mel_norm)), text_encoder=text_encoder, stages=stages,
+        controls=ControlsSpec(), files={}, corpus_id=str(gen_ckpt.get("corpus_id", "unknown")),
+        default_seconds=opts.default_seconds, default_decoder=GRIFFIN_LIM, mel_max=opts.mel_max, route="fine")
     return Manifest(**{**fields, **extra})
 
 

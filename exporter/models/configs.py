@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from n2m.bridge.features import COARSE, FINE
+
 TEXT_DIM = 384
 N_KEYS = 13  # 0 = unspecified, 1..12 = TONICS
 N_MODES = 5  # 0 = unspecified, 1..4 = MODES
@@ -254,6 +256,20 @@ def tiny_superres_config() -> VocoderConfig:
                          snippet_seconds=0.5)
 
 
+def tiny_coarse_generator_config() -> UNetConfig:
+    """The fine route's generator (COARSE mel in and out) at a few thousand parameters."""
+    return UNetConfig(representation="coarse", in_channels=COARSE.n_bins, out_channels=COARSE.n_bins,
+                      channels=(8, 16), attn_levels=(1,), head_dim=8, groups=4, emb_dim=8, ctx_dim=8,
+                      kernel_size=3, mel_mean=-1.5, mel_scale=3.4)
+
+
+def tiny_spectral_config() -> UNetConfig:
+    """The fine route's spectral cascader (FINE mid + side from COARSE) at a few thousand parameters."""
+    return UNetConfig(stage="spectral", representation="fine", in_channels=2 * FINE.n_mels + COARSE.n_bins,
+                      out_channels=2 * FINE.n_mels, channels=(8, 16), attn_levels=(1,), head_dim=8, groups=4,
+                      emb_dim=8, ctx_dim=8, kernel_size=3, mel_mean=-1.5, mel_scale=3.4, cond_aug_max=0.3)
+
+
 TINY_CONFIGS = {"generator": tiny_generator_config, "vocoder": tiny_vocoder_config,
                 "wavegen": tiny_wavegen_config, "cascader": tiny_cascader_config,
-                "superres": tiny_superres_config}
+                "superres": tiny_superres_config, "spectral": tiny_spectral_config}

@@ -160,7 +160,9 @@ class UNet1d(nn.Module):
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor,
                 bpm: torch.Tensor, key: torch.Tensor, mode: torch.Tensor, meter: torch.Tensor,
-                grid: torch.Tensor) -> torch.Tensor:
+                grid: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        if cond is not None:  # the spectral cascader: its COARSE conditioning after the noisy signal
+            x = torch.cat([x, cond], dim=1)
         emb, ctx, bias = self.conditioning(t, text, text_mask, bpm, key, mode, meter)
         wave = self.cfg.wave
         h = self.conv_in(x) if wave else self.conv_in(torch.cat([x, grid], dim=1))

@@ -121,7 +121,7 @@ def test_engine_matches_the_torch_cascade(tiny_model_dir: Path, models) -> None:
 def test_cli_errors(tmp_path: Path, tiny_checkpoints, capsys) -> None:
     gen, voc = tiny_checkpoints
     assert main([str(gen), "--out", str(tmp_path / "m")]) == 2
-    assert "no vocoder checkpoint" in capsys.readouterr().err
+    assert "no vocoder (mel route) or spectral (fine route) checkpoint" in capsys.readouterr().err
     assert main([str(gen), str(gen), "--out", str(tmp_path / "m")]) == 2
     assert "two generator checkpoints" in capsys.readouterr().err
     (tmp_path / "full").mkdir()

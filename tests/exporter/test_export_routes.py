@@ -105,7 +105,7 @@ def test_routes_from_checkpoints() -> None:
     assert route_of({"wavegen": "w", "cascader": "c", "superres": "s"}) == "wave"
     with pytest.raises(ValueError, match="no cascader checkpoint.*--wavegen W.pt --cascader C.pt"):
         route_of({"wavegen": "w"})
-    with pytest.raises(ValueError, match="mix the mel route"):
+    with pytest.raises(ValueError, match="mix routes"):
         route_of({"generator": "g", "vocoder": "v", "cascader": "c"})
     with pytest.raises(ValueError, match="no generator"):
         route_of({"superres": "s"})
@@ -117,7 +117,7 @@ def test_cli_errors(tmp_path: Path, tiny_wave_checkpoints, tiny_checkpoints, cap
     assert main([str(w), "--out", str(tmp_path / "m")]) == 2
     assert "no cascader checkpoint" in capsys.readouterr().err
     assert main([str(w), str(c), str(gen), "--out", str(tmp_path / "m")]) == 2
-    assert "mix the mel route" in capsys.readouterr().err
+    assert "mix routes" in capsys.readouterr().err
     assert main(["--wavegen", str(c), "--cascader", str(c), "--out", str(tmp_path / "m")]) == 2
     assert "is not a wavegen checkpoint" in capsys.readouterr().err
     assert main([str(w), "--wavegen", str(w), "--cascader", str(c), "--out", str(tmp_path / "m")]) == 2

@@ -1,0 +1,122 @@
+"""The fine route (coarse generator -> spectral cascader -> Griffin-Lim, 44.1 kHz stereo) through the
+real engine, pipeline, file writer and loudness meter, on the tiny exported fixture."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pedalboard.io import AudioFile
+
+from n2m.bridge.engine import Engine, RequestError
+from n2m.bridge.features import COARSE, FINE, coarse_mel, fine_mel, pool_log_mel
+from n2m.bridge.loudness import integrated_loudness, true_peak
+from n2m.bridge.manifest import Manifest, ModelError
+from n2m.bridge.request import from_options
+from n2m.bridge.spectral import decode_fine, keep_coarse_band
+
+
+def test_engine_makes_stereo_at_44k(tiny_fine_dir: Path) -> None:
+    """Two takes of 2 s: [2, 88200] each, the same seed gives the same clip, stages in order."""
+    eng = Engine.load(tiny_fine_dir, provider="cpu", threads=2)
+    assert eng.manifest.route == "fine" and eng.manifest.channels == 2 and eng.sample_rate == 44100
+    events: list[dict] = []
+    req = from_options({"prompt": "lofi piano", "seconds": 2.0, "seed": 5, "variations": 2})
+    clips = eng.generate(req, progress=events.append)
+    assert [c.audio.shape for c in clips] == [(2, 88200)] * 2
+    assert all(np.isfinite(c.audio).all() and np.abs(c.audio).max() > 0 for c in clips)
+    assert not np.allclose(clips[0].audio, clips[1].audio)
+    stages = [e["stage"] for e in events]
+    assert stages.index("generator") < stages.index("spectral") < stages.index("griffin-lim")
+    fracs = [e["fraction"] for e in events]
+    assert fracs == sorted(fracs) and fracs[-1] == pytest.approx(1.0)
+    again = eng.generate(from_options({"prompt": "lofi piano", "seconds": 2.0, "seed": 6}))[0]
+    assert np.array_equal(again.audio, clips[1].audio)  # take 2 of seed 5 is seed 6 alone
+
+
+def test_generate_cli_writes_a_stereo_file(tiny_fine_dir: Path, tmp_path: Path) -> None:
+    """`n2m generate --model FINE --bpm 120 --bars 1`: a 2-channel 48 kHz WAV, loudness over both
+    channels at -14 LUFS, true peak under -1 dBTP, the sidecar saying 2 channels."""
+    r = subprocess.run([sys.executable, "-m", "n2m.bridge.cli", "generate", "house groove", "--model", str(tiny_fine_dir),
+                        "--bpm", "120", "--bars", "1", "--seed", "3", "--out", str(tmp_path), "--quiet"],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    wav = next(tmp_path.glob("*.wav"))
+    with AudioFile(str(wav)) as f:
+        x, sr = f.read(f.frames), f.samplerate
+    assert x.shape == (2, 96000) and sr == 48000
+    assert integrated_loudness(x, sr) == pytest.approx(-14.0, abs=0.2)
+    assert 20 * np.log10(true_peak(x)) <= -0.99
+    meta = json.loads(wav.with_name(wav.name + ".json").read_text())
+    assert meta["channels"] == 2 and meta["samples"] == 96000
+
+
+def test_keep_coarse_band_sets_the_pooled_power() -> None:
+    """Random fine mid mel and an unrelated coarse mel: after the crossover the fine mel's first
+    COARSE.n_bins bins pool to the coarse mel exactly; the bins above are untouched."""
+    rng = np.random.default_rng(0)
+    fine = rng.normal(-4, 2, (1, FINE.n_mels, 64)).astype(np.float32)
+    coarse = rng.normal(-3, 2, (1, COARSE.n_bins, 32)).astype(np.float32)
+    out = keep_coarse_band(fine, coarse, COARSE)
+    assert np.abs(pool_log_mel(out[0, :COARSE.n_bins], COARSE.pool) - coarse[0]).max() < 1e-3
+    assert np.array_equal(out[0, COARSE.n_bins:], fine[0, COARSE.n_bins:])
+
+
+def test_decode_fine_puts_mid_and_side_back() -> None:
+    """A mono tone (side silent) comes back with L = R; a tone only on the left comes back louder
+    on the left than on the right by more than 20 dB."""
+    sr, t = FINE.sample_rate, np.arange(FINE.sample_rate) / FINE.sample_rate
+    tone = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    for stereo, check in ((np.stack([tone, tone]), "same"), (np.stack([tone, 0 * tone]), "left")):
+        fm = fine_mel(stereo)
+        out = decode_fine(fm[None], coarse_mel(fm[0])[None], FINE, COARSE, [1], sr, threads=1)[0]
+        left, right = (float(np.sqrt(np.mean(c[4410:-4410] ** 2))) for c in out)
+        if check == "same":
+            assert np.abs(out[0] - out[1]).max() < 1e-3 * np.abs(out).max()
+        else:
+            assert 20 * np.log10(left / max(right, 1e-9)) > 20
+
+
+def test_stereo_loudness_sums_channels() -> None:
+    """BS.1770: the same signal on two channels reads 3.01 dB above one channel; the true peak of
+    [2, n] audio is its louder channel's."""
+    rng = np.random.default_rng(1)
+    x = (0.1 * rng.standard_normal(48000 * 3)).astype(np.float32)
+    one = integrated_loudness(x, 48000)
+    assert integrated_loudness(np.stack([x, x]), 48000) - one == pytest.approx(3.01, abs=0.02)
+    assert true_peak(np.stack([x, 0.5 * x])) == pytest.approx(true_peak(x))
+
+
+def test_fine_manifest_must_be_stereo(tiny_fine_dir: Path, tmp_path: Path) -> None:
+    """A fine-route manifest edited to one channel, or without its coarse representation, is refused
+    with the reason and the fix."""
+    d = json.loads((tiny_fine_dir / "manifest.json").read_text())
+    for change in ({"channels": 1}, {"coarse": None}):
+        bad = {**d, **change}
+        with pytest.raises(ModelError, match="fine route.*Fix: re-export"):
+            Manifest.from_dict(bad)
+
+
+def test_vary_a_stereo_source_on_the_fine_route(tiny_fine_dir: Path) -> None:
+    """A 2 s stereo 44.1 kHz source varied at strength 0.5 by the fine route: stereo out, the
+    source's length, and different channels (the model's own image, not a copy)."""
+    from n2m.bridge.edit import Source, vary
+
+    eng = Engine.load(tiny_fine_dir, provider="cpu", threads=2)
+    rng = np.random.default_rng(2)
+    audio = (0.1 * rng.standard_normal((2, 88200))).astype(np.float32)
+    src = Source(Path("source.wav"), audio, 44100)
+    out = vary(eng, src, {"prompt": "noise", "bpm": 120.0, "seed": 1}, 0.5)
+    assert len(out) == 1 and out[0].shape == (2, 88200)
+    assert not np.allclose(out[0][0], out[0][1])
+
+
+def test_request_type_is_shared(tiny_fine_dir: Path) -> None:
+    """The engine checks a fine-route request like any other: a decoder it does not have is refused."""
+    eng = Engine.load(tiny_fine_dir, provider="cpu", threads=1)
+    with pytest.raises(RequestError, match="unknown decoder 'vocoder' for this model: one of griffin-lim"):
+        eng.check(from_options({"prompt": "x", "decoder": "vocoder"}))
