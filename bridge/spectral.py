@@ -6,9 +6,10 @@
 The generator makes the COARSE mel (the mid's FINE mel below 8 kHz at 50 frames/s). The spectral
 cascader, a text-conditioned diffusion U-Net, makes the whole FINE mel of the mid and of the side
 at 100 frames/s from it (noise-augmented conditioning, as in Noise2Music). The crossover keeps the
-generator's band: below 8 kHz the mid's power over each pair of frames is set to the coarse
-frame's, so the cascader adds timing detail there and the band above it, never other notes.
-Griffin-Lim then reconstructs mid and side, and L = M + S, R = M - S.
+generator's band: below 8 kHz the mid is the coarse mel itself (interpolated to 100 frames/s),
+so the generator decides every note and the cascader adds the band above and the stereo image
+(`crossover`). Griffin-Lim then reconstructs mid and
+side, and L = M + S, R = M - S.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from n2m.bridge.features import CoarseSpec, MelSpec, pool_log_mel
+from n2m.bridge.features import CoarseSpec, MelSpec
 from n2m.bridge.grid import beat_grid
 from n2m.bridge.manifest import StageSpec
 
@@ -60,29 +61,45 @@ def sample_spectral(stage, spec: StageSpec, coarse: np.ndarray, states: np.ndarr
     return fine.reshape(n, 2, spec.channels // 2, frames).astype(np.float32)
 
 
-def keep_coarse_band(fine_mid: np.ndarray, coarse: np.ndarray, spec: CoarseSpec) -> np.ndarray:
-    """The mid's fine log-mel with its first `spec.n_bins` bins moved so that their power over each
-    group of `spec.pool` frames is the coarse frame's: the generator's notes, the cascader's timing."""
-    out = np.array(fine_mid, dtype=np.float32, copy=True)
+HF_MARGIN = 1.0  # nats a bin above the coarse band may exceed the frame's top coarse bins by
+TOP_BINS = 8  # the coarse band's top bins that set that reference
+
+
+def upsample_frames(coarse: np.ndarray, pool: int, frames: int) -> np.ndarray:
+    """[bins, frames] log-mel at the fine frame rate from [bins, coarse frames]: linear in time
+    between coarse frame centres (no steps every `pool` frames for Griffin-Lim to click on)."""
+    c = np.asarray(coarse, np.float32)
+    centres = np.arange(c.shape[1]) * pool + (pool - 1) / 2.0
+    t = np.arange(frames, dtype=np.float64)
+    return np.stack([np.interp(t, centres, row) for row in c]).astype(np.float32)
+
+
+def crossover(fine: np.ndarray, coarse: np.ndarray, spec: CoarseSpec) -> np.ndarray:
+    """[2, bins, frames] mid + side log-mel from the cascader's output and the generator's coarse
+    mel: the mid below the coarse band's top is the generator's own; above it the cascader's,
+    at most HF_MARGIN above the frame's top coarse bins; the side never louder than the mid in
+    a bin. The generator decides the notes, the cascader adds the air and the image."""
+    out = np.array(fine, dtype=np.float32, copy=True)
     b, frames = spec.n_bins, out.shape[-1]
-    for i in range(out.shape[0]):
-        pooled = pool_log_mel(out[i, :b], spec.pool)
-        shift = np.repeat(np.asarray(coarse[i], np.float32)[:, : pooled.shape[1]] - pooled, spec.pool, axis=-1)
-        out[i, :b] += shift[:, :frames]
+    low = upsample_frames(coarse, spec.pool, frames)
+    out[0, :b] = low
+    ref = low[b - TOP_BINS:].max(axis=0) + HF_MARGIN
+    np.minimum(out[0, b:], ref[None], out=out[0, b:])
+    np.minimum(out[1], out[0], out=out[1])
     return out
 
 
 def decode_fine(fine: np.ndarray, coarse: np.ndarray | None, mel: MelSpec, coarse_spec: CoarseSpec,
                 seeds: list[int], samples: int, threads: int, mel_max: float | None = None) -> np.ndarray:
-    """[n, 2, samples] stereo audio from [n, 2, bins, frames] fine log-mel (mid, side): the coarse
-    band kept (when `coarse` is given), clamped to the corpus' loudest value, Griffin-Lim per
+    """[n, 2, samples] stereo audio from [n, 2, bins, frames] fine log-mel (mid, side): the
+    crossover with the generator's coarse mel (when `coarse` is given), clamped to the corpus' loudest value, Griffin-Lim per
     channel, then left = mid + side, right = mid - side."""
     from n2m.bridge.cascade import decode_griffin_lim
 
     fine = np.array(fine, dtype=np.float32, copy=True)
     n = fine.shape[0]
     if coarse is not None:
-        fine[:, 0] = keep_coarse_band(fine[:, 0], coarse, coarse_spec)
+        fine = np.stack([crossover(f, c, coarse_spec) for f, c in zip(fine, coarse, strict=True)])
     if mel_max is not None:
         np.clip(fine, float(np.log(mel.log_floor)), float(mel_max), out=fine)
     # the floor is "this quiet or quieter": reconstructed as silence, not as a noise floor (a

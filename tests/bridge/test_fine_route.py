@@ -13,11 +13,11 @@ import pytest
 from pedalboard.io import AudioFile
 
 from n2m.bridge.engine import Engine, RequestError
-from n2m.bridge.features import COARSE, FINE, coarse_mel, fine_mel, pool_log_mel
+from n2m.bridge.features import COARSE, FINE, coarse_mel, fine_mel
 from n2m.bridge.loudness import integrated_loudness, true_peak
 from n2m.bridge.manifest import Manifest, ModelError
 from n2m.bridge.request import from_options
-from n2m.bridge.spectral import decode_fine, keep_coarse_band
+from n2m.bridge.spectral import HF_MARGIN, TOP_BINS, crossover, decode_fine
 
 
 def test_engine_makes_stereo_at_44k(tiny_fine_dir: Path) -> None:
@@ -55,15 +55,21 @@ def test_generate_cli_writes_a_stereo_file(tiny_fine_dir: Path, tmp_path: Path) 
     assert meta["channels"] == 2 and meta["samples"] == 96000
 
 
-def test_keep_coarse_band_sets_the_pooled_power() -> None:
-    """Random fine mid mel and an unrelated coarse mel: after the crossover the fine mel's first
-    COARSE.n_bins bins pool to the coarse mel exactly; the bins above are untouched."""
+def test_crossover_keeps_the_generators_band() -> None:
+    """Random cascader output and an unrelated coarse mel: below the coarse band's top the mid is
+    the coarse mel interpolated in time, above it no bin passes the frame's top coarse
+    bins by more than HF_MARGIN, and no side bin is louder than the mid's."""
     rng = np.random.default_rng(0)
-    fine = rng.normal(-4, 2, (1, FINE.n_mels, 64)).astype(np.float32)
-    coarse = rng.normal(-3, 2, (1, COARSE.n_bins, 32)).astype(np.float32)
-    out = keep_coarse_band(fine, coarse, COARSE)
-    assert np.abs(pool_log_mel(out[0, :COARSE.n_bins], COARSE.pool) - coarse[0]).max() < 1e-3
-    assert np.array_equal(out[0, COARSE.n_bins:], fine[0, COARSE.n_bins:])
+    fine = rng.normal(-4, 4, (2, FINE.n_mels, 64)).astype(np.float32)
+    coarse = rng.normal(-3, 2, (COARSE.n_bins, 32)).astype(np.float32)
+    out = crossover(fine, coarse, COARSE)
+    b = COARSE.n_bins
+    # coarse frame j is centred between fine frames 2j and 2j+1: linear in time between centres
+    want_even = 0.25 * coarse[:, :-1] + 0.75 * coarse[:, 1:]  # fine frames 2, 4, ...
+    assert np.abs(out[0, :b, 2::2] - want_even).max() < 1e-4
+    top = out[0, b - TOP_BINS:b].max(axis=0) + HF_MARGIN
+    assert (out[0, b:] <= top[None] + 1e-6).all() and (out[1] <= out[0] + 1e-6).all()
+    assert (out[0, b:] < fine[0, b:]).any()  # the limit bit somewhere in this random input
 
 
 def test_decode_fine_puts_mid_and_side_back() -> None:
