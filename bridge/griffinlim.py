@@ -106,8 +106,9 @@ _CHUNK = 128  # frames per pass: a pass works on ~2.5 MB of buffers, not the who
 
 
 def griffin_lim(log_mel: np.ndarray, spec: MelSpec = MelSpec(), n_iter: int = 32, momentum: float = 0.99,
-                seed: int = 0, length: int | None = None) -> np.ndarray:
-    """float32 mono audio at spec.sample_rate for a [n_mels, frames] log-mel."""
+                seed: int = 0, length: int | None = None, nnls_iters: int = 30) -> np.ndarray:
+    """float32 mono audio at spec.sample_rate for a [n_mels, frames] log-mel (`nnls_iters`: the
+    mel-to-magnitude solver's iterations)."""
     log_mel = np.asarray(log_mel)
     if log_mel.ndim != 2 or log_mel.shape[0] != spec.n_mels:
         raise ValueError(f"griffin_lim expects [{spec.n_mels}, frames], got {log_mel.shape}")
@@ -115,7 +116,7 @@ def griffin_lim(log_mel: np.ndarray, spec: MelSpec = MelSpec(), n_iter: int = 32
     n_fft, bins = spec.n_fft, spec.n_fft // 2 + 1
     length = length if length is not None else frames * spec.hop
     tf = _Frames(spec, frames, length)
-    mag = _frame_magnitude(np.ascontiguousarray(log_mel.astype(np.float32, copy=False).T), spec)
+    mag = _frame_magnitude(np.ascontiguousarray(log_mel.astype(np.float32, copy=False).T), spec, nnls_iters)
     phase = np.random.default_rng(seed).random((bins, frames)).T  # the same draws as a [bins, frames] phase
     start = _scale(np.exp(2j * np.pi * phase).astype(np.complex64), mag)  # mag * e^(i phase)
     prev = np.zeros((frames, bins), np.complex64)  # fast Griffin-Lim's last rebuilt spectrum
