@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import secrets
 import sys
 import time
@@ -288,7 +289,8 @@ def write_edit(audio: np.ndarray, src: Source, out_dir: Path, what: str, meta: d
     fmt = fmt or LOSSLESS.get(src.path.suffix.lower(), "wav24")
     ext, bit_depth = WRITERS[fmt]
     created = time.time()
-    stem = f"{time.strftime('%Y%m%d-%H%M%S', time.localtime(created))}-{slug(src.path.stem)}-{what}"
+    name = re.sub(r"^\d{8}-\d{6}-", "", src.path.stem)  # a clip's own time stamp, not twice
+    stem = f"{time.strftime('%Y%m%d-%H%M%S', time.localtime(created))}-{slug(name)}-{what}"
     path = out_dir / f"{stem}{ext}"
     k = 1
     while path.exists():
