@@ -47,6 +47,7 @@ from n2m.bridge.tempo import estimate_tempo
 
 LOSSLESS = {".wav": "wav24", ".flac": "flac", ".aif": "aiff", ".aiff": "aiff"}  # a source's format kept
 WRITERS = {**FORMATS, "aiff": (".aiff", 24)}  # format -> (suffix, bit depth) of a result
+SOURCE_SUFFIXES = (*LOSSLESS, ".mp3")  # files an edit takes as its source
 FADE_S = 0.005  # the new part's fade-in where it joins the source
 XFADE_S = 0.02  # an inpainted region's crossfades, inside the region
 

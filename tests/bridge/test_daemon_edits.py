@@ -50,6 +50,16 @@ def _read(path: Path) -> tuple[np.ndarray, int]:
         return f.read(f.frames), int(f.samplerate)
 
 
+def _beat(path: Path, seconds: float, gains: tuple[float, ...], hz: float = 110.0) -> Path:
+    """A file of 0.1 s tones on every half second (120 bpm), one channel per gain, 44.1 kHz."""
+    t = np.arange(int(seconds * 44100)) / 44100
+    beat = (np.sin(2 * np.pi * hz * t) * (np.mod(t, 0.5) < 0.1)).astype(np.float32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with AudioFile(str(path), "w", 44100.0, len(gains)) as f:
+        f.write(np.stack([g * beat for g in gains]))
+    return path
+
+
 def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -67,15 +77,8 @@ def sources(tmp_path_factory) -> Iterator[Sources]:
         with N2mClient(port=serve.port, timeout=WAIT) as c:
             job = c.generate(SOURCE_PROMPT, seed=4)
             ready = next(r for r in c.follow(job, WAIT) if r.address == P.CLIP_READY)
-        t = np.arange(int(4.0 * 44100)) / 44100
-        beat = (np.sin(2 * np.pi * 110 * t) * (np.mod(t, 0.5) < 0.1)).astype(np.float32)
-        flac = tmp / "files" / "loop.flac"
-        flac.parent.mkdir()
-        with AudioFile(str(flac), "w", 44100.0, 2) as f:
-            f.write(np.stack([0.5 * beat, 0.3 * beat]))
-        short = tmp / "files" / "blip.wav"
-        with AudioFile(str(short), "w", 48000.0, 1) as f:
-            f.write(0.3 * beat[None, :48000])
+        flac = _beat(tmp / "files" / "loop.flac", 4.0, (0.5, 0.3))
+        short = _beat(tmp / "files" / "blip.wav", 1.0, (0.3,))
         text = tmp / "files" / "notes.wav"
         text.write_text("not audio at all")
         yield Sources(serve, int(ready.params[5]), Path(ready.params[1]), flac, short, text, tmp / "lib.sqlite")
@@ -261,13 +264,7 @@ def test_an_edit_survives_kill_9_and_a_vanished_source_fails_with_its_reason(tmp
     the original sender too, but a sender not reading while the daemon restarts may lose UDP
     datagrams, so the test asks /n2m/status.)"""
     s = Serve(None, tmp_path / "clips", tmp_path / "lib.sqlite").start()
-    t = np.arange(int(4.0 * 44100)) / 44100
-    beat = (np.sin(2 * np.pi * 220 * t) * (np.mod(t, 0.5) < 0.1)).astype(np.float32)
-    files = []
-    for name in ("keep.flac", "gone.flac"):
-        with AudioFile(str(tmp_path / name), "w", 44100.0, 2) as f:
-            f.write(np.stack([0.4 * beat, 0.4 * beat]))
-        files.append(tmp_path / name)
+    files = [_beat(tmp_path / name, 4.0, (0.4, 0.4), 220.0) for name in ("keep.flac", "gone.flac")]
     try:
         with N2mClient(port=s.port, timeout=WAIT) as c:
             vary = c.edit("vary", str(files[0]), strength=0.5, variations=2, bpm=120, steps=120, seed=3)
