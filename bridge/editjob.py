@@ -95,7 +95,7 @@ def run_edit_job(job: Job, engine: Any, library: Library, send: Send) -> tuple[s
     prog = JobProgress(job, send)
     prog.emit("queued", 0.0)
     e = job.edit
-    spec = EditSpec(**{k: e[k] for k in ("kind", "bars", "first", "last", "strength")})
+    spec = EditSpec(**{k: e.get(k) for k in ("kind", "bars", "first", "last", "strength")})
     takes = int(e["options"].get("variations", 1))
     missing = [i for i in range(takes) if i not in job.done]
     if not missing:  # every take was written before a restart

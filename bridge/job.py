@@ -50,7 +50,10 @@ class Job:
     @classmethod
     def from_record(cls, job_id: str, rec: dict[str, Any], created: float) -> Job:
         """A job rebuilt from `record()`; KeyError/TypeError/ValueError if the record is damaged."""
-        peer = rec.get("reply_to")
+        peer, edit = rec.get("reply_to"), rec.get("edit")
+        if edit is not None and not (isinstance(edit, dict) and {"kind", "source", "options"} <= set(edit)
+                                     and isinstance(edit["options"], dict) and "seed" in edit["options"]):
+            raise ValueError(f"the edit record {str(edit)[:80]!r} lacks its kind, source or options")
         return cls(id=job_id, request=Request.from_record(rec["request"]), out_dir=Path(rec["out_dir"]),
                    reply_to=Peer("udp", str(peer[0]), int(peer[1])) if peer else None, created=created,
-                   edit=rec.get("edit"))
+                   edit=edit)

@@ -285,3 +285,17 @@ def test_an_edit_survives_kill_9_and_a_vanished_source_fails_with_its_reason(tmp
     takes = [i for i in items if i["edit"] and i["edit"]["kind"] == "vary"]
     assert sorted(i["seed"] for i in takes) == [3, 4] and all(i["edit"]["source"] == str(files[0]) for i in takes)
     assert all(Path(i["path"]).suffix == ".flac" and Path(i["path"]).is_file() for i in takes)
+
+
+@pytest.mark.parametrize("edit", [{}, {"kind": "extend", "source": "/x.wav"}, "extend",
+                                  {"kind": "vary", "source": "/x.wav", "options": {"prompt": "p"}}])
+def test_a_damaged_edit_record_is_refused_when_a_job_is_restored(edit) -> None:
+    """Inputs: an edit record that is empty, lacks its options, is a bare string, or has no seed:
+    restoring the job raises ValueError, which the daemon turns into a failed job with the reason."""
+    from n2m.bridge.job import Job
+    from n2m.bridge.request import from_options
+
+    rec = {"request": from_options({"prompt": "p", "seconds": 4}).record(), "out_dir": "/tmp", "reply_to": None,
+           "edit": edit}
+    with pytest.raises(ValueError, match="edit record"):
+        Job.from_record("j1", rec, 0.0)
