@@ -299,3 +299,24 @@ def test_a_damaged_edit_record_is_refused_when_a_job_is_restored(edit) -> None:
            "edit": edit}
     with pytest.raises(ValueError, match="edit record"):
         Job.from_record("j1", rec, 0.0)
+
+
+def test_a_model_that_cannot_edit_refuses_up_front(tmp_path: Path, tiny_wave_dir: Path) -> None:
+    """Input: /n2m/vary strength=0.5 of a FLAC to a daemon whose model generates audio directly (the
+    wave route, no log-mel to hold frames in): one /n2m/error line with the tag, nothing queued."""
+    from n2m.bridge.daemon import Daemon, DaemonConfig
+    from n2m.bridge.engine import Engine
+    from n2m.bridge.library import Library
+
+    flac = _beat(tmp_path / "loop.flac", 4.0, (0.4, 0.4))
+    with Library(tmp_path / "lib.sqlite", tmp_path / "clips") as lib:
+        daemon = Daemon(Engine.load(tiny_wave_dir, provider="cpu", threads=1),
+                        DaemonConfig(port=0, library_path=tmp_path / "lib.sqlite", out_dir=tmp_path / "clips"), lib)
+        port = daemon.start()
+        try:
+            with N2mClient(port=port, timeout=WAIT) as c:
+                r = c.request(P.VARY, str(flac), "strength=0.5", "tag=w-1", reply=P.JOB)
+        finally:
+            daemon.stop(0)
+        assert r.address == P.ERROR and "log-mel generator's space" in r.params[1] and r.params[2] == "w-1"
+        assert lib.jobs() == []
