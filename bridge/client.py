@@ -122,10 +122,18 @@ class N2mClient:
     def generate(self, prompt: str, timeout: float | None = None, **controls: Any) -> str:
         """Queue a generation; returns the job id, or raises RuntimeError with the daemon's reason.
         The request carries a tag of its own, so its /n2m/job is told apart from other senders'."""
+        return self._queue(P.GENERATE, [prompt], controls, timeout)
+
+    def edit(self, kind: str, source: str | int, timeout: float | None = None, **options: Any) -> str:
+        """Queue an edit ("vary", "extend" or "inpaint") of a file path or a library clip id, e.g.
+        `edit("extend", 12, bars=2)`; returns the job id, or raises RuntimeError as `generate` does."""
+        return self._queue(P.EDIT_ADDRESSES[kind], [source], options, timeout)
+
+    def _queue(self, address: str, first: list[Any], options: dict[str, Any], timeout: float | None) -> str:
         self._tags += 1
-        tag = str(controls.pop("tag", None) or f"c{self.local_port}-{self._tags}")
-        args = [prompt] + [f"{k}={v}" for k, v in controls.items() if v is not None] + [f"tag={tag}"]
-        self.send(P.GENERATE, *args)
+        tag = str(options.pop("tag", None) or f"c{self.local_port}-{self._tags}")
+        args = first + [f"{k}={v}" for k, v in options.items() if v is not None] + [f"tag={tag}"]
+        self.send(address, *args)
         r = self.wait_for(lambda r: (r.address == P.JOB and len(r.params) > 1 and r.params[1] == tag)
                           or (r.address == P.ERROR and r.params[:1] == ("",) and r.params[2:3] in ((), (tag,))),
                           timeout)

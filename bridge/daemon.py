@@ -4,7 +4,8 @@ bridge/serve.py, starts it).
 One selector thread serves OSC (UDP up to 64 KiB and TCP with OSC 1.0 framing, same port); one
 worker thread runs jobs from a bounded queue through the engine and the clip pipeline, records them
 in the clip library and announces them. Every request gets an answer: a reply, or /n2m/error with
-the reason. The namespace is in n2m.bridge.protocol and docs/osc.md.
+the reason. Edits of a clip (/n2m/vary, /n2m/extend, /n2m/inpaint) are jobs of bridge/editjob.py in
+the same queue. The namespace is in n2m.bridge.protocol and docs/osc.md.
 """
 
 from __future__ import annotations
@@ -26,11 +27,12 @@ from n2m.bridge import __version__
 from n2m.bridge import protocol as P
 from n2m.bridge.clipfile import safe_name
 from n2m.bridge.controls import METERS, ControlError, Controls, normalize_meter
+from n2m.bridge.editjob import edit_job, run_edit_job
 from n2m.bridge.job import Job
 from n2m.bridge.library import Library, default_clips_dir, default_library_path
 from n2m.bridge.osc import OscParseError, OscServer, Peer, is_loopback
-from n2m.bridge.oscargs import generate_options, safe_subdir
-from n2m.bridge.outdir import OutDirError, usable_dir
+from n2m.bridge.oscargs import clip_dir, generate_options
+from n2m.bridge.outdir import usable_dir
 from n2m.bridge.pipeline import SAMPLE_RATES, PipelineError, PipelineOptions
 from n2m.bridge.request import RequestError, from_options, number, whole
 from n2m.bridge.runjob import restore_job, run_job
@@ -105,6 +107,9 @@ class Daemon:
             P.CLIPS: self._on_clips, P.CLIP_FAVOURITE: self._on_clip_favourite,
             P.CLIP_DELETE: self._on_clip_delete,
         }
+        for kind, address in P.EDIT_ADDRESSES.items():
+            self._handlers[address] = lambda args, peer, k=kind: self._enqueue(
+                edit_job(k, args, peer, self.engine, self.library, self.config.out_dir), peer)
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> int:
@@ -198,9 +203,9 @@ class Daemon:
         if handler is None:
             self._error(peer, f"unknown address {item.address[:100]!r}: see docs/osc.md for the /n2m namespace")
             return
-        # a refused /n2m/generate names the request's tag= (third argument), so its sender knows which
+        # a refused request that queues names its tag= (third argument), so its sender knows which
         tag = [a[4:] for a in item.params if isinstance(a, str) and a.startswith("tag=")][:1] \
-            if item.address == P.GENERATE else []
+            if item.address in P.QUEUEING else []
         try:
             handler(list(item.params), peer)
         except (RequestError, ControlError, PipelineError) as exc:
@@ -223,11 +228,7 @@ class Daemon:
                 safe_name(request.name)
             except PipelineError as exc:
                 raise RequestError(str(exc)) from None
-        out_dir = self.config.out_dir if request.folder is None else safe_subdir(self.config.out_dir, request.folder)
-        try:
-            usable_dir(out_dir, "clip folder")
-        except OutDirError as exc:
-            raise RequestError(str(exc)) from None
+        out_dir = clip_dir(self.config.out_dir, request.folder)
         return Job(id=uuid.uuid4().hex[:12], request=request, out_dir=out_dir, reply_to=peer)
 
     def _on_generate(self, args: list[Any], peer: Peer) -> None:
@@ -238,6 +239,10 @@ class Daemon:
                 check(job.request)
             except ValueError as exc:
                 raise RequestError(str(exc)) from None
+        self._enqueue(job, peer)
+
+    def _enqueue(self, job: Job, peer: Peer) -> None:
+        """Queue an accepted job, record it, and answer /n2m/job (RequestError if it cannot wait)."""
         with self._cond:
             if not self._accepting:
                 raise RequestError("the daemon is shutting down; no new jobs")
@@ -358,7 +363,7 @@ class Daemon:
         recs = self.library.search(query, limit) if query else self.library.clips(limit)
         items = [{"id": r.id, "path": r.path, "prompt": r.prompt, "seed": r.seed, "bpm": r.bpm,
                   "bars": r.bars, "samplerate": r.samplerate, "duration": r.duration,
-                  "favourite": r.favourite, "created": r.created} for r in recs]
+                  "favourite": r.favourite, "created": r.created, "edit": r.edit} for r in recs]
         text = json.dumps(items)
         while len(text.encode()) > P.MAX_DATAGRAM - 1024 and items:
             items.pop()
@@ -411,8 +416,9 @@ class Daemon:
             if job is None:
                 return
             try:
-                state, error = run_job(job, self.engine, self.library,
-                                       lambda address, args, j=job: self._broadcast(j.reply_to, address, args))
+                run = run_job if job.edit is None else run_edit_job
+                state, error = run(job, self.engine, self.library,
+                                   lambda address, args, j=job: self._broadcast(j.reply_to, address, args))
                 self._finish(job, state, error)
             except BaseException as exc:  # the worker must outlive any job
                 traceback.print_exc()

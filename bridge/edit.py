@@ -13,12 +13,17 @@ over 20 ms inside the region. Results keep the
 source's rate and channel count, in its format when that is lossless (24-bit WAV otherwise), with
 the source named in the sidecar; an extension begins with the source's own samples, untouched,
 and the new bars are matched to its loudness.
+
+The daemon's /n2m/vary, /n2m/extend and /n2m/inpaint (bridge/editjob.py) run the same functions:
+`edit_spec` reads the edit's parameter, `plan_edit` checks it against the source and the model
+before any sampling, `make_edit` makes the takes and `write_edit` writes each one.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import secrets
 import sys
 import time
@@ -29,17 +34,19 @@ import numpy as np
 from pedalboard.io import AudioFile
 
 from n2m.bridge.cascade import Edit
-from n2m.bridge.clipfile import TMP_PREFIX, slug
-from n2m.bridge.controls import BEATS_PER_BAR
+from n2m.bridge.clipfile import TMP_PREFIX, ClipFiles, slug
+from n2m.bridge.controls import BARS_MAX, BEATS_PER_BAR
 from n2m.bridge.loudness import integrated_loudness
 from n2m.bridge.manifest import ModelError
 from n2m.bridge.modelpath import DEFAULT_MODEL
 from n2m.bridge.outdir import OutDirError, usable_dir
-from n2m.bridge.pipeline import resample
-from n2m.bridge.request import RequestError, from_options
+from n2m.bridge.pipeline import FORMATS, resample
+from n2m.bridge.request import EDITS, Request, RequestError, from_options, number, whole
 from n2m.bridge.tempo import estimate_tempo
 
-LOSSLESS = {".wav": "wav", ".flac": "flac", ".aif": "aiff", ".aiff": "aiff"}
+LOSSLESS = {".wav": "wav24", ".flac": "flac", ".aif": "aiff", ".aiff": "aiff"}  # a source's format kept
+WRITERS = {**FORMATS, "aiff": (".aiff", 24)}  # format -> (suffix, bit depth) of a result
+SOURCE_SUFFIXES = (*LOSSLESS, ".mp3")  # files an edit takes as its source
 FADE_S = 0.005  # the new part's fade-in where it joins the source
 XFADE_S = 0.02  # an inpainted region's crossfades, inside the region
 
@@ -55,20 +62,41 @@ class Source:
     def seconds(self) -> float:
         return self.audio.shape[1] / self.rate
 
-    def mono(self, rate: int) -> np.ndarray:
-        return resample(self.audio.mean(axis=0), self.rate, rate)
+
+@dataclass(frozen=True)
+class EditSpec:
+    """One edit: a variation at `strength`, `bars` added, or bars `first`-`last` made anew."""
+
+    kind: str  # one of EDITS
+    bars: int | None = None
+    first: int | None = None
+    last: int | None = None
+    strength: float | None = None
+
+    def meta(self) -> dict:
+        """The edit as the result's sidecar names it."""
+        if self.kind == "vary":
+            return {"edit": "vary", "strength": self.strength}
+        if self.kind == "inpaint":
+            return {"edit": "inpaint", "bars": [self.first, self.last]}
+        return {"edit": "extend", "bars": self.bars}
 
 
-def read_source(path: str | Path) -> Source:
-    """The file's audio and sidecar, or RequestError saying why it cannot be used."""
+def read_source(path: str | Path, max_seconds: float | None = None) -> Source:
+    """The file's audio and sidecar, or RequestError saying why it cannot be used (a file longer
+    than `max_seconds` is refused from its header, before its audio is read)."""
     p = Path(path)
     if not p.is_file():
         raise RequestError(f"{p}: no such file")
     try:
         with AudioFile(str(p)) as f:
-            audio, rate = f.read(f.frames).astype(np.float32), int(f.samplerate)
+            rate, frames = int(f.samplerate), int(f.frames)
+            long = max_seconds is not None and frames / rate > max_seconds + 1e-3
+            audio = np.zeros((1, 0), np.float32) if long else f.read(frames).astype(np.float32)
     except Exception as exc:  # noqa: BLE001 - pedalboard raises several types for unreadable audio
         raise RequestError(f"{p}: not audio pedalboard can read ({str(exc).splitlines()[0] if str(exc) else exc})") from None
+    if long:
+        raise RequestError(f"{p}: the clip lasts {frames / rate:.1f} s, more than this model's {max_seconds:g} s")
     if audio.size == 0:
         raise RequestError(f"{p}: the file holds no audio")
     side = p.with_name(p.name + ".json")
@@ -94,8 +122,20 @@ def source_options(src: Source, prompt: str | None, bpm: float | None, key: str 
 
 def _bar_seconds(bpm: float | None, meter: str | None) -> float:
     if not bpm:
-        raise RequestError("the tempo is unknown: pass --bpm")
+        raise RequestError("the tempo is unknown (no sidecar tempo and none measurable): give it "
+                           "(--bpm, or bpm= over OSC)")
+    if (meter or "4/4") not in BEATS_PER_BAR:
+        raise RequestError(f"meter {meter!r} not supported: one of {', '.join(BEATS_PER_BAR)}")
     return BEATS_PER_BAR[meter or "4/4"] * 60.0 / float(bpm)
+
+
+def whole_bars(seconds: float, bpm: float | None, meter: str | None) -> int | None:
+    """How many bars `seconds` holds at the tempo, when that is a whole number (within 5 ms)."""
+    if not bpm or (meter or "4/4") not in BEATS_PER_BAR:
+        return None
+    bar = _bar_seconds(bpm, meter)
+    n = round(seconds / bar)
+    return int(n) if n >= 1 and abs(seconds - n * bar) < 0.005 else None
 
 
 def _matched(new: np.ndarray, rate: int, reference: np.ndarray) -> np.ndarray:
@@ -117,10 +157,70 @@ def _as_source(audio: np.ndarray, rate: int, src: Source) -> np.ndarray:
     return y.astype(np.float32)
 
 
-def vary(engine, src: Source, options: dict, strength: float) -> list[np.ndarray]:
+def parse_bars(text: str, what: str = "--bars") -> tuple[int, int]:
+    """'3-4' -> (3, 4); '5' -> (5, 5); 1-based and inclusive."""
+    a, _, b = str(text).partition("-")
+    try:
+        first, last = int(a), int(b or a)
+    except ValueError:
+        raise RequestError(f"{what} {text!r}: write a range of bars such as 3-4") from None
+    if not 1 <= first <= last:
+        raise RequestError(f"{what} {text!r}: bars count from 1 and the range must not run backwards")
+    return first, last
+
+
+def edit_spec(kind: str, value: object, what: str) -> EditSpec:
+    """The edit from its one parameter as given (strength, bars to add, or a range A-B), or
+    RequestError naming it as `what` (the CLI's flag or the OSC key)."""
+    if kind == "vary":
+        s = number(value, what)
+        if not 0.0 < s <= 1.0:
+            raise RequestError(f"{what} must be in (0, 1] (0 = the source, 1 = a new clip), got {s:g}")
+        return EditSpec("vary", strength=s)
+    if kind == "inpaint":
+        first, last = parse_bars(str(value), what)
+        return EditSpec("inpaint", first=first, last=last)
+    if kind != "extend":
+        raise RequestError(f"unknown edit {kind!r}: one of {', '.join(EDITS)}")
+    n = whole(value, what)
+    if not 1 <= n <= BARS_MAX:
+        raise RequestError(f"{what} must be from 1 to {BARS_MAX}, got {n}")
+    return EditSpec("extend", bars=n)
+
+
+def plan_edit(engine, src: Source, options: dict, spec: EditSpec) -> Request:
+    """The request an edit runs, checked against the source, the options and the model before any
+    sampling (RequestError says why not), so that a daemon refuses a bad edit up front."""
+    man = engine.manifest
+    if man.route == "wave":  # the engine refuses it too, but only once the job runs
+        raise RequestError(f"edits work in a log-mel generator's space; this model's route is {man.route}")
+    lo, hi = man.controls.seconds_range
+    bpm, meter = options.get("bpm"), options.get("meter")
+    if bpm and src.seconds < _bar_seconds(bpm, meter) - 1e-3:
+        raise RequestError(f"{src.path.name} lasts {src.seconds:.2f} s, under one bar ({_bar_seconds(bpm, meter):.2f} s "
+                           f"at {float(bpm):g} bpm): an edit needs at least one bar")
+    seconds = src.seconds
+    if spec.kind == "extend":
+        new_s = spec.bars * _bar_seconds(bpm, meter)
+        seconds = src.seconds + new_s
+        if seconds > hi:
+            raise RequestError(f"{src.seconds:.1f} s and {spec.bars} bars ({new_s:.1f} s) make {seconds:.1f} s: more "
+                               f"than this model's {hi:g} s; ask for fewer bars")
+    elif spec.kind == "inpaint" and spec.last * _bar_seconds(bpm, meter) > src.seconds + 1e-3:
+        raise RequestError(f"bars {spec.first}-{spec.last} end at {spec.last * _bar_seconds(bpm, meter):.2f} s, "
+                           f"after the clip's end at {src.seconds:.2f} s")
+    if spec.kind != "extend" and src.seconds > hi:
+        raise RequestError(f"the clip lasts {src.seconds:.1f} s: more than this model's {hi:g} s")
+    takes = {} if spec.kind == "vary" else {"variations": 1}
+    req = from_options({**options, **takes, "seconds": round(max(seconds, lo), 3)})
+    engine.check(req)
+    return req
+
+
+def vary(engine, src: Source, options: dict, strength: float, progress=None, cancel=None) -> list[np.ndarray]:
     """Variations of the source: [channels, samples] at its rate, one per take."""
-    req = from_options({**options, "seconds": round(min(src.seconds, 30.0), 3)})
-    clips = engine.generate(req, edit=Edit(engine.features(src.audio, src.rate), None, strength))
+    req = plan_edit(engine, src, options, EditSpec("vary", strength=strength))
+    clips = engine.generate(req, progress, cancel, edit=Edit(engine.features(src.audio, src.rate), None, strength))
     n = src.audio.shape[1]
     out = []
     for c in clips:
@@ -129,18 +229,13 @@ def vary(engine, src: Source, options: dict, strength: float) -> list[np.ndarray
     return out
 
 
-def extend(engine, src: Source, options: dict, bars: int) -> np.ndarray:
+def extend(engine, src: Source, options: dict, bars: int, progress=None, cancel=None) -> np.ndarray:
     """The source followed by `bars` new bars: [channels, samples] at its rate, the source's own
     samples first, untouched."""
+    req = plan_edit(engine, src, options, EditSpec("extend", bars=bars))
     new_s = bars * _bar_seconds(options.get("bpm"), options.get("meter"))
-    total = src.seconds + new_s
-    lo, hi = engine.manifest.controls.seconds_range
-    if total > hi:
-        raise RequestError(f"{src.seconds:.1f} s and {bars} bars ({new_s:.1f} s) make {total:.1f} s: more than "
-                           f"this model's {hi:g} s; ask for fewer bars")
-    req = from_options({**options, "seconds": round(max(total, lo), 3), "variations": 1})
     mel = engine.features(src.audio, src.rate)
-    clip = engine.generate(req, edit=Edit(mel, np.ones(mel.shape[1], bool), 1.0))[0]
+    clip = engine.generate(req, progress, cancel, edit=Edit(mel, np.ones(mel.shape[1], bool), 1.0))[0]
     n_new = int(round(new_s * src.rate))
     start = int(round(src.seconds * clip.sample_rate))
     y = _as_source(clip.audio[..., start:], clip.sample_rate, src)
@@ -151,33 +246,15 @@ def extend(engine, src: Source, options: dict, bars: int) -> np.ndarray:
     return np.concatenate([src.audio, y], axis=1)
 
 
-def parse_bars(text: str) -> tuple[int, int]:
-    """'3-4' -> (3, 4); '5' -> (5, 5); 1-based and inclusive."""
-    a, _, b = str(text).partition("-")
-    try:
-        first, last = int(a), int(b or a)
-    except ValueError:
-        raise RequestError(f"--bars {text!r}: write a range of bars such as 3-4") from None
-    if not 1 <= first <= last:
-        raise RequestError(f"--bars {text!r}: bars count from 1 and the range must not run backwards")
-    return first, last
-
-
-def inpaint(engine, src: Source, options: dict, first: int, last: int) -> np.ndarray:
+def inpaint(engine, src: Source, options: dict, first: int, last: int, progress=None, cancel=None) -> np.ndarray:
     """The source with bars first..last made anew: [channels, samples] at its rate, every sample
     outside the region the source's own."""
+    req = plan_edit(engine, src, options, EditSpec("inpaint", first=first, last=last))
     bar = _bar_seconds(options.get("bpm"), options.get("meter"))
     t0, t1 = (first - 1) * bar, last * bar
-    if t1 > src.seconds + 1e-3:
-        raise RequestError(f"bars {first}-{last} end at {t1:.2f} s, after the clip's end at {src.seconds:.2f} s")
-    if src.seconds > engine.manifest.controls.seconds_range[1]:
-        raise RequestError(f"the clip lasts {src.seconds:.1f} s: more than this model's "
-                           f"{engine.manifest.controls.seconds_range[1]:g} s")
-    req = from_options({**options, "seconds": round(max(src.seconds, engine.manifest.controls.seconds_range[0]), 3),
-                        "variations": 1})
     mel = engine.features(src.audio, src.rate)
     frames = np.arange(mel.shape[1]) / engine.manifest.frame_rate
-    clip = engine.generate(req, edit=Edit(mel, (frames < t0) | (frames >= t1), 1.0))[0]
+    clip = engine.generate(req, progress, cancel, edit=Edit(mel, (frames < t0) | (frames >= t1), 1.0))[0]
     a, b = int(round(t0 * src.rate)), min(src.audio.shape[1], int(round(t1 * src.rate)))
     new = _as_source(clip.audio, clip.sample_rate, src)
     new = np.pad(new, ((0, 0), (0, max(0, b - new.shape[1]))))[:, a:b]
@@ -192,24 +269,49 @@ def inpaint(engine, src: Source, options: dict, first: int, last: int) -> np.nda
     return out
 
 
-def write_edit(audio: np.ndarray, src: Source, out_dir: Path, what: str, meta: dict) -> Path:
-    """The result beside a JSON sidecar naming the source, written to a temporary name and renamed."""
-    fmt = LOSSLESS.get(src.path.suffix.lower(), "wav")
-    ext = ".aiff" if fmt == "aiff" else f".{fmt}"
-    stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{slug(src.path.stem)}-{what}"
+def make_edit(engine, src: Source, options: dict, spec: EditSpec, progress=None, cancel=None) -> list[np.ndarray]:
+    """The edit's takes ([channels, samples] at the source's rate): one, or `variations` of a vary."""
+    if spec.kind == "vary":
+        return vary(engine, src, options, spec.strength, progress, cancel)
+    if spec.kind == "inpaint":
+        return [inpaint(engine, src, options, spec.first, spec.last, progress, cancel)]
+    return [extend(engine, src, options, spec.bars, progress, cancel)]
+
+
+def edit_meta(spec: EditSpec, options: dict, index: int, model_id: str) -> dict:
+    """What take `index` of an edit's sidecar says of it: the edit, the options, its seed, the model."""
+    controls = {k: options.get(k) for k in ("bpm", "key", "mode", "meter")}
+    return {**spec.meta(), **options, "seed": options["seed"] + index, "model_id": model_id, "controls": controls,
+            "index": index}
+
+
+def write_edit(audio: np.ndarray, src: Source, out_dir: Path, what: str, meta: dict,
+               fmt: str | None = None) -> ClipFiles:
+    """The result beside a JSON sidecar naming the source, written to a temporary name and renamed;
+    in `fmt` (a key of WRITERS), else the source's lossless format, else 24-bit WAV."""
+    fmt = fmt or LOSSLESS.get(src.path.suffix.lower(), "wav24")
+    ext, bit_depth = WRITERS[fmt]
+    created = time.time()
+    name = re.sub(r"^\d{8}-\d{6}-", "", src.path.stem)  # a clip's own time stamp, not twice
+    stem = f"{time.strftime('%Y%m%d-%H%M%S', time.localtime(created))}-{slug(name)}-{what}"
     path = out_dir / f"{stem}{ext}"
     k = 1
     while path.exists():
         k += 1
         path = out_dir / f"{stem}-{k}{ext}"
+    seconds = audio.shape[1] / src.rate
+    meta = {**meta, "source": str(src.path), "path": str(path), "sample_rate": src.rate, "channels": audio.shape[0],
+            "duration": round(seconds, 6), "format": fmt, "bit_depth": bit_depth, "created": created,
+            "length_bars": whole_bars(seconds, meta.get("bpm"), meta.get("meter"))}
     tmp = out_dir / f"{TMP_PREFIX}{path.name}"  # the prefix recovery clears and nothing lists
-    with AudioFile(str(tmp), "w", float(src.rate), audio.shape[0], bit_depth=24) as f:
+    with AudioFile(str(tmp), "w", float(src.rate), audio.shape[0], bit_depth=bit_depth) as f:
         f.write(audio.astype(np.float32))
-    side_tmp = out_dir / f"{TMP_PREFIX}{path.name}.json"
-    side_tmp.write_text(json.dumps({**meta, "source": str(src.path)}, indent=1))
+    side = path.with_name(path.name + ".json")
+    side_tmp = out_dir / f"{TMP_PREFIX}{side.name}"
+    side_tmp.write_text(json.dumps(meta, indent=1))
     tmp.replace(path)
-    side_tmp.replace(path.with_name(path.name + ".json"))
-    return path
+    side_tmp.replace(side)
+    return ClipFiles(path, side, meta)
 
 
 def _parser(name: str) -> argparse.ArgumentParser:
@@ -238,31 +340,20 @@ def main(argv: list[str] | None = None, name: str = "vary") -> int:
     try:
         out_dir = usable_dir(args.out, "--out")
         src = read_source(args.file)
-        if name == "vary" and not 0.0 < args.strength <= 1.0:
-            raise RequestError(f"--strength must be in (0, 1] (0 = the source, 1 = a new clip), got {args.strength:g}")
-        if name == "extend" and not 1 <= args.bars <= 64:
-            raise RequestError(f"--bars must be from 1 to 64, got {args.bars}")
+        spec = edit_spec(name, args.strength, "--strength") if name == "vary" else edit_spec(name, args.bars, "--bars")
         from n2m.bridge.generate import load_engine
 
         engine = load_engine(args.model, "cpu", args.threads)
         options = {**source_options(src, args.prompt, args.bpm, args.key),
                    "seed": args.seed if args.seed is not None else secrets.randbelow(2**31)}
         if name == "vary":
-            results = vary(engine, src, {**options, "variations": args.variations}, args.strength)
-            meta = {"edit": "vary", "strength": args.strength}
-        elif name == "inpaint":
-            first, last = parse_bars(args.bars)
-            results = [inpaint(engine, src, options, first, last)]
-            meta = {"edit": "inpaint", "bars": [first, last]}
-        else:
-            results = [extend(engine, src, options, args.bars)]
-            meta = {"edit": "extend", "bars": args.bars}
+            options["variations"] = args.variations
+        results = make_edit(engine, src, options, spec)
     except (RequestError, OutDirError, ModelError, ValueError) as exc:
         print(f"n2m {name}: {exc}", file=sys.stderr)
         return 3 if isinstance(exc, ModelError) else 2
     for i, audio in enumerate(results):
-        print(write_edit(audio, src, out_dir, f"{name}{i + 1}", {**meta, **options, "seed": options["seed"] + i,
-                                                                "model_id": engine.model_id}))
+        print(write_edit(audio, src, out_dir, f"{name}{i + 1}", edit_meta(spec, options, i, engine.model_id)).audio)
     return 0
 
 

@@ -2,7 +2,8 @@
 
 `Job.record()` is everything needed to run the job again after the daemon died (JSON-able, kept
 in the library's jobs table); `Job.from_record` rebuilds it, so a restarted daemon makes the same
-clips (same seeds, takes, steps, format, folder) under the same job id.
+clips (same seeds, takes, steps, format, folder) under the same job id. An edit job also keeps its
+edit (bridge/editjob.py: the kind, its parameter, the source's path and the options it runs with).
 """
 
 from __future__ import annotations
@@ -30,22 +31,29 @@ class Job:
     cancel: threading.Event = field(default_factory=threading.Event)
     shutdown: bool = False
     created: float = field(default_factory=time.time)
+    edit: dict[str, Any] | None = None  # an edit of a source (bridge/editjob.py); None: a generation
 
     def summary(self) -> dict[str, Any]:
         r = self.request
         return {"id": self.id, "state": self.state, "prompt": r.prompt, "seed": r.seed,
-                "controls": r.controls.as_dict(), "clips": self.clips, "error": self.error}
+                "controls": r.controls.as_dict(), "clips": self.clips, "error": self.error,
+                "edit": None if self.edit is None else {k: v for k, v in self.edit.items() if k != "options"}}
 
     def record(self) -> dict[str, Any]:
         """The request as accepted, for running it again after a crash."""
         peer = None
         if self.reply_to is not None and self.reply_to.proto == "udp":  # a TCP connection dies with us
             peer = [self.reply_to.host, self.reply_to.port]
-        return {"request": self.request.record(), "out_dir": str(self.out_dir), "reply_to": peer}
+        rec = {"request": self.request.record(), "out_dir": str(self.out_dir), "reply_to": peer}
+        return rec if self.edit is None else {**rec, "edit": self.edit}
 
     @classmethod
     def from_record(cls, job_id: str, rec: dict[str, Any], created: float) -> Job:
         """A job rebuilt from `record()`; KeyError/TypeError/ValueError if the record is damaged."""
-        peer = rec.get("reply_to")
+        peer, edit = rec.get("reply_to"), rec.get("edit")
+        if edit is not None and not (isinstance(edit, dict) and {"kind", "source", "options"} <= set(edit)
+                                     and isinstance(edit["options"], dict) and "seed" in edit["options"]):
+            raise ValueError(f"the edit record {str(edit)[:80]!r} lacks its kind, source or options")
         return cls(id=job_id, request=Request.from_record(rec["request"]), out_dir=Path(rec["out_dir"]),
-                   reply_to=Peer("udp", str(peer[0]), int(peer[1])) if peer else None, created=created)
+                   reply_to=Peer("udp", str(peer[0]), int(peer[1])) if peer else None, created=created,
+                   edit=edit)

@@ -6,7 +6,7 @@ the whole request it was accepted with (JSON), so a daemon that died can run it 
 `recover()` puts jobs left queued or running back in the queue (a running one counts an
 interruption; `MAX_INTERRUPTIONS` fail it), fails those without a stored request, deletes
 temporary files, imports complete clips whose row was lost (from their sidecar) and deletes audio
-without a sidecar.
+without a sidecar. A clip made by an edit (vary, extend, inpaint) records the edit and its source.
 
     n2m clips list [--limit N]
     n2m clips search QUERY
@@ -29,8 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from n2m.bridge.clipfile import TMP_PREFIX
+from n2m.bridge.request import EDITS
 
-AUDIO_SUFFIXES = (".wav", ".flac")
+AUDIO_SUFFIXES = (".wav", ".flac", ".aiff")  # what the daemon writes (.aiff: edits of AIFF)
 JOB_STATES = ("queued", "running", "finished", "failed", "cancelled")
 MAX_INTERRUPTIONS = 3  # a job interrupted this often while running fails instead of running again
 
@@ -64,7 +65,8 @@ CREATE TABLE IF NOT EXISTS clips (
     duration REAL NOT NULL,
     format TEXT NOT NULL,
     favourite INTEGER NOT NULL DEFAULT 0,
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    edit TEXT
 );
 CREATE INDEX IF NOT EXISTS clips_created ON clips(created);
 """
@@ -104,6 +106,7 @@ class ClipRecord:
     format: str
     favourite: bool
     created: float
+    edit: dict[str, Any] | None = None  # {"kind", "source", "source_id", and "bars" or "strength"}; None: generated
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -137,6 +140,8 @@ class Library:
             for col, decl in (("request", "TEXT"), ("interruptions", "INTEGER NOT NULL DEFAULT 0")):
                 if col not in cols:  # a library written before jobs kept their request
                     self._db.execute(f"ALTER TABLE jobs ADD COLUMN {col} {decl}")
+            if "edit" not in {r[1] for r in self._db.execute("PRAGMA table_info(clips)")}:
+                self._db.execute("ALTER TABLE clips ADD COLUMN edit TEXT")  # a library from before edits
 
     def close(self) -> None:
         with self._lock:
@@ -192,12 +197,13 @@ class Library:
     def add_clip(self, *, job_id: str | None, idx: int, path: str, sidecar: str, prompt: str,
                  controls: dict[str, Any], seed: int | None, model: str, samplerate: int,
                  bpm: float | None, bars: int | None, duration: float, format: str,
-                 created: float | None = None) -> int:
+                 created: float | None = None, edit: dict[str, Any] | None = None) -> int:
         cur = self._tx(
             "INSERT INTO clips (job_id, idx, path, sidecar, prompt, controls, seed, model, samplerate,"
-            " bpm, bars, duration, format, created) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " bpm, bars, duration, format, created, edit) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (job_id, idx, str(path), str(sidecar), prompt, json.dumps(controls, sort_keys=True), seed,
-             model, samplerate, bpm, bars, duration, format, created or time.time()))
+             model, samplerate, bpm, bars, duration, format, created or time.time(),
+             None if edit is None else json.dumps(edit, sort_keys=True)))
         return int(cur.lastrowid)
 
     @staticmethod
@@ -205,6 +211,7 @@ class Library:
         d = dict(row)
         d["controls"] = json.loads(d["controls"])
         d["favourite"] = bool(d["favourite"])
+        d["edit"] = json.loads(d["edit"]) if d.get("edit") else None
         return ClipRecord(**d)
 
     def clip(self, clip_id: int) -> ClipRecord | None:
@@ -308,19 +315,22 @@ class Library:
                     p.unlink(missing_ok=True)  # audio whose sidecar never landed
                     orphans += 1
                     continue
-                self._import(p, side, meta)
+                self.add_from_sidecar(p, side, meta)
                 imported += 1
         return RecoveryReport(failed, removed_tmp, imported, orphans, requeued)
 
-    def _import(self, audio: Path, sidecar: Path, meta: dict[str, Any]) -> None:
-        """Record a complete clip from its sidecar."""
-        self.add_clip(job_id=meta.get("job_id"), idx=int(meta.get("index", 0)), path=str(audio),
-                      sidecar=str(sidecar), prompt=str(meta.get("prompt", "")),
-                      controls=meta.get("controls") or {}, seed=meta.get("seed"),
-                      model=str(meta.get("model_id", "")),
-                      samplerate=int(meta.get("sample_rate", 0)), bpm=meta.get("bpm"),
-                      bars=meta.get("bars"), duration=float(meta.get("duration", 0.0)),
-                      format=str(meta.get("format", audio.suffix[1:])), created=meta.get("created"))
+    def add_from_sidecar(self, audio: Path, sidecar: Path, meta: dict[str, Any]) -> int:
+        """Record a complete clip from its sidecar (a generated clip's or an edit's); returns its id."""
+        edit = _edit_of(meta)
+        return self.add_clip(job_id=meta.get("job_id"), idx=int(meta.get("index", 0)), path=str(audio),
+                             sidecar=str(sidecar), prompt=str(meta.get("prompt", "")),
+                             controls=meta.get("controls") or {}, seed=meta.get("seed"),
+                             model=str(meta.get("model_id", "")),
+                             samplerate=int(meta.get("sample_rate", 0)), bpm=meta.get("bpm"),
+                             bars=meta.get("length_bars") if edit else meta.get("bars"),
+                             duration=float(meta.get("duration", 0.0)),
+                             format=str(meta.get("format", audio.suffix[1:])), created=meta.get("created"),
+                             edit=edit)
 
     def adopt_job_files(self, job_id: str, folder: str | os.PathLike[str]) -> tuple[int, int]:
         """A job's files in `folder` (its id is in their names) that the library lacks: complete
@@ -339,9 +349,18 @@ class Library:
                 p.unlink(missing_ok=True)
                 removed += 1
                 continue
-            self._import(p, side, meta)
+            self.add_from_sidecar(p, side, meta)
             imported += 1
         return imported, removed
+
+
+def _edit_of(meta: dict[str, Any]) -> dict[str, Any] | None:
+    """The edit an edit's sidecar names (bridge.edit: "edit", its parameter, "source"), else None."""
+    if meta.get("edit") not in EDITS:
+        return None
+    param = "strength" if meta["edit"] == "vary" else "bars"
+    return {"kind": meta["edit"], "source": meta.get("source"), "source_id": meta.get("source_id"),
+            param: meta.get(param)}
 
 
 def _read_sidecar(path: Path) -> dict[str, Any] | None:

@@ -27,6 +27,7 @@ CONTROL_KEYS = ("bpm", "key", "mode", "meter", "bars", "seconds")
 OUTPUT_KEYS = ("loop", "format", "samplerate", "lufs", "stretch")
 OPTION_KEYS = frozenset(("prompt", *CONTROL_KEYS, "seed", "variations", "steps", "guidance", "sampler",
                          "decoder", *OUTPUT_KEYS, "name", "dir", "tag"))
+EDITS = ("vary", "extend", "inpaint")  # edits of a clip the producer has (bridge.edit)
 _TAG_RE = re.compile(r"[A-Za-z0-9_.:-]{0,64}")
 RECORD_VERSION = 1
 _KEY_RE = re.compile(r"^\s*([A-Ga-g])\s*(#|♯|b|♭)?\s*(m|min|minor|maj|major|dorian|mixolydian)?\s*$")

@@ -1,6 +1,6 @@
 """The clips pane: the clip list (filled from the daemon's library and from finished jobs), its
-preview player, and the actions on the selected clip (play, favourite, vary, again, send to the
-DAW, reveal, delete)."""
+preview player, and the actions on the selected clip (play, favourite, roll a new seed, again,
+send to the DAW, reveal, delete; the edits of a clip are in editbar.py)."""
 
 from __future__ import annotations
 
@@ -44,11 +44,13 @@ def library_clip(d: dict) -> Clip | None:
     """A clip from one `/n2m/clips` entry; None when the entry has no path."""
     if not isinstance(d, dict) or not isinstance(d.get("path"), str) or not d["path"]:
         return None
-    seed, bars, bpm = _number(d, "seed"), _number(d, "bars"), _number(d, "bpm")
+    seed, bars, bpm, cid = _number(d, "seed"), _number(d, "bars"), _number(d, "bpm"), _number(d, "id")
+    edit = d.get("edit") if isinstance(d.get("edit"), dict) else {}
     clip = Clip(path=d["path"], prompt=str(d.get("prompt") or ""), seed=None if seed is None else int(seed),
                 bpm=bpm or None, bars=int(bars) if bars else None, samplerate=int(_number(d, "samplerate") or 0),
                 seconds=float(_number(d, "duration") or 0.0), favourite=bool(d.get("favourite")),
-                created=float(_number(d, "created") or time.time()))
+                created=float(_number(d, "created") or time.time()), id=None if cid is None else int(cid),
+                edit=str(edit.get("kind") or ""))
     if clip.prompt:
         clip.request = GenerateRequest(prompt=clip.prompt, bpm=clip.bpm, bars=clip.bars)
     return clip
@@ -56,7 +58,7 @@ def library_clip(d: dict) -> Clip | None:
 
 def ready_clip(job: Job, ready: ClipReady) -> Clip:
     """A clip from `/n2m/clip/ready`, with the prompt and seed from its sidecar (or the request)."""
-    req = job.request if job.request.prompt else None
+    req = job.request if isinstance(job.request, GenerateRequest) and job.request.prompt else None
     side = read_sidecar(ready.path)
     prompt = str(sidecar_value(side, "prompt") or (req.prompt if req else ""))
     seed = sidecar_value(side, "seed")
@@ -64,7 +66,8 @@ def ready_clip(job: Job, ready: ClipReady) -> Clip:
     clip = Clip(path=ready.path, prompt=prompt, seed=int(seed) if isinstance(seed, int | float) else None,
                 bpm=ready.bpm, bars=ready.bars, samplerate=ready.samplerate,
                 seconds=float(seconds) if isinstance(seconds, int | float) else 0.0,
-                job_id=ready.job_id, request=req)
+                job_id=ready.job_id, request=req, id=ready.clip_id,
+                edit=side["edit"] if isinstance(side.get("edit"), str) else "")
     if clip.request is None and prompt:
         clip.request = GenerateRequest(prompt=prompt, bpm=ready.bpm, bars=ready.bars)
     if not clip.seconds:
@@ -137,7 +140,7 @@ class ClipsPane(QWidget):
 
         self.play_btn = tool("▶", "Play / stop the selected clip (Space)", self.toggle_play)
         self.fav_btn = tool("☆", "Favourite", self.toggle_favourite)
-        self.vary_btn = tool("Vary", "Same prompt and controls, a new seed", self.vary_requested.emit)
+        self.vary_btn = tool("Roll", "Roll again: same prompt and controls, a new seed", self.vary_requested.emit)
         self.regen_btn = tool("Again", "Regenerate: same prompt, controls and seed, with the current "
                               "quality and output settings", self.again_requested.emit)
         self.daw_btn = tool("→DAW", "Send to the DAW (through its n2m adapter)", self.send_to_daw)

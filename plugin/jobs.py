@@ -1,9 +1,11 @@
 """What the panel knows about requests, jobs and clips: plain dataclasses, no Qt.
 
 A `GenerateRequest` is what the form holds; `to_osc_args()` turns it into the arguments of
-`/n2m/generate` (the prompt, then key=value strings). A `Job` follows one daemon job through its
-progress events; `seconds_left` estimates the time left from the job's own rate (the daemon's
-progress fraction covers the whole job).
+`/n2m/generate` (the prompt, then key=value strings). An `EditRequest` asks for an edit of a clip
+(`/n2m/extend`, `/n2m/inpaint`, `/n2m/vary`): its library id, or the path of a file dropped on the
+panel. Both name their `address` and a `title` for the queue. A `Job` follows one daemon job
+through its progress events; `seconds_left` estimates the time left from the job's own rate (the
+daemon's progress fraction covers the whole job).
 """
 
 from __future__ import annotations
@@ -13,8 +15,11 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from n2m.bridge import protocol as P
 from n2m.bridge.controls import Controls
-from n2m.bridge.request import RequestError, from_options
+from n2m.bridge.edit import edit_spec
+from n2m.bridge.oscargs import EDIT_PARAMS
+from n2m.bridge.request import MAX_VARIATIONS, RequestError, from_options, whole
 
 DEFAULT_TAKES = 2  # takes per Generate until the producer changes it
 ACTIVE_STATES = frozenset({"sending", "queued", "running"})
@@ -54,6 +59,12 @@ class GenerateRequest:
     steps: int | None = None
     extra: tuple[tuple[str, str], ...] = ()  # settings passed through (samplerate, format, ...)
 
+    address = P.GENERATE
+
+    @property
+    def title(self) -> str:
+        return self.prompt
+
     def controls(self) -> Controls:
         return Controls(self.bpm, self.key, self.mode, self.meter, self.bars, self.seconds)
 
@@ -90,6 +101,45 @@ class GenerateRequest:
         return replace(self, seed=seed, variations=1)
 
 
+@dataclass(frozen=True)
+class EditRequest:
+    """An edit of a clip: "extend" by `value` bars, "inpaint" bars `value` ("A-B"), or "vary" at
+    strength `value` (`variations` takes). `source` is the clip's library id or a file's path."""
+
+    kind: str
+    source: int | str
+    value: int | str | float
+    name: str = ""  # the source as the panel shows it
+    variations: int = 1
+    prompt: str = ""  # "" = the source's own
+
+    @property
+    def address(self) -> str:
+        return P.EDIT_ADDRESSES[self.kind]
+
+    @property
+    def title(self) -> str:
+        what = {"extend": f"Extend +{self.value} bars", "inpaint": f"Replace bars {self.value}",
+                "vary": f"Vary {_fmt(self.value)}" + (f" × {self.variations}" if self.variations != 1 else "")}
+        return f"{what[self.kind]} · {self.name or self.source}"
+
+    def check(self) -> None:
+        """RequestError unless the daemon would take the edit's parameter and takes (the daemon's
+        own checks, bridge.edit); the source is the daemon's to check."""
+        if self.kind not in EDIT_PARAMS:
+            raise RequestError(f"unknown edit {self.kind!r}")
+        edit_spec(self.kind, self.value, EDIT_PARAMS[self.kind][0])
+        whole(self.variations, "variations", 1, MAX_VARIATIONS)
+
+    def to_osc_args(self, tag: str = "") -> list:
+        """The source (an int id or a path), the prompt if any, then key=value strings."""
+        args: list = [self.source] + ([self.prompt] if self.prompt.strip() else [])
+        args.append(f"{EDIT_PARAMS[self.kind][0]}={_fmt(self.value)}")
+        if self.kind == "vary" and self.variations != 1:
+            args.append(f"variations={self.variations}")
+        return args + ([f"tag={tag}"] if tag else [])
+
+
 def _fmt(v: object) -> str:
     if isinstance(v, float) and v.is_integer():
         return str(int(v))
@@ -100,7 +150,7 @@ def _fmt(v: object) -> str:
 class Job:
     """One request as the panel follows it: sent, queued, running (stage and fraction), ended."""
 
-    request: GenerateRequest
+    request: GenerateRequest | EditRequest
     id: str = ""  # the daemon's id, once /n2m/job arrived
     state: str = "sending"
     stage: str = ""
@@ -144,6 +194,9 @@ def format_eta(seconds: float | None) -> str:
     return f"~{s // 60}:{s % 60:02d} left" if s >= 60 else f"~{s} s left"
 
 
+EDITED = {"extend": "extended", "inpaint": "bars replaced", "vary": "varied"}
+
+
 @dataclass
 class Clip:
     """One finished clip, as the results list shows it."""
@@ -159,13 +212,15 @@ class Clip:
     favourite: bool = False
     request: GenerateRequest | None = None
     created: float = field(default_factory=time.time)
+    id: int | None = None  # the daemon library's id (what an edit sends); None: not known
+    edit: str = ""  # the edit that made it ("extend", "inpaint", "vary"); "" for a generated clip
 
     @property
     def name(self) -> str:
         return Path(self.path).name
 
     def meta_line(self) -> str:
-        parts = []
+        parts = [EDITED[self.edit]] if self.edit in EDITED else []
         if self.bpm:
             parts.append(f"{_fmt(round(self.bpm, 1))} bpm")
         if self.bars:

@@ -4,8 +4,8 @@ clips, composed into one narrow window that talks to the daemon over OSC.
 All traffic is asynchronous (see osclink.py) and all file work for thumbnails runs in a thread
 pool, so the GUI never waits. Errors appear inline under the prompt or on the job's row. The
 parts live in their own modules: the form (form.py), DAW sync (dawsync.py), the jobs and their
-events (tracker.py, no Qt), the queue's rows (queueview.py) and the clip list with its actions
-(clipspane.py).
+events (tracker.py, no Qt), the queue's rows (queueview.py), the clip list with its actions
+(clipspane.py) and the edits of a clip or of an audio file dropped on the panel (editbar.py).
 """
 
 from __future__ import annotations
@@ -32,8 +32,9 @@ from n2m.bridge.request import RequestError
 from .clipspane import ClipsPane
 from .daemonproc import DaemonProcess, LaunchSpec
 from .dawsync import DawSyncBar
+from .editbar import EditBar
 from .form import RequestForm
-from .jobs import GenerateRequest, Job
+from .jobs import EditRequest, GenerateRequest, Job
 from .osclink import DaemonAddress, OscLink
 from .queueview import QueueView
 from .settings import PanelSettings, SettingsStore
@@ -136,6 +137,11 @@ class Panel(QWidget):
         self.clips.again_requested.connect(self.regenerate)
         self.clips.daw_name = self.settings.daw
         root.addWidget(self.clips, 1)
+        self.edits = EditBar(self.clips.selected_clip, self.form.variations.value, self.submit)
+        self.clips.view.selectionModel().currentChanged.connect(lambda *_: self.edits.update_source())
+        self.clips.view.clicked.connect(lambda _i: self.edits.clear_file())  # pointing at a clip again
+        root.addWidget(self.edits)
+        self.setAcceptDrops(True)  # an audio file from the DAW or the desktop becomes the edits' source
         for name in _FORM_PARTS:
             setattr(self, name, getattr(self.form, name))
         for name in _CLIP_PARTS:
@@ -196,7 +202,7 @@ class Panel(QWidget):
             f" QPushButton:hover {{ background: {hi.lighter(112).name()}; }}"
             f" QPushButton:pressed {{ background: {hi.darker(115).name()}; }}")
         section = f"color: {dim.name()}; font-weight: 600; letter-spacing: 0.5px;"
-        for lbl in (self.queue_title, self.clips.clips_title):
+        for lbl in (self.queue_title, self.clips.clips_title, self.edits.title):
             lbl.setStyleSheet(section)
         self.queue.empty.setStyleSheet(f"color: {dim.name()};")
 
@@ -298,7 +304,7 @@ class Panel(QWidget):
     def generate(self) -> Job | None:
         return self.submit(self.current_request(), remember=True)
 
-    def submit(self, request: GenerateRequest, remember: bool = False) -> Job | None:
+    def submit(self, request: GenerateRequest | EditRequest, remember: bool = False) -> Job | None:
         """Validate, show the job in the queue, send it (or hold it until the daemon answers)."""
         try:
             request.check()
@@ -330,6 +336,18 @@ class Panel(QWidget):
     def regenerate(self) -> Job | None:
         req = self.clips.again_request(self.form.steps(), self.settings.generate_extras())
         return None if req is None else self.submit(req)
+
+    # ================================================================= drops ====================
+    def dragEnterEvent(self, event) -> None:  # noqa: ANN001, N802
+        if event.source() is None and event.mimeData().hasUrls():  # from outside: the DAW, the desktop
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:  # noqa: ANN001, N802
+        if event.source() is None:
+            why = self.edits.drop(event.mimeData())
+            self.show_error(why)
+            if not why:
+                event.acceptProposedAction()
 
     # ================================================================= queue view ===============
     def _rebuild_queue(self) -> None:

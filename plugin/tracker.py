@@ -1,9 +1,9 @@
 """The panel's jobs and the daemon's events about them: plain Python, no Qt.
 
-`JobTracker` owns the panel's `Job`s. It sends each request with a tag of its own and matches
-the daemon's `/n2m/job id tag` reply on that tag, holds events that name an id before its
-`/n2m/job` arrives, and turns `/n2m/progress`, `/n2m/clip/ready`, `/n2m/error` and `/n2m/done`
-into job state. Jobs that other senders (a DAW script) started are followed too, as the daemon
+`JobTracker` owns the panel's `Job`s (generations and edits alike). It sends each request to its
+address with a tag of its own and matches the daemon's `/n2m/job id tag` reply on that tag, holds
+events that name an id before its `/n2m/job` arrives, and turns `/n2m/progress`,
+`/n2m/clip/ready`, `/n2m/error` and `/n2m/done` into job state. Jobs that other senders (a DAW script) started are followed too, as the daemon
 reports them to subscribers. After the daemon comes back, its `/n2m/status` tells which jobs
 continue (a restarted daemon runs the requests it had accepted again, under the same ids) and
 which were lost. Whoever holds the tracker hears of changes through its callbacks.
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from n2m.bridge import protocol as P
 
-from .jobs import GenerateRequest, Job
+from .jobs import EditRequest, GenerateRequest, Job
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,7 @@ class ClipReady:
     samplerate: int = 0
     bpm: float | None = None
     bars: int | None = None
+    clip_id: int | None = None  # its id in the daemon's library (None from a daemon that does not say)
 
 
 def malformed(address: str, args: list) -> str:
@@ -97,7 +98,7 @@ class JobTracker:
                           P.ERROR: self._on_error, P.DONE: self._on_done}
 
     # -- requests ----------------------------------------------------------------------------------
-    def submit(self, request: GenerateRequest, online: bool) -> Job:
+    def submit(self, request: GenerateRequest | EditRequest, online: bool) -> Job:
         """A new job for a checked request: sent now, or held until `went_online`."""
         job = Job(request)
         self.jobs.append(job)
@@ -113,7 +114,7 @@ class JobTracker:
         job.message, job.state = "", "sending"
         job.tag = f"{self.tag_prefix}-{next(self._tags)}"
         self._by_tag[job.tag] = job
-        if not self.send(P.GENERATE, job.request.to_osc_args(job.tag)):
+        if not self.send(job.request.address, job.request.to_osc_args(job.tag)):
             del self._by_tag[job.tag]
             self._end(job, "failed", "could not send the request (socket error)")
         self.on_change(job)
@@ -261,19 +262,20 @@ class JobTracker:
         path = args[1]
         bpm = float(args[3]) if len(args) > 3 and args[3] > 0 else None
         bars = int(args[4]) if len(args) > 4 and args[4] > 0 else None
+        clip_id = args[5] if len(args) > 5 and isinstance(args[5], int) and not isinstance(args[5], bool) else None
         if path not in job.clips:
             job.clips.append(path)
-        self.on_clip(job, ClipReady(args[0], path, int(args[2]) if len(args) > 2 else 0, bpm, bars))
+        self.on_clip(job, ClipReady(args[0], path, int(args[2]) if len(args) > 2 else 0, bpm, bars, clip_id))
         self.on_change(job)
 
     def _on_error(self, args: list) -> None:
         jid, message = args[0], args[1]
-        if not jid and self._by_tag and message.startswith(P.GENERATE):
+        if not jid and self._by_tag and message.startswith(P.QUEUEING):
             # a refused request: the daemon names its tag (else the oldest one waiting is meant)
             tag = args[2] if len(args) > 2 and args[2] in self._by_tag else next(iter(self._by_tag))
             job = self._by_tag.pop(tag)
             if job.state != "cancelled":
-                self._end(job, "failed", message[len(P.GENERATE):].lstrip(": "))
+                self._end(job, "failed", message.split(":", 1)[1].lstrip())
             self.on_change(job)
             self._flush_early_if_idle()
             return

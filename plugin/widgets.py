@@ -131,7 +131,7 @@ class ElidedLabel(QLabel):
 
 
 class JobRow(QFrame):
-    """One job in the queue: prompt, stage and step, progress bar with ETA, cancel."""
+    """One job in the queue: prompt (or edit), stage and step, progress bar with ETA, cancel."""
 
     cancel_clicked = pyqtSignal(object)  # the Job
 
@@ -144,7 +144,7 @@ class JobRow(QFrame):
         grid.setContentsMargins(6, 3, 4, 3)
         grid.setHorizontalSpacing(6)
         grid.setVerticalSpacing(1)
-        self.title = ElidedLabel(job.request.prompt or "(request from the DAW)")
+        self.title = ElidedLabel(job.request.title or "(request from the DAW)")
         self.detail = _small(ElidedLabel(""))
         self.bar = QProgressBar()
         self.bar.setRange(0, 1000)

@@ -68,12 +68,12 @@ def test_a_whole_generation(running: Running, proto: str) -> None:
     assert addrs[-1] == P.DONE and replies[-1].params[1] == "finished"
     assert P.PROGRESS in addrs and addrs.count(P.CLIP_READY) == 1
     ready = next(r for r in replies if r.address == P.CLIP_READY)
-    _, path, sr, bpm, bars = ready.params
+    _, path, sr, bpm, bars, clip_id = ready.params
     assert (sr, bpm, bars) == (48000, 96.0, 1)
     with AudioFile(path) as f:
         assert f.frames == round(4 * 60 / 96 * 48000) and f.samplerate == 48000
     rec = running.library.clips()[0]
-    assert rec.path == path and rec.seed == 3 and rec.controls["key"] == "A" and rec.controls["mode"] == "minor"
+    assert rec.id == clip_id and rec.path == path and rec.seed == 3 and rec.controls["key"] == "A" and rec.controls["mode"] == "minor"
     assert running.library.job(job)["state"] == "finished"
     fractions = [r.params[2] for r in replies if r.address == P.PROGRESS]
     assert all(0.0 <= f <= 1.0 for f in fractions)
@@ -244,7 +244,7 @@ def test_daw_sync_tempo_meter_and_rate_are_used_when_a_request_gives_none(runnin
         assert c.request(P.SET_SAMPLERATE, 44100).params == (44100,)
         job = c.generate("waltz pad", bars=2, steps=2)
         ready = next(r for r in follow(c, job) if r.address == P.CLIP_READY)
-        _, path, sr, bpm, bars = ready.params
+        _, path, sr, bpm, bars, _ = ready.params
         assert (sr, bpm, bars) == (44100, 100.0, 2)
         with AudioFile(path) as f:
             assert f.frames == round(2 * 3 * 60 / 100 * 44100)

@@ -144,3 +144,37 @@ def test_a_job_adopts_its_own_files_in_a_subfolder(tmp_path: Path) -> None:
         assert [r.idx for r in lib.job_clips("j7")] == [0]
         assert sorted(p.name for p in sub.iterdir()) == ["mine-s1-other.wav", "x-s5-j7.wav", "x-s5-j7.wav.json"]
         assert lib.adopt_job_files("j7", sub) == (0, 0)  # idempotent
+
+
+def test_an_edit_is_recorded_with_its_source_and_an_old_library_takes_the_column(tmp_path: Path) -> None:
+    """Inputs: a library file made by the schema before edits (no `edit` column) holding one clip,
+    then an extend's sidecar (as bridge.edit.write_edit writes it) imported into it, and an AIFF
+    edit left without its row, found by recovery."""
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    db = sqlite3.connect(tmp_path / "lib.sqlite")
+    db.executescript("CREATE TABLE clips (id INTEGER PRIMARY KEY AUTOINCREMENT, job_id TEXT, idx INTEGER NOT NULL "
+                     "DEFAULT 0, path TEXT NOT NULL UNIQUE, sidecar TEXT NOT NULL, prompt TEXT NOT NULL, controls TEXT "
+                     "NOT NULL, seed INTEGER, model TEXT NOT NULL, samplerate INTEGER NOT NULL, bpm REAL, bars INTEGER,"
+                     " duration REAL NOT NULL, format TEXT NOT NULL, favourite INTEGER NOT NULL DEFAULT 0, created REAL"
+                     " NOT NULL);"
+                     "INSERT INTO clips (path, sidecar, prompt, controls, model, samplerate, duration, format, created)"
+                     " VALUES ('/x/old.wav', '/x/old.wav.json', 'old', '{}', 'm', 48000, 2.0, 'wav24', 1.0);")
+    db.close()
+    meta = {"edit": "extend", "bars": 2, "prompt": "lo-fi", "bpm": 80.0, "seed": 5, "model_id": "m",
+            "controls": {"bpm": 80.0}, "index": 0, "job_id": "e1", "source": "/x/old.wav", "source_id": 1,
+            "sample_rate": 44100, "duration": 12.0, "format": "flac", "created": 2.0, "length_bars": 4}
+    (clips / "e.flac").write_bytes(b"fLaC")
+    (clips / "e.flac.json").write_text(json.dumps(meta))
+    (clips / "v.aiff").write_bytes(b"FORM")
+    (clips / "v.aiff.json").write_text(json.dumps({**meta, "edit": "vary", "strength": 0.3, "job_id": "e2"}))
+    with Library(tmp_path / "lib.sqlite", clips) as lib:
+        assert lib.clip(1).edit is None and lib.clip(1).prompt == "old"
+        cid = lib.add_from_sidecar(clips / "e.flac", clips / "e.flac.json", meta)
+        rec = lib.clip(cid)
+        print(rec.as_dict())
+        assert rec.edit == {"kind": "extend", "bars": 2, "source": "/x/old.wav", "source_id": 1}
+        assert (rec.bars, rec.samplerate, rec.format, rec.seed) == (4, 44100, "flac", 5)  # bars of the result
+        assert lib.recover().imported_clips == 1
+        (varied,) = [r for r in lib.clips() if r.path.endswith("v.aiff")]
+        assert varied.edit["kind"] == "vary" and varied.edit["strength"] == 0.3

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+import re
 
 import pytest
 
 from n2m.bridge import protocol as P
-from n2m.bridge.oscargs import generate_options
-from n2m.bridge.request import from_options
-from n2m.plugin.jobs import GenerateRequest, Job
+from n2m.bridge.oscargs import edit_options, generate_options
+from n2m.bridge.request import RequestError, from_options
+from n2m.plugin.jobs import EditRequest, GenerateRequest, Job
 from n2m.plugin.tracker import LOST, JobTracker
 
 
@@ -159,3 +160,38 @@ def test_a_malformed_event_is_logged_and_ignored(d, caplog):
     assert lines[1].startswith("/n2m/done: argument 2 is int 3, not str")
     assert lines[2].startswith("/n2m/clip/ready: empty job id")
     assert not d.tracker.handle("/n2m/status", ["{}"])  # not a job event: the panel's to handle
+
+
+def test_an_edit_goes_to_its_address_and_is_followed_like_a_generation(d):
+    """Inputs: an extend of library clip 12 by 2 bars and a vary (2 takes) of a file path; the
+    daemon refuses the vary by its tag and finishes the extend with library clip 13."""
+    readies = []
+    d.tracker.on_clip = lambda job, ready: readies.append(ready)
+    ext = d.tracker.submit(EditRequest("extend", 12, 2, "a.wav"), True)
+    var = d.tracker.submit(EditRequest("vary", "/x/loop.flac", 0.3, "loop.flac", variations=2), True)
+    (a1, args1), (a2, args2) = d.sent
+    assert a1 == P.EXTEND and args1 == [12, "bars=2", f"tag={ext.tag}"]
+    assert a2 == P.VARY and args2 == ["/x/loop.flac", "strength=0.3", "variations=2", f"tag={var.tag}"]
+    source, kv = edit_options("vary", args2)  # the daemon's own parsing
+    assert source == "/x/loop.flac" and kv == {"strength": "0.3", "variations": "2", "tag": var.tag}
+    d.event(P.JOB, "e1", ext.tag)
+    d.event(P.ERROR, "", "/n2m/vary: /x/loop.flac: no such file", var.tag)
+    assert (var.state, var.message) == ("failed", "/x/loop.flac: no such file") and ext.state == "queued"
+    d.event(P.CLIP_READY, "e1", "/clips/a-extend1-e1.wav", 48000, 80.0, 4, 13)
+    d.event(P.DONE, "e1", "finished")
+    assert ext.state == "finished" and ext.clips == ["/clips/a-extend1-e1.wav"]
+    assert [(r.path, r.bars, r.clip_id) for r in readies] == [("/clips/a-extend1-e1.wav", 4, 13)]
+    assert ext.request.title == "Extend +2 bars · a.wav" and var.request.title == "Vary 0.3 × 2 · loop.flac"
+
+
+@pytest.mark.parametrize(("request_", "why"), [
+    (EditRequest("vary", 1, 0.0), "strength must be in (0, 1]"),
+    (EditRequest("vary", 1, 1.5), "strength must be in (0, 1]"),
+    (EditRequest("extend", 1, 0), "bars must be from 1 to 64"),
+    (EditRequest("inpaint", 1, "3-2"), "must not run backwards"),
+    (EditRequest("vary", 1, 0.5, variations=9), "variations"),
+])
+def test_an_edit_the_daemon_would_refuse_is_refused_before_it_is_sent(request_, why):
+    """Inputs: strengths 0 and 1.5, 0 bars, a range running backwards, 9 takes: the daemon's own checks."""
+    with pytest.raises(RequestError, match=re.escape(why)):
+        request_.check()
