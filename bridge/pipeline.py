@@ -13,6 +13,9 @@ Steps (pedalboard + numpy only):
 4. Fades (one-shots only: a loop keeps its seam).
 5. Loudness normalisation (BS.1770-4, default -14 LUFS) and a true-peak limiter (-1 dBTP),
    both circular in loop mode (n2m.bridge.loudness).
+A loop the engine sampled periodic (`info["periodic"]`, bridge.periodic) is already tempo-true and
+seamless: steps 1-4 become one periodic resampling to the exact samples at the DAW's rate; the
+crossfade is for audio made elsewhere (or `loop_crossfade`).
 Writing the result is bridge.clipfile's job (`write_clip`); tempo analysis is bridge.tempo's.
 """
 
@@ -28,6 +31,7 @@ from pedalboard.io import StreamResampler
 
 from n2m.bridge.controls import BARS_MAX, BEATS_PER_BAR, BPM_MAX, BPM_MIN, Controls
 from n2m.bridge.loudness import normalize
+from n2m.bridge.periodic import resample_periodic
 from n2m.bridge.tempo import estimate_tempo, stretch_ratio
 
 SAMPLE_RATES = (44100, 48000, 96000)
@@ -65,6 +69,7 @@ class PipelineOptions:
     stretch: bool = True
     max_stretch: float = 0.12  # largest |ratio - 1| applied; beyond it the tempo is left alone
     crossfade_ms: float = 25.0  # loop seam and loop extension
+    loop_crossfade: bool = False  # loop by crossfading even a clip the engine could sample periodic
     fade_in_ms: float = 3.0
     fade_out_ms: float = 30.0
 
@@ -107,6 +112,7 @@ class ProcessedClip:
     steps: int | None
     guidance: float | None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    loop_seam: str | None = None  # a loop's: "periodic" (sampled so) or "crossfade" (tail over head)
 
     @property
     def duration(self) -> float:
@@ -171,6 +177,42 @@ def seam_click_ratio(audio: np.ndarray, guard: int = 96) -> float:
     return seam / ref if ref > 0 else math.inf
 
 
+def seam_level_ratio(audio: np.ndarray, sr: int, window_s: float = 0.05) -> float:
+    """A loop's level around its seam over its usual level: the RMS of the `window_s` either side of
+    the seam (the end, then the start, as a loop plays) over the median of the same measure at every
+    boundary between the loop's consecutive `window_s` windows. A fade or a crossfade's dip shows as
+    well under 1; an attack at the seam, as at any bar line, above it."""
+    x = np.asarray(audio, dtype=np.float64)
+    w = max(1, int(round(window_s * sr)))
+    power = np.mean(x[: len(x) // w * w].reshape(-1, w) ** 2, axis=1)
+    usual = float(np.median(np.sqrt((power[:-1] + power[1:]) / 2.0)))
+    seam = math.sqrt((float(np.mean(x[-w:] ** 2)) + float(np.mean(x[:w] ** 2))) / 2.0)
+    return seam / usual if usual > 0 else math.inf
+
+
+def seam_flux(audio: np.ndarray, sr: int, bars: int) -> tuple[float, float]:
+    """(spectral flux at a loop's seam, the highest at its inner bar lines), the loop played twice:
+    the mean rectified rise of the log-magnitude spectrum between ~43 ms Hann frames a quarter frame
+    apart, its largest within half a frame of each line. A seam no more abrupt than the music's own
+    bar lines gives a first figure at most the second."""
+    if bars < 2:
+        raise ValueError("seam flux compares the seam with inner bar lines: it needs at least 2 bars")
+    x = np.tile(np.asarray(audio, dtype=np.float64), 2)
+    n_fft = 1 << int(round(math.log2(0.043 * sr)))
+    hop = n_fft // 4
+    frames = np.lib.stride_tricks.sliding_window_view(x, n_fft)[::hop]
+    mag = np.abs(np.fft.rfft(frames * np.hanning(n_fft), axis=1))
+    spec = np.log(mag + 1e-3 * float(mag.max()) + 1e-12)
+    flux = np.concatenate([[0.0], np.maximum(np.diff(spec, axis=0), 0.0).mean(axis=1)])
+    centres = np.arange(len(flux)) * hop + n_fft // 2
+
+    def at(sample: float) -> float:
+        return float(flux[np.abs(centres - sample) <= n_fft // 2].max())
+
+    n = len(audio)
+    return at(n), max(at(k * n / bars) for k in range(1, bars))
+
+
 # -- the pipeline ---------------------------------------------------------------------------------
 def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     if sr_in == sr_out:
@@ -196,7 +238,36 @@ def process_clip(clip: ClipLike, options: PipelineOptions) -> ProcessedClip:
     x = np.asarray(clip.audio, dtype=np.float32).reshape(-1)
     if not len(x) or not np.all(np.isfinite(x)):
         raise PipelineError("the generated audio is empty or not finite")
-    sr0 = int(clip.sample_rate)
+    sr0, sr = int(clip.sample_rate), opts.sample_rate
+    periodic = opts.loop and not opts.loop_crossfade and bool((getattr(clip, "info", None) or {}).get("periodic"))
+    if periodic:
+        bars, n = _bars(len(x) / sr0, opts, sr)
+        if abs(n / (len(x) * sr / sr0) - 1.0) > 1e-3:
+            raise PipelineError(f"a periodic loop of {len(x) / sr0:.3f} s is not {bars} bars at {opts.bpm:g} bpm")
+        y, measured, ratio = resample_periodic(x, n).astype(np.float64), None, 1.0
+        notes = ["periodic loop: tempo-true as sampled, no stretch, no crossfade"]
+    else:
+        y, measured, ratio, notes = _stretched(x, sr0, opts)
+        bars, n = _bars(len(y) / sr, opts, sr)
+        y = _cut(y, n, opts)
+        if opts.loop:
+            notes.append(f"loop: the tail crossfaded over the head ({opts.crossfade_ms:g} ms)")
+    res = normalize(y, sr, opts.target_lufs, opts.ceiling_dbtp, circular=opts.loop)
+    if len(res.audio) != n:
+        raise AssertionError(f"pipeline produced {len(res.audio)} samples, expected {n}")
+    return ProcessedClip(
+        audio=res.audio, sample_rate=sr, bpm=opts.bpm, bars=bars, meter=opts.meter or "4/4",
+        loop=opts.loop, format=opts.format, measured_bpm=measured, stretch_ratio=ratio,
+        loudness_lufs=res.loudness_lufs, true_peak_dbtp=res.true_peak_dbtp,
+        prompt=str(clip.prompt), controls=_controls_dict(clip.controls), seed=clip.seed,
+        index=int(getattr(clip, "index", 0)), model_id=str(clip.model_id),
+        steps=getattr(clip, "steps", None), guidance=getattr(clip, "guidance", None), notes=tuple(notes),
+        loop_seam=("periodic" if periodic else "crossfade") if opts.loop else None)
+
+
+def _stretched(x: np.ndarray, sr0: int, opts: PipelineOptions) -> tuple[np.ndarray, float | None, float, list[str]]:
+    """(audio at the DAW's rate, measured bpm, stretch ratio, notes): the measured tempo stretched
+    to the requested one where that is a small step."""
     notes: list[str] = []
     measured, ratio = None, 1.0
     if opts.bpm is not None and opts.stretch:
@@ -207,37 +278,33 @@ def process_clip(clip: ClipLike, options: PipelineOptions) -> ProcessedClip:
             x = time_stretch(x[None, :], float(sr0), stretch_factor=ratio)[0]
         else:
             ratio = 1.0
-    sr = opts.sample_rate
-    y = resample(x, sr0, sr).astype(np.float64)
-    xf = max(8, int(sr * opts.crossfade_ms / 1000.0))
+    return resample(x, sr0, opts.sample_rate).astype(np.float64), measured, ratio, notes
+
+
+def _bars(seconds: float, opts: PipelineOptions, sr: int) -> tuple[int | None, int]:
+    """(bars, samples) of the clip: the requested bars, else the whole bars nearest `seconds`; in
+    free time no bars and the samples of `seconds`."""
+    if opts.bpm is None:
+        return None, int(round(seconds * sr))
     bars = opts.bars
-    if opts.bpm is not None:
-        if bars is None:
-            per_bar = BEATS_PER_BAR[opts.meter or "4/4"] * 60.0 / opts.bpm
-            bars = max(1, int(round(len(y) / sr / per_bar)))
-        n = bar_samples(bars, opts.bpm, opts.meter, sr)
-    else:
-        bars = None
-        n = len(y)
+    if bars is None:
+        bars = max(1, int(round(seconds / (BEATS_PER_BAR[opts.meter or "4/4"] * 60.0 / opts.bpm))))
+    return bars, bar_samples(bars, opts.bpm, opts.meter, sr)
+
+
+def _cut(y: np.ndarray, n: int, opts: PipelineOptions) -> np.ndarray:
+    """Exactly n samples: a crossfaded loop, or a one-shot cut (extended if short) with fades."""
+    sr = opts.sample_rate
+    xf = max(8, int(sr * opts.crossfade_ms / 1000.0))
     if opts.loop:
-        y = make_loop(y, n, xf)
-    else:
-        y = extend(y, n, xf)[:n]
-        fin, fout = int(sr * opts.fade_in_ms / 1000.0), int(sr * opts.fade_out_ms / 1000.0)
-        if fin:
-            y[:fin] *= np.linspace(0.0, 1.0, fin)
-        if fout:
-            y[-fout:] *= np.linspace(1.0, 0.0, fout)
-    res = normalize(y, sr, opts.target_lufs, opts.ceiling_dbtp, circular=opts.loop)
-    if len(res.audio) != n:
-        raise AssertionError(f"pipeline produced {len(res.audio)} samples, expected {n}")
-    return ProcessedClip(
-        audio=res.audio, sample_rate=sr, bpm=opts.bpm, bars=bars, meter=opts.meter or "4/4",
-        loop=opts.loop, format=opts.format, measured_bpm=measured, stretch_ratio=ratio,
-        loudness_lufs=res.loudness_lufs, true_peak_dbtp=res.true_peak_dbtp,
-        prompt=str(clip.prompt), controls=_controls_dict(clip.controls), seed=clip.seed,
-        index=int(getattr(clip, "index", 0)), model_id=str(clip.model_id),
-        steps=getattr(clip, "steps", None), guidance=getattr(clip, "guidance", None), notes=tuple(notes))
+        return make_loop(y, n, xf)
+    y = extend(y, n, xf)[:n]
+    fin, fout = int(sr * opts.fade_in_ms / 1000.0), int(sr * opts.fade_out_ms / 1000.0)
+    if fin:
+        y[:fin] *= np.linspace(0.0, 1.0, fin)
+    if fout:
+        y[-fout:] *= np.linspace(1.0, 0.0, fout)
+    return y
 
 
 # -- files ----------------------------------------------------------------------------------------
