@@ -22,7 +22,7 @@ Writing the result is bridge.clipfile's job (`write_clip`); tempo analysis is br
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, is_dataclass
+from dataclasses import asdict, dataclass, field, is_dataclass, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -181,8 +181,8 @@ def seam_level_ratio(audio: np.ndarray, sr: int, window_s: float = 0.05) -> floa
     """A loop's level around its seam over its usual level: the RMS of the `window_s` either side of
     the seam (the end, then the start, as a loop plays) over the median of the same measure at every
     boundary between the loop's consecutive `window_s` windows. A fade or a crossfade's dip shows as
-    well under 1; an attack at the seam, as at any bar line, above it."""
-    x = np.asarray(audio, dtype=np.float64)
+    well under 1; an attack at the seam, as at any bar line, above it. Channels are mixed first."""
+    x = _mono(audio)
     w = max(1, int(round(window_s * sr)))
     power = np.mean(x[: len(x) // w * w].reshape(-1, w) ** 2, axis=1)
     usual = float(np.median(np.sqrt((power[:-1] + power[1:]) / 2.0)))
@@ -194,10 +194,11 @@ def seam_flux(audio: np.ndarray, sr: int, bars: int) -> tuple[float, float]:
     """(spectral flux at a loop's seam, the highest at its inner bar lines), the loop played twice:
     the mean rectified rise of the log-magnitude spectrum between ~43 ms Hann frames a quarter frame
     apart, its largest within half a frame of each line. A seam no more abrupt than the music's own
-    bar lines gives a first figure at most the second."""
+    bar lines gives a first figure at most the second. Channels are mixed first."""
     if bars < 2:
         raise ValueError("seam flux compares the seam with inner bar lines: it needs at least 2 bars")
-    x = np.tile(np.asarray(audio, dtype=np.float64), 2)
+    n = _mono(audio).shape[0]
+    x = np.tile(_mono(audio), 2)
     n_fft = 1 << int(round(math.log2(0.043 * sr)))
     hop = n_fft // 4
     frames = np.lib.stride_tricks.sliding_window_view(x, n_fft)[::hop]
@@ -209,8 +210,12 @@ def seam_flux(audio: np.ndarray, sr: int, bars: int) -> tuple[float, float]:
     def at(sample: float) -> float:
         return float(flux[np.abs(centres - sample) <= n_fft // 2].max())
 
-    n = len(audio)
     return at(n), max(at(k * n / bars) for k in range(1, bars))
+
+
+def _mono(audio: np.ndarray) -> np.ndarray:
+    x = np.asarray(audio, dtype=np.float64)
+    return x.mean(axis=0) if x.ndim > 1 else x
 
 
 # -- the pipeline ---------------------------------------------------------------------------------
@@ -234,40 +239,48 @@ def _controls_dict(c: Any) -> dict[str, Any]:
 
 
 def process_clip(clip: ClipLike, options: PipelineOptions) -> ProcessedClip:
+    """A generated clip through the pipeline: a periodic loop resampled round, anything else
+    stretched to the tempo and cut to the bars, or crossfaded into a loop."""
+    opts = options.validated()
+    if opts.loop and not opts.loop_crossfade and bool((getattr(clip, "info", None) or {}).get("periodic")):
+        return _periodic_loop(clip, opts)
+    out = _processed(clip, opts)
+    if not opts.loop:
+        return out
+    return replace(out, loop_seam="crossfade",
+                   notes=(*out.notes, f"loop: the tail crossfaded over the head ({opts.crossfade_ms:g} ms)"))
+
+
+def _periodic_loop(clip: ClipLike, opts: PipelineOptions) -> ProcessedClip:
+    """A loop the engine sampled periodic: tempo-true and seamless as it is, so resampled round to
+    the exact bar samples at the DAW's rate (bridge.periodic), no stretch, crossfade or fades."""
+    x = np.asarray(clip.audio, dtype=np.float32)
+    if not x.size or not np.all(np.isfinite(x)):
+        raise PipelineError("the generated audio is empty or not finite")
+    sr0, sr, m = int(clip.sample_rate), opts.sample_rate, x.shape[-1]
+    bars, n = None, int(round(m * sr / sr0))
+    if opts.bpm is not None:
+        per_bar = BEATS_PER_BAR[opts.meter or "4/4"] * 60.0 / opts.bpm
+        bars = opts.bars or max(1, int(round(m / sr0 / per_bar)))
+        n = bar_samples(bars, opts.bpm, opts.meter, sr)
+        if abs(n * sr0 / (m * sr) - 1.0) > 1e-3:
+            raise PipelineError(f"a periodic loop of {m / sr0:.3f} s is not {bars} bars at {opts.bpm:g} bpm")
+    res = normalize(resample_periodic(x, n).astype(np.float64), sr, opts.target_lufs, opts.ceiling_dbtp, circular=True)
+    return ProcessedClip(
+        audio=res.audio, sample_rate=sr, bpm=opts.bpm, bars=bars, meter=opts.meter or "4/4", loop=True,
+        format=opts.format, measured_bpm=None, stretch_ratio=1.0, loudness_lufs=res.loudness_lufs,
+        true_peak_dbtp=res.true_peak_dbtp, prompt=str(clip.prompt), controls=_controls_dict(clip.controls),
+        seed=clip.seed, index=int(getattr(clip, "index", 0)), model_id=str(clip.model_id),
+        steps=getattr(clip, "steps", None), guidance=getattr(clip, "guidance", None),
+        notes=("periodic loop: tempo-true as sampled, no stretch, no crossfade",), loop_seam="periodic")
+
+
+def _processed(clip: ClipLike, options: PipelineOptions) -> ProcessedClip:
     opts = options.validated()
     x = np.asarray(clip.audio, dtype=np.float32).reshape(-1)
     if not len(x) or not np.all(np.isfinite(x)):
         raise PipelineError("the generated audio is empty or not finite")
-    sr0, sr = int(clip.sample_rate), opts.sample_rate
-    periodic = opts.loop and not opts.loop_crossfade and bool((getattr(clip, "info", None) or {}).get("periodic"))
-    if periodic:
-        bars, n = _bars(len(x) / sr0, opts, sr)
-        if abs(n / (len(x) * sr / sr0) - 1.0) > 1e-3:
-            raise PipelineError(f"a periodic loop of {len(x) / sr0:.3f} s is not {bars} bars at {opts.bpm:g} bpm")
-        y, measured, ratio = resample_periodic(x, n).astype(np.float64), None, 1.0
-        notes = ["periodic loop: tempo-true as sampled, no stretch, no crossfade"]
-    else:
-        y, measured, ratio, notes = _stretched(x, sr0, opts)
-        bars, n = _bars(len(y) / sr, opts, sr)
-        y = _cut(y, n, opts)
-        if opts.loop:
-            notes.append(f"loop: the tail crossfaded over the head ({opts.crossfade_ms:g} ms)")
-    res = normalize(y, sr, opts.target_lufs, opts.ceiling_dbtp, circular=opts.loop)
-    if len(res.audio) != n:
-        raise AssertionError(f"pipeline produced {len(res.audio)} samples, expected {n}")
-    return ProcessedClip(
-        audio=res.audio, sample_rate=sr, bpm=opts.bpm, bars=bars, meter=opts.meter or "4/4",
-        loop=opts.loop, format=opts.format, measured_bpm=measured, stretch_ratio=ratio,
-        loudness_lufs=res.loudness_lufs, true_peak_dbtp=res.true_peak_dbtp,
-        prompt=str(clip.prompt), controls=_controls_dict(clip.controls), seed=clip.seed,
-        index=int(getattr(clip, "index", 0)), model_id=str(clip.model_id),
-        steps=getattr(clip, "steps", None), guidance=getattr(clip, "guidance", None), notes=tuple(notes),
-        loop_seam=("periodic" if periodic else "crossfade") if opts.loop else None)
-
-
-def _stretched(x: np.ndarray, sr0: int, opts: PipelineOptions) -> tuple[np.ndarray, float | None, float, list[str]]:
-    """(audio at the DAW's rate, measured bpm, stretch ratio, notes): the measured tempo stretched
-    to the requested one where that is a small step."""
+    sr0 = int(clip.sample_rate)
     notes: list[str] = []
     measured, ratio = None, 1.0
     if opts.bpm is not None and opts.stretch:
@@ -278,33 +291,37 @@ def _stretched(x: np.ndarray, sr0: int, opts: PipelineOptions) -> tuple[np.ndarr
             x = time_stretch(x[None, :], float(sr0), stretch_factor=ratio)[0]
         else:
             ratio = 1.0
-    return resample(x, sr0, opts.sample_rate).astype(np.float64), measured, ratio, notes
-
-
-def _bars(seconds: float, opts: PipelineOptions, sr: int) -> tuple[int | None, int]:
-    """(bars, samples) of the clip: the requested bars, else the whole bars nearest `seconds`; in
-    free time no bars and the samples of `seconds`."""
-    if opts.bpm is None:
-        return None, int(round(seconds * sr))
-    bars = opts.bars
-    if bars is None:
-        bars = max(1, int(round(seconds / (BEATS_PER_BAR[opts.meter or "4/4"] * 60.0 / opts.bpm))))
-    return bars, bar_samples(bars, opts.bpm, opts.meter, sr)
-
-
-def _cut(y: np.ndarray, n: int, opts: PipelineOptions) -> np.ndarray:
-    """Exactly n samples: a crossfaded loop, or a one-shot cut (extended if short) with fades."""
     sr = opts.sample_rate
+    y = resample(x, sr0, sr).astype(np.float64)
     xf = max(8, int(sr * opts.crossfade_ms / 1000.0))
+    bars = opts.bars
+    if opts.bpm is not None:
+        if bars is None:
+            per_bar = BEATS_PER_BAR[opts.meter or "4/4"] * 60.0 / opts.bpm
+            bars = max(1, int(round(len(y) / sr / per_bar)))
+        n = bar_samples(bars, opts.bpm, opts.meter, sr)
+    else:
+        bars = None
+        n = len(y)
     if opts.loop:
-        return make_loop(y, n, xf)
-    y = extend(y, n, xf)[:n]
-    fin, fout = int(sr * opts.fade_in_ms / 1000.0), int(sr * opts.fade_out_ms / 1000.0)
-    if fin:
-        y[:fin] *= np.linspace(0.0, 1.0, fin)
-    if fout:
-        y[-fout:] *= np.linspace(1.0, 0.0, fout)
-    return y
+        y = make_loop(y, n, xf)
+    else:
+        y = extend(y, n, xf)[:n]
+        fin, fout = int(sr * opts.fade_in_ms / 1000.0), int(sr * opts.fade_out_ms / 1000.0)
+        if fin:
+            y[:fin] *= np.linspace(0.0, 1.0, fin)
+        if fout:
+            y[-fout:] *= np.linspace(1.0, 0.0, fout)
+    res = normalize(y, sr, opts.target_lufs, opts.ceiling_dbtp, circular=opts.loop)
+    if len(res.audio) != n:
+        raise AssertionError(f"pipeline produced {len(res.audio)} samples, expected {n}")
+    return ProcessedClip(
+        audio=res.audio, sample_rate=sr, bpm=opts.bpm, bars=bars, meter=opts.meter or "4/4",
+        loop=opts.loop, format=opts.format, measured_bpm=measured, stretch_ratio=ratio,
+        loudness_lufs=res.loudness_lufs, true_peak_dbtp=res.true_peak_dbtp,
+        prompt=str(clip.prompt), controls=_controls_dict(clip.controls), seed=clip.seed,
+        index=int(getattr(clip, "index", 0)), model_id=str(clip.model_id),
+        steps=getattr(clip, "steps", None), guidance=getattr(clip, "guidance", None), notes=tuple(notes))
 
 
 # -- files ----------------------------------------------------------------------------------------
