@@ -28,7 +28,7 @@ import numpy as np
 import onnxruntime as ort
 
 from n2m.bridge.cascade import Cancelled, Cascade, Edit, Plan, Progress
-from n2m.bridge.controls import BEATS_PER_BAR, Controls
+from n2m.bridge.controls import Controls
 from n2m.bridge.manifest import GRIFFIN_LIM, Manifest, ModelError
 from n2m.bridge.periodic import resample_periodic, whole_bars_seconds
 from n2m.bridge.request import MAX_STEPS, MAX_VARIATIONS, Request, RequestError
@@ -225,8 +225,7 @@ class Engine:
         if not (out.loop and not out.loop_crossfade and self.periodic_loops):
             return None
         c = req.controls
-        bar = BEATS_PER_BAR[c.meter or "4/4"] * 60.0 / c.bpm if c.bpm else None
-        return whole_bars_seconds(seconds, bar, *self.manifest.controls.seconds_range)
+        return whole_bars_seconds(seconds, c.bpm, c.meter, *self.manifest.controls.seconds_range)
 
     def generate(self, req: Request, progress: Progress | None = None,
                  cancel: threading.Event | None = None, edit: Edit | None = None) -> list[GeneratedClip]:

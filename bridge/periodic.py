@@ -21,6 +21,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from n2m.bridge.controls import BEATS_PER_BAR
+
 GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0  # the walk's step: consecutive windows start far apart
 _STREAM = 0x100F  # mixed into each row's seed so the walk draws nothing from the noise's generator
 
@@ -30,11 +32,12 @@ def circle_frames(seconds: float, frame_rate: float) -> int:
     return max(1, int(round(seconds * frame_rate)))
 
 
-def whole_bars_seconds(seconds: float, bar_seconds: float | None, lo: float, hi: float) -> float:
-    """`seconds` moved to the nearest whole number of bars (at least one) inside [lo, hi] where it
-    can be; unchanged in free time (`bar_seconds` None)."""
-    if not bar_seconds:
+def whole_bars_seconds(seconds: float, bpm: float | None, meter: str | None, lo: float, hi: float) -> float:
+    """`seconds` moved to the nearest whole number of bars (at least one) at the tempo, inside
+    [lo, hi] where it can be; unchanged in free time (`bpm` None)."""
+    if not bpm:
         return seconds
+    bar_seconds = BEATS_PER_BAR[meter or "4/4"] * 60.0 / bpm
     bars = max(1, int(round(seconds / bar_seconds)))
     if bars * bar_seconds > hi + 1e-9 and bars > 1:
         bars -= 1

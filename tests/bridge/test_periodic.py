@@ -153,12 +153,14 @@ def test_a_loop_plan_through_the_cascade_with_fake_stages() -> None:
 
 
 def test_whole_bars_seconds() -> None:
-    """7 s at 2 s bars -> 4 bars (8 s); 30 s at 4.5 s bars (40 bpm 3/4) is 7 bars = 31.5 s, past a
-    30 s limit -> 6 bars; 1 s at 6 s bars -> one bar; free time keeps its seconds."""
-    assert whole_bars_seconds(7.0, 2.0, 2.0, 30.0) == 8.0
-    assert whole_bars_seconds(30.0, 4.5, 2.0, 30.0) == 27.0
-    assert whole_bars_seconds(1.0, 6.0, 2.0, 30.0) == 6.0
-    assert whole_bars_seconds(9.3, None, 2.0, 30.0) == 9.3
+    """7 s at 120 bpm in 4/4 (2 s bars) -> 4 bars (8 s); 30 s at 40 bpm in 3/4 (4.5 s bars) is 7
+    bars = 31.5 s, past a 30 s limit -> 6 bars; 1 s at 40 bpm in 4/4 (6 s bars) -> one bar; 6/8
+    bars are 3 quarters; free time keeps its seconds."""
+    assert whole_bars_seconds(7.0, 120.0, None, 2.0, 30.0) == 8.0
+    assert whole_bars_seconds(30.0, 40.0, "3/4", 2.0, 30.0) == 27.0
+    assert whole_bars_seconds(1.0, 40.0, "4/4", 2.0, 30.0) == 6.0
+    assert whole_bars_seconds(5.0, 120.0, "6/8", 2.0, 30.0) == 4.5
+    assert whole_bars_seconds(9.3, None, "3/4", 2.0, 30.0) == 9.3
 
 
 @pytest.mark.parametrize("m,n", [(100, 300), (101, 300), (300, 101), (128000, 384000), (127999, 384001), (400, 401)])
