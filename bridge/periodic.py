@@ -8,10 +8,13 @@ circle is special, the end flows into the start like any other frame, and the sa
 same loop. The frames a window covers twice get the mean of their two v. Conditioning given per
 frame (the beat grid, a vocoder's mel) is read through the same window.
 
+Griffin-Lim decodes the circle as one (griffinlim's `circular`: the STFT reads past the end from
+the start and the overlap-add folds round, the exact form of padding each end with the other).
 The circle is a whole number of frames while the loop is rarely one (bars * bar_seconds *
 frame_rate), so the grid is laid out for L frames spanning the loop exactly and the decoded circle
 is resampled by the tiny ratio left (`resample_periodic`, band-limited and periodic, so the seam
-stays continuous): at most half a frame over the loop, under 0.5 % for the 2 s minimum.
+stays continuous): at most half a frame over the loop, 0.5 % (about 9 cents) for the 2 s minimum,
+0.13 % (2 cents) at 8 s. Cutting a longer decode instead would leave a seam where the cut falls.
 """
 
 from __future__ import annotations
