@@ -29,6 +29,7 @@ from n2m.bridge.features import CoarseSpec, MelSpec
 from n2m.bridge.grid import beat_grid
 from n2m.bridge.griffinlim import griffin_lim
 from n2m.bridge.manifest import GRIFFIN_LIM, Manifest, StageSpec
+from n2m.bridge.periodic import Circle, circle_frames
 from n2m.bridge.resample import keep_low_band, upsample
 from n2m.bridge.sampling import SAMPLERS
 from n2m.bridge.schedule import timesteps
@@ -64,6 +65,7 @@ class Plan:
     seconds: float
     decoder: str  # the route's cascader stage name, or "griffin-lim"
     edit: Edit | None = None  # a source in the generator's space (normalised, this plan's frames)
+    loop: bool = False  # `seconds` as a loop on a circle of grid frames spanning it (bridge.periodic); mel route, no superres
 
 
 class _RowRng:
@@ -132,7 +134,7 @@ class Cascade:
 
     def run(self, plan: Plan, progress: Progress | None = None,
             cancel: threading.Event | None = None) -> tuple[np.ndarray, dict]:
-        """[variations, samples] audio at the manifest's rate (not yet trimmed), and timings."""
+        """[variations, samples] audio at the manifest's rate (not yet trimmed; a loop's circle), and timings."""
         with self.lock:
             return _Run(self, plan, progress, cancel).run()
 
@@ -151,7 +153,7 @@ class _Run:
         self.c, self.plan, self.progress, self.cancel = cascade, plan, progress, cancel
         man = cascade.manifest
         self.man, self.n = man, int(plan.variations)
-        self.frames = cascade.frames_for(plan.seconds) if plan.seconds else 0
+        self.frames = circle_frames(plan.seconds, man.frame_rate) if plan.loop else cascade.frames_for(plan.seconds) if plan.seconds else 0
         self.guided = plan.guidance != 1.0
         self.seeds = seeds if seeds is not None else [int(plan.seed) + i for i in range(self.n)]
         self.timings: dict[str, float] = {}
@@ -215,11 +217,11 @@ class _Run:
         """The generator's [n, C, N] output: normalised log-mel, or low-rate audio (wave route)."""
         man, plan = self.man, self.plan
         gen = man.generator
-        grid = beat_grid(self.frames, man.frame_rate, plan.controls.bpm, plan.controls.meter)
+        grid = beat_grid(self.frames, self.frames / plan.seconds if plan.loop else man.frame_rate, plan.controls.bpm, plan.controls.meter)
         t0 = time.perf_counter()
         out = sample_generator(self.c.stages[man.generator_name], gen, states, mask, plan.controls, grid,
                                self.seeds, (gen.channels, self.frames * per_frame(man, gen)), plan.steps,
-                               plan.guidance, plan.sampler, self, edit=plan.edit)
+                               plan.guidance, plan.sampler, self, edit=plan.edit, loop=plan.loop)
         self.timings["generator_s"] = time.perf_counter() - t0
         return out
 
@@ -233,11 +235,11 @@ class _Run:
         t0 = time.perf_counter()
         if self.plan.decoder != GRIFFIN_LIM:
             audio = sample_vocoder(self.c.stages["vocoder"], man.vocoder, log_mel, self.seeds, samples,
-                                   self.cas_steps, self)
+                                   self.cas_steps, self, loop=self.plan.loop)
         else:
             self.check_cancel("before Griffin-Lim")
             self.report(GRIFFIN_LIM, 0, 1)
-            audio = decode_griffin_lim(log_mel, MelSpec(**man.mel), self.seeds, samples, self.c.threads)
+            audio = decode_griffin_lim(log_mel, MelSpec(**man.mel), self.seeds, samples, self.c.threads, self.plan.loop)
             self.report(GRIFFIN_LIM, 1, 1)
         self.timings["cascader_s"] = time.perf_counter() - t0
         return audio
@@ -313,10 +315,12 @@ class Edit:
 
 def sample_generator(stage: Stage, spec: StageSpec, states: np.ndarray, mask: np.ndarray, controls: Any,
                      grid: np.ndarray, seeds: list[int], shape: tuple[int, int], steps: int, guidance: float,
-                     sampler: str, hooks: Hooks = NO_HOOKS, edit: Edit | None = None) -> np.ndarray:
+                     sampler: str, hooks: Hooks = NO_HOOKS, edit: Edit | None = None, loop: bool = False) -> np.ndarray:
     """[n, C, N] generator output (normalised) for one prompt, a variation per seed, with
-    classifier-free guidance (states/mask rows: the prompt, then ""); from a source with `edit`."""
+    classifier-free guidance (states/mask rows: the prompt, then ""); from a source with `edit`, or
+    with `loop` (no edit) on a circle of N frames, through windows of it (bridge.periodic)."""
     n, guided = len(seeds), guidance != 1.0
+    stage = Circle.from_seeds(grid.shape[-1], spec.frame_multiple, seeds).wrap(stage, ("grid",)) if loop else stage
     cond = generator_cond(states, mask, controls, grid, n, guided)
     rows, g = 2 * n if guided else n, float(guidance)
     rngs = [np.random.default_rng(s) for s in seeds]
@@ -377,9 +381,10 @@ class _Hold:
 
 
 def sample_vocoder(stage: Stage, spec: StageSpec, log_mel: np.ndarray, seeds: list[int], samples: int,
-                   steps: int, hooks: Hooks = NO_HOOKS, sampler: str | None = None) -> np.ndarray:
-    """The diffusion vocoder: [n, bins, frames] log-mel -> [n, samples] audio."""
+                   steps: int, hooks: Hooks = NO_HOOKS, sampler: str | None = None, loop: bool = False) -> np.ndarray:
+    """The diffusion vocoder: [n, bins, frames] log-mel -> [n, samples] audio (`loop`: on a circle)."""
     n = len(seeds)
+    stage = Circle.from_seeds(log_mel.shape[-1], spec.frame_multiple, seeds).wrap(stage, ("mel",)) if loop else stage
     mel = np.ascontiguousarray(((log_mel - spec.mel_norm["mean"]) / spec.mel_norm["scale"]).astype(np.float32))
 
     def model(x: np.ndarray, t: float) -> np.ndarray:
@@ -429,13 +434,13 @@ def audio_condition(spec: StageSpec, low: np.ndarray, seeds: list[int]) -> tuple
 
 
 def decode_griffin_lim(log_mel: np.ndarray, spec: MelSpec, seeds: list[int], length: int,
-                       threads: int) -> np.ndarray:
+                       threads: int, circular: bool = False) -> np.ndarray:
     """Griffin-Lim for each variation, one thread per clip, up to `threads` clips at once: numpy's
     FFTs gain nothing from splitting one clip, and separate clips never wait for each other."""
     n = log_mel.shape[0]
 
     def one(i: int) -> np.ndarray:
-        return griffin_lim(log_mel[i], spec, seed=seeds[i], length=length)
+        return griffin_lim(log_mel[i], spec, seed=seeds[i], length=length, circular=circular)
 
     if n == 1 or threads <= 1:
         return np.stack([one(i) for i in range(n)])

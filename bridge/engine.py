@@ -31,6 +31,7 @@ from n2m.bridge.cascade import Cancelled, Cascade, Edit, Plan, Progress
 from n2m.bridge.controls import Controls
 from n2m.bridge.features import MelSpec
 from n2m.bridge.manifest import GRIFFIN_LIM, Manifest, ModelError
+from n2m.bridge.periodic import resample_periodic, whole_bars_seconds
 from n2m.bridge.request import MAX_STEPS, MAX_VARIATIONS, Request, RequestError
 from n2m.bridge.sampling import SAMPLERS
 from n2m.bridge.tokenizer import PromptTokenizer
@@ -212,24 +213,47 @@ class Engine:
         """Grid frames covering `seconds`, rounded up to the multiple the U-Nets need."""
         return self.cascade.frames_for(seconds)
 
+    @property
+    def periodic_loops(self) -> bool:
+        """Whether this model samples loops periodic (bridge.periodic): a log-mel generator decoded
+        straight to audio; other routes' loops are crossfaded by the clip pipeline."""
+        return self.manifest.route == "mel" and self.manifest.superres is None
+
+    def loop_seconds(self, req: Request, seconds: float) -> float | None:
+        """The length of the periodic loop a request asks for (whole bars at its tempo, or its
+        seconds in free time), or None when it asks for no loop or this model makes none."""
+        out = req.output
+        if not (out.loop and not out.loop_crossfade and self.periodic_loops):
+            return None
+        c = req.controls
+        return whole_bars_seconds(seconds, c.bpm, c.meter, *self.manifest.controls.seconds_range)
+
     def generate(self, req: Request, progress: Progress | None = None,
                  cancel: threading.Event | None = None, edit: Edit | None = None) -> list[GeneratedClip]:
-        """The request's clips, trimmed to its duration and kept below full scale. `edit`: a source
-        as a log-mel of the manifest's mel front-end ([bins, frames], any length: cut or padded to
-        the request's frames, padding never held) with the frames to hold and the strength."""
+        """The request's clips, trimmed to its duration and kept below full scale; a loop request
+        (without `edit`) gives periodic loops of exactly whole bars (`info["periodic"]`). `edit`: a
+        source as a log-mel of the manifest's mel front-end ([bins, frames], any length: cut or
+        padded to the request's frames, padding never held) with the frames to hold and the strength."""
         req = req.validated()
         steps, guidance, sampler, seconds = self.check(req)
         decoder = self.decoder_for(req)
+        loop = self.loop_seconds(req, seconds) if edit is None else None
+        seconds = loop or seconds
         plan = Plan(req.prompt, req.controls, int(req.seed), int(req.variations), steps, guidance, sampler,
-                    seconds, decoder, edit=self._fit(edit, seconds) if edit is not None else None)
+                    seconds, decoder, edit=self._fit(edit, seconds) if edit is not None else None,
+                    loop=loop is not None)
         try:
             audio, timings = self.cascade.run(plan, progress, cancel)
         finally:
             for r in self._runners.values():
                 r.end()
         n = plan.variations
-        keep = min(timings["frames"] * self.manifest.hop, audio.shape[-1], int(round(seconds * self.sample_rate)))
-        audio = audio[..., :keep].astype(np.float32, copy=False)
+        if plan.loop:  # the circle's whole frames -> the loop's exact samples
+            audio = resample_periodic(audio, int(round(seconds * self.sample_rate)))
+        else:
+            audio = audio[..., :min(timings["frames"] * self.manifest.hop, audio.shape[-1],
+                                    int(round(seconds * self.sample_rate)))]
+        audio = audio.astype(np.float32, copy=False)
         # headroom: a decoded clip whose peak passes full scale is turned down to PEAK_CEILING (the
         # clip pipeline sets loudness later; this keeps --raw output and analysis unclipped)
         flat = np.abs(np.nan_to_num(audio)).reshape(n, -1)
@@ -238,7 +262,8 @@ class Engine:
         audio = (audio * gains.reshape((n,) + (1,) * (audio.ndim - 1))).astype(np.float32)
         gain_db = [round(float(20 * np.log10(g)), 2) for g in gains]
         info = {"provider": self.provider, "variants": dict(self.variants), "sampler": sampler,
-                "decoder": decoder, "seconds": seconds, "route": self.manifest.route, **timings}
+                "decoder": decoder, "seconds": seconds, "route": self.manifest.route, "periodic": plan.loop,
+                **timings}
         return [
             GeneratedClip(audio=np.ascontiguousarray(audio[i]), sample_rate=self.sample_rate,
                           prompt=req.prompt, controls=req.controls, seed=plan.seed + i, index=i,

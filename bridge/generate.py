@@ -6,9 +6,10 @@
 Controls not given as options are parsed from the prompt ("92 bpm", "in F# minor", "3/4",
 "8 bars"); options win. The model is bridge/models/default unless --model names another folder
 under bridge/models/ or a path. Each clip goes through the clip pipeline (n2m.bridge.pipeline):
-bar-exact length at the tempo (or a seamless loop with --loop), fades, loudness normalisation,
-a true-peak limiter, resampling to --samplerate, and a tagged 24-bit WAV (or 32-bit float WAV, or
-FLAC) with a JSON sidecar, written atomically. --raw writes the engine's output untouched.
+bar-exact length at the tempo (or, with --loop, a loop of whole bars the engine samples periodic),
+fades, loudness normalisation, a true-peak limiter, resampling to --samplerate, and a tagged 24-bit
+WAV (or 32-bit float WAV, or FLAC) with a JSON sidecar, written atomically. --raw writes the
+engine's output untouched.
 """
 
 from __future__ import annotations
@@ -119,7 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="wav = 24-bit PCM (default), wav32f = 32-bit float, flac; wav16 with --raw only")
     p.add_argument("--samplerate", type=int, default=48000, choices=SAMPLE_RATES, help="output rate (Hz)")
     p.add_argument("--lufs", type=float, default=-14.0, help="loudness target (LUFS, default -14)")
-    p.add_argument("--loop", action="store_true", help="make a seamless loop of whole bars")
+    p.add_argument("--loop", action="store_true",
+                   help="make a seamless loop of whole bars, sampled periodic (the end flows into the start)")
+    p.add_argument("--loop-crossfade", action="store_true",
+                   help="a loop made the old way: a one-shot whose tail is crossfaded over its head (implies --loop)")
     p.add_argument("--raw", action="store_true",
                    help="write the engine's output untouched (model rate, no length/loudness processing)")
     p.add_argument("--model", default=DEFAULT_MODEL, help="model name under bridge/models/ or a folder")
@@ -136,7 +140,8 @@ def _options(args: argparse.Namespace) -> dict:
     return {"prompt": args.prompt, "bpm": args.bpm, "key": args.key, "mode": args.mode, "meter": args.meter,
             "bars": args.bars, "seconds": args.seconds, "seed": args.seed, "steps": args.steps,
             "guidance": args.guidance, "variations": args.variations, "sampler": args.sampler,
-            "decoder": args.decoder, "loop": args.loop or None, "samplerate": args.samplerate,
+            "decoder": args.decoder, "loop": args.loop or args.loop_crossfade or None,
+            "loop_crossfade": args.loop_crossfade or None, "samplerate": args.samplerate,
             "lufs": args.lufs}
 
 

@@ -57,11 +57,13 @@ class _Frames:
     """What one (spec, frames, length) STFT pair needs, computed once per call, frame-major
     ([frames, bins]) so no transform runs on a transposed array."""
 
-    def __init__(self, spec: MelSpec, frames: int, length: int) -> None:
-        self.spec, self.frames, self.length = spec, frames, length
+    def __init__(self, spec: MelSpec, frames: int, length: int, circular: bool = False) -> None:
+        self.spec, self.frames, self.length, self.circular = spec, frames, length, circular
+        if circular and length != frames * spec.hop:
+            raise ValueError(f"a circular STFT of {frames} frames is {frames * spec.hop} samples, not {length}")
         self.window = np.hanning(spec.n_fft + 1)[:-1].astype(np.float32)
         # the squared-window sum of the overlap-add is the same every iteration: invert it once
-        norm = _overlap_add(np.broadcast_to(self.window**2, (frames, spec.n_fft)), spec.hop)
+        norm = self._place(_overlap_add(np.broadcast_to(self.window**2, (frames, spec.n_fft)), spec.hop))
         self.inv_norm = np.where(norm > 1e-8, 1.0 / np.maximum(norm, 1e-8), 1.0).astype(np.float32)
 
     def windows(self, x: np.ndarray) -> np.ndarray:
@@ -69,17 +71,31 @@ class _Frames:
         rows when `x` is too short to reach the last frames)."""
         spec = self.spec
         pad = spec.n_fft // 2
-        xp = np.pad(x, (pad, pad), mode="reflect" if len(x) > pad else "constant")
+        mode = "wrap" if self.circular else "reflect" if len(x) > pad else "constant"
+        xp = np.pad(x, (pad, pad), mode=mode)
         return np.lib.stride_tricks.sliding_window_view(xp, spec.n_fft)[:: spec.hop][: self.frames]
 
     def overlap_add(self, frames: np.ndarray) -> np.ndarray:
         """Audio of `length` samples from windowed [frames, n_fft] frames."""
-        spec = self.spec
-        out = _overlap_add(frames, spec.hop)
+        out = self._place(_overlap_add(frames, self.spec.hop))
         out *= self.inv_norm
-        pad = spec.n_fft // 2
-        out = out[pad:pad + self.length]
-        return np.pad(out, (0, max(0, self.length - len(out))))
+        return out
+
+    def _place(self, out: np.ndarray) -> np.ndarray:
+        """An overlap-add's samples at their times (frame 0 centred on sample 0): cut to `length`,
+        or, circular, what falls before the start or past the end folded round onto the circle."""
+        pad = self.spec.n_fft // 2
+        if not self.circular:
+            out = out[pad:pad + self.length]
+            return np.pad(out, (0, max(0, self.length - len(out))))
+        folded = np.zeros(self.length, np.float32)
+        for start in range(-pad, len(out) - pad, self.length):
+            seg = out[start + pad:start + pad + self.length]
+            lo = start % self.length
+            head = min(len(seg), self.length - lo)
+            folded[lo:lo + head] += seg[:head]
+            folded[:len(seg) - head] += seg[head:]
+        return folded
 
 
 def _overlap_add(frames: np.ndarray, hop: int) -> np.ndarray:
@@ -106,16 +122,19 @@ _CHUNK = 128  # frames per pass: a pass works on ~2.5 MB of buffers, not the who
 
 
 def griffin_lim(log_mel: np.ndarray, spec: MelSpec = MelSpec(), n_iter: int = 32, momentum: float = 0.99,
-                seed: int = 0, length: int | None = None, nnls_iters: int = 30) -> np.ndarray:
-    """float32 mono audio at spec.sample_rate for a [n_mels, frames] log-mel (`nnls_iters`: the
-    mel-to-magnitude solver's iterations)."""
+                seed: int = 0, length: int | None = None, circular: bool = False,
+                nnls_iters: int = 30) -> np.ndarray:
+    """float32 mono audio at spec.sample_rate for a [n_mels, frames] log-mel. `circular`: the
+    log-mel is one period of a loop, and so is the audio (frames * hop samples): the STFT reads
+    past the end from the start and the overlap-add folds round, so the seam is like any other
+    point of the loop. `nnls_iters`: the mel-to-magnitude solver's iterations."""
     log_mel = np.asarray(log_mel)
     if log_mel.ndim != 2 or log_mel.shape[0] != spec.n_mels:
         raise ValueError(f"griffin_lim expects [{spec.n_mels}, frames], got {log_mel.shape}")
     frames = log_mel.shape[1]
     n_fft, bins = spec.n_fft, spec.n_fft // 2 + 1
     length = length if length is not None else frames * spec.hop
-    tf = _Frames(spec, frames, length)
+    tf = _Frames(spec, frames, length, circular)
     mag = _frame_magnitude(np.ascontiguousarray(log_mel.astype(np.float32, copy=False).T), spec, nnls_iters)
     phase = np.random.default_rng(seed).random((bins, frames)).T  # the same draws as a [bins, frames] phase
     start = _scale(np.exp(2j * np.pi * phase).astype(np.complex64), mag)  # mag * e^(i phase)

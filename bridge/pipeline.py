@@ -13,13 +13,16 @@ Steps (pedalboard + numpy only):
 4. Fades (one-shots only: a loop keeps its seam).
 5. Loudness normalisation (BS.1770-4, default -14 LUFS) and a true-peak limiter (-1 dBTP),
    both circular in loop mode (n2m.bridge.loudness).
+A loop the engine sampled periodic (`info["periodic"]`, bridge.periodic) is already tempo-true and
+seamless: steps 1-4 become one periodic resampling to the exact samples at the DAW's rate; the
+crossfade is for audio made elsewhere (or `loop_crossfade`).
 Writing the result is bridge.clipfile's job (`write_clip`); tempo analysis is bridge.tempo's.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, is_dataclass
+from dataclasses import asdict, dataclass, field, is_dataclass, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -28,6 +31,7 @@ from pedalboard.io import StreamResampler
 
 from n2m.bridge.controls import BARS_MAX, BEATS_PER_BAR, BPM_MAX, BPM_MIN, Controls
 from n2m.bridge.loudness import normalize
+from n2m.bridge.periodic import resample_periodic
 from n2m.bridge.tempo import estimate_tempo, stretch_ratio
 
 SAMPLE_RATES = (44100, 48000, 96000)
@@ -65,6 +69,7 @@ class PipelineOptions:
     stretch: bool = True
     max_stretch: float = 0.12  # largest |ratio - 1| applied; beyond it the tempo is left alone
     crossfade_ms: float = 25.0  # loop seam and loop extension
+    loop_crossfade: bool = False  # loop by crossfading even a clip the engine could sample periodic
     fade_in_ms: float = 3.0
     fade_out_ms: float = 30.0
 
@@ -107,6 +112,7 @@ class ProcessedClip:
     steps: int | None
     guidance: float | None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    loop_seam: str | None = None  # a loop's: "periodic" (sampled so) or "crossfade" (tail over head)
 
     @property
     def samples(self) -> int:
@@ -182,6 +188,47 @@ def seam_click_ratio(audio: np.ndarray, guard: int = 96) -> float:
     return seam / ref if ref > 0 else math.inf
 
 
+def seam_level_ratio(audio: np.ndarray, sr: int, window_s: float = 0.05) -> float:
+    """A loop's level around its seam over its usual level: the RMS of the `window_s` either side of
+    the seam (the end, then the start, as a loop plays) over the median of the same measure at every
+    boundary between the loop's consecutive `window_s` windows. A fade or a crossfade's dip shows as
+    well under 1; an attack at the seam, as at any bar line, above it. Channels are mixed first."""
+    x = _mono(audio)
+    w = max(1, int(round(window_s * sr)))
+    power = np.mean(x[: len(x) // w * w].reshape(-1, w) ** 2, axis=1)
+    usual = float(np.median(np.sqrt((power[:-1] + power[1:]) / 2.0)))
+    seam = math.sqrt((float(np.mean(x[-w:] ** 2)) + float(np.mean(x[:w] ** 2))) / 2.0)
+    return seam / usual if usual > 0 else math.inf
+
+
+def seam_flux(audio: np.ndarray, sr: int, bars: int) -> tuple[float, float]:
+    """(spectral flux at a loop's seam, the highest at its inner bar lines), the loop played twice:
+    the mean rectified rise of the log-magnitude spectrum between ~43 ms Hann frames a quarter frame
+    apart, its largest within half a frame of each line. A seam no more abrupt than the music's own
+    bar lines gives a first figure at most the second. Channels are mixed first."""
+    if bars < 2:
+        raise ValueError("seam flux compares the seam with inner bar lines: it needs at least 2 bars")
+    n = _mono(audio).shape[0]
+    x = np.tile(_mono(audio), 2)
+    n_fft = 1 << int(round(math.log2(0.043 * sr)))
+    hop = n_fft // 4
+    frames = np.lib.stride_tricks.sliding_window_view(x, n_fft)[::hop]
+    mag = np.abs(np.fft.rfft(frames * np.hanning(n_fft), axis=1))
+    spec = np.log(mag + 1e-3 * float(mag.max()) + 1e-12)
+    flux = np.concatenate([[0.0], np.maximum(np.diff(spec, axis=0), 0.0).mean(axis=1)])
+    centres = np.arange(len(flux)) * hop + n_fft // 2
+
+    def at(sample: float) -> float:
+        return float(flux[np.abs(centres - sample) <= n_fft // 2].max())
+
+    return at(n), max(at(k * n / bars) for k in range(1, bars))
+
+
+def _mono(audio: np.ndarray) -> np.ndarray:
+    x = np.asarray(audio, dtype=np.float64)
+    return x.mean(axis=0) if x.ndim > 1 else x
+
+
 # -- the pipeline ---------------------------------------------------------------------------------
 def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     """Mono [n] or [channels, n] audio at sr_out (windowed sinc), the length scaled exactly."""
@@ -205,6 +252,43 @@ def _controls_dict(c: Any) -> dict[str, Any]:
 
 
 def process_clip(clip: ClipLike, options: PipelineOptions) -> ProcessedClip:
+    """A generated clip through the pipeline: a periodic loop resampled round, anything else
+    stretched to the tempo and cut to the bars, or crossfaded into a loop."""
+    opts = options.validated()
+    if opts.loop and not opts.loop_crossfade and bool((getattr(clip, "info", None) or {}).get("periodic")):
+        return _periodic_loop(clip, opts)
+    out = _processed(clip, opts)
+    if not opts.loop:
+        return out
+    return replace(out, loop_seam="crossfade",
+                   notes=(*out.notes, f"loop: the tail crossfaded over the head ({opts.crossfade_ms:g} ms)"))
+
+
+def _periodic_loop(clip: ClipLike, opts: PipelineOptions) -> ProcessedClip:
+    """A loop the engine sampled periodic: tempo-true and seamless as it is, so resampled round to
+    the exact bar samples at the DAW's rate (bridge.periodic), no stretch, crossfade or fades."""
+    x = np.asarray(clip.audio, dtype=np.float32)
+    if not x.size or not np.all(np.isfinite(x)):
+        raise PipelineError("the generated audio is empty or not finite")
+    sr0, sr, m = int(clip.sample_rate), opts.sample_rate, x.shape[-1]
+    bars, n = None, int(round(m * sr / sr0))
+    if opts.bpm is not None:
+        per_bar = BEATS_PER_BAR[opts.meter or "4/4"] * 60.0 / opts.bpm
+        bars = opts.bars or max(1, int(round(m / sr0 / per_bar)))
+        n = bar_samples(bars, opts.bpm, opts.meter, sr)
+        if abs(n * sr0 / (m * sr) - 1.0) > 1e-3:
+            raise PipelineError(f"a periodic loop of {m / sr0:.3f} s is not {bars} bars at {opts.bpm:g} bpm")
+    res = normalize(resample_periodic(x, n).astype(np.float64), sr, opts.target_lufs, opts.ceiling_dbtp, circular=True)
+    return ProcessedClip(
+        audio=res.audio, sample_rate=sr, bpm=opts.bpm, bars=bars, meter=opts.meter or "4/4", loop=True,
+        format=opts.format, measured_bpm=None, stretch_ratio=1.0, loudness_lufs=res.loudness_lufs,
+        true_peak_dbtp=res.true_peak_dbtp, prompt=str(clip.prompt), controls=_controls_dict(clip.controls),
+        seed=clip.seed, index=int(getattr(clip, "index", 0)), model_id=str(clip.model_id),
+        steps=getattr(clip, "steps", None), guidance=getattr(clip, "guidance", None),
+        notes=("periodic loop: tempo-true as sampled, no stretch, no crossfade",), loop_seam="periodic")
+
+
+def _processed(clip: ClipLike, options: PipelineOptions) -> ProcessedClip:
     opts = options.validated()
     mono = np.asarray(clip.audio).ndim == 1
     x = np.asarray(clip.audio, dtype=np.float32)

@@ -24,7 +24,7 @@ MAX_VARIATIONS = 8
 MAX_STEPS = 500
 SEED_MAX = 2**32 - 1
 CONTROL_KEYS = ("bpm", "key", "mode", "meter", "bars", "seconds")
-OUTPUT_KEYS = ("loop", "format", "samplerate", "lufs", "stretch")
+OUTPUT_KEYS = ("loop", "loop_crossfade", "format", "samplerate", "lufs", "stretch")
 OPTION_KEYS = frozenset(("prompt", *CONTROL_KEYS, "seed", "variations", "steps", "guidance", "sampler",
                          "decoder", *OUTPUT_KEYS, "name", "dir", "tag"))
 EDITS = ("vary", "extend", "inpaint")  # edits of a clip the producer has (bridge.edit)
@@ -167,6 +167,8 @@ def from_options(options: Mapping[str, Any], *, song: Controls | None = None,
     out = replace(
         out, bpm=controls.bpm, bars=controls.bars, meter=controls.meter,
         loop=flag(opts["loop"], "loop") if "loop" in opts else out.loop,
+        loop_crossfade=flag(opts["loop_crossfade"], "loop_crossfade") if "loop_crossfade" in opts
+        else out.loop_crossfade,
         sample_rate=whole(opts["samplerate"], "samplerate") if "samplerate" in opts else out.sample_rate,
         format=str(opts.get("format", out.format)),
         target_lufs=number(opts["lufs"], "lufs") if "lufs" in opts else out.target_lufs,

@@ -288,6 +288,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="measure only the 16 -> 48 kHz superres stage (MODEL: an exported cascade with one, or a "
                         "superres checkpoint) on held-out renders of a corpus built with --audio48k (--corpus)")
     p.add_argument("--superres-seconds", type=float, default=4.0, help="--superres: segment length per clip")
+    p.add_argument("--loops", type=int, metavar="N",
+                   help="measure loop seams on N evaluation prompts (MODEL: an exported cascade): loops sampled "
+                        "periodic against crossfaded ones (exporter.eval_loops), loops.json under --out")
     p.add_argument("--ceiling", action="store_true",
                    help="measure MODEL's decoder alone and with an oracle generator on held-out renders "
                         "(--corpus, --n, default 60) instead of generating: ceiling.json/.md under --out")
@@ -307,6 +310,10 @@ def main(argv: list[str] | None = None) -> int:
         args.max_seconds = 10.0
     if args.superres:
         return _main_superres(args)
+    if args.loops:
+        from n2m.exporter.eval_loops import main_loops
+
+        return main_loops(args)
     opts = EvalOptions(args.steps, args.guidance, args.sampler, args.vocoder_steps, args.max_seconds, args.seed,
                        decoder=args.decoder)
     if args.threads:

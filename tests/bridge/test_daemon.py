@@ -168,6 +168,24 @@ def test_a_safe_subfolder_and_name_are_used(running: Running) -> None:
     assert path.parent == (running.out / "session one" / "drums").resolve() and "Kick loop" in path.name
 
 
+def test_loop_over_osc_is_sampled_periodic(running: Running) -> None:
+    """/n2m/generate "a beat" loop=1 bars=2 bpm=93 meter=3/4 (3.871 s, 193.5 grid frames) on the
+    tiny model, then the same with loop_crossfade=1: the first file is exactly 2 bars sampled
+    periodic with no stretch; the second is the crossfaded loop."""
+    seams = []
+    with running.client() as c:
+        for extra in ({}, {"loop_crossfade": 1}):
+            job = c.generate("a beat", loop=1, bars=2, bpm=93, meter="3/4", steps=2, seed=4, **extra)
+            ready = next(r for r in follow(c, job) if r.address == P.CLIP_READY)
+            path = Path(ready.params[1])
+            meta = json.loads(path.with_name(path.name + ".json").read_text())
+            with AudioFile(str(path)) as f:
+                assert f.frames == round(2 * 3 * 60 / 93 * 48000)
+            seams.append((meta["loop_seam"], meta["stretch_ratio"]))
+    print(seams)
+    assert seams[0] == ("periodic", 1.0) and seams[1][0] == "crossfade"
+
+
 @pytest.mark.parametrize("sub", ["notes.txt", "notes.txt/drums"])
 def test_a_request_folder_that_is_or_lies_under_a_file_is_refused_before_queueing(running: Running, sub: str) -> None:
     """dir=notes.txt (a regular file in the clip folder) and dir=notes.txt/drums (a folder under it)."""

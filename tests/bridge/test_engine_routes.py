@@ -150,6 +150,21 @@ def test_clip_pipeline_takes_48k_clips_to_the_daws_rate(wave_sr: Engine) -> None
     assert abs(len(out.audio) / 44100 - 2.0) < 0.1
 
 
+@pytest.mark.parametrize("which", ["wave", "mel+superres"])
+def test_routes_without_periodic_loops_crossfade_them(wave: Engine, tiny_mel_superres_dir: Path, which: str) -> None:
+    """A loop of 1 bar at 120 bpm asked of the wave route and of the mel route with superres (no
+    circle through their audio stages): the engine makes a one-shot, the pipeline crossfades it."""
+    from n2m.bridge.pipeline import PipelineOptions, process_clip
+
+    e = wave if which == "wave" else Engine.load(tiny_mel_superres_dir, provider="cpu", threads=1)
+    out = PipelineOptions(bpm=120.0, bars=1, loop=True)
+    r = Request(prompt=PROMPT, controls=Controls(bpm=120.0, bars=1), seed=3, output=out)
+    assert not e.periodic_loops and e.loop_seconds(r, 2.0) is None
+    clip = e.generate(r)[0]
+    done = process_clip(clip, out)
+    assert clip.info["periodic"] is False and done.loop_seam == "crossfade" and len(done.audio) == 96000
+
+
 def _copy(src: Path, dst: Path) -> Path:
     dst.mkdir()
     for f in src.iterdir():

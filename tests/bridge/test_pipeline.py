@@ -20,11 +20,13 @@ from n2m.bridge.clipfile import (
 )
 from n2m.bridge.controls import Controls
 from n2m.bridge.pipeline import (
+    SAMPLE_RATES,
     PipelineError,
     PipelineOptions,
     bar_samples,
     make_loop,
     process_clip,
+    resample,
     seam_click_ratio,
 )
 from n2m.bridge.tempo import estimate_tempo
@@ -126,6 +128,46 @@ def test_loop_seam_is_click_free(material: str) -> None:
     assert ratio <= 1.0
     if material == "pad":
         assert naive_ratio > 5.0  # the metric does see a cut through a sustained chord
+
+
+@dataclass
+class PeriodicClip(Clip):
+    """A loop the engine sampled periodic (engine.GeneratedClip's info says so)."""
+
+    info: dict = field(default_factory=lambda: {"periodic": True})
+
+
+def periodic_chord(samples: int, sr: int = 16000) -> np.ndarray:
+    """One period of a loop: a sustained chord whose three tones complete whole cycles in it."""
+    t = np.arange(samples) / sr
+    return (0.2 * sum(np.sin(2 * np.pi * round(f * samples / sr) * t * sr / samples)
+                      for f in (220.0, 277.2, 329.6))).astype(np.float32)
+
+
+@pytest.mark.parametrize("bars,bpm,meter", [(4, 93.0, "3/4"), (2, 120.0, "6/8"), (3, 137.0, "4/4")])
+def test_a_periodic_loop_is_resampled_round_not_stretched_or_crossfaded(bars: int, bpm: float, meter: str) -> None:
+    """A 16 kHz periodic chord exactly `bars` long at the tempo, marked periodic, to 44.1, 48 and
+    96 kHz: the exact bar samples, no stretch, seam "periodic", and the seam as smooth as inside
+    (click ratio <= 1); the pipeline's own one-shot resampler on the same audio clicks at the seam."""
+    x = periodic_chord(bar_samples(bars, bpm, meter, 16000))
+    for sr in SAMPLE_RATES:
+        out = process_clip(PeriodicClip(x), PipelineOptions(bpm=bpm, bars=bars, meter=meter, sample_rate=sr, loop=True))
+        n = bar_samples(bars, bpm, meter, sr)
+        plain = seam_click_ratio(resample(x, 16000, sr)[:n])
+        print(f"{bars} bars {bpm} bpm {meter} @ {sr}: {len(out.audio)} samples, click ratio {seam_click_ratio(out.audio):.3f}"
+              f" (one-shot resampler {plain:.1f}), {out.notes}")
+        assert len(out.audio) == n and out.stretch_ratio == 1.0 and out.measured_bpm is None
+        assert out.loop_seam == "periodic" and "no crossfade" in out.notes[0]
+        assert seam_click_ratio(out.audio) <= 1.0 < plain
+    old = process_clip(PeriodicClip(x), PipelineOptions(bpm=bpm, bars=bars, meter=meter, loop=True, loop_crossfade=True))
+    assert old.loop_seam == "crossfade" and "crossfaded" in old.notes[-1]
+
+
+def test_a_periodic_loop_of_other_bars_is_refused() -> None:
+    """A periodic clip of 5 s asked to be 4 bars at 120 bpm (8 s): resampling it would change its
+    pitch and tempo by 60 %, so the pipeline says so instead."""
+    with pytest.raises(PipelineError, match="is not 4 bars at 120 bpm"):
+        process_clip(PeriodicClip(periodic_chord(80000)), PipelineOptions(bpm=120.0, bars=4, loop=True))
 
 
 def test_loop_of_a_pure_tone_whose_period_does_not_divide_the_loop() -> None:

@@ -28,6 +28,9 @@ def test_strings_and_numbers_give_the_same_request() -> None:
     assert a == b
     assert a.controls == Controls(bpm=88.0, key="A", mode="minor", bars=8)
     assert (a.output.bpm, a.output.bars, a.output.loop, a.output.format) == (88.0, 8, True, "flac")
+    assert not a.output.loop_crossfade
+    c = from_options({"prompt": "boom-bap", "loop": "1", "loop_crossfade": "1"})
+    assert c.output.loop and c.output.loop_crossfade
 
 
 def test_prompt_text_then_options_then_the_song() -> None:
@@ -48,7 +51,8 @@ def test_prompt_text_then_options_then_the_song() -> None:
     ({"prompt": "a", "key": "Am", "mode": "dorian"}, "already names a mode"),
     ({"prompt": "a", "bars": 64, "bpm": 40}, "outside"), ({"prompt": "a", "format": "mp3"}, "not supported"),
     ({"prompt": "a", "samplerate": 22050}, "not supported"), ({"prompt": "a", "lufs": 3}, "out of range"),
-    ({"prompt": "a", "loop": "maybe"}, "0/1"), ({"prompt": "a", "colour": "red"}, "unknown option 'colour'"),
+    ({"prompt": "a", "loop": "maybe"}, "0/1"), ({"prompt": "a", "loop_crossfade": "2"}, "0/1"),
+    ({"prompt": "a", "colour": "red"}, "unknown option 'colour'"),
 ])
 def test_every_limit_is_refused_with_the_reason(opts: dict, why: str) -> None:
     with pytest.raises(RequestError, match=why) as err:
