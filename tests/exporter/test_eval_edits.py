@@ -114,7 +114,8 @@ def _row(ok_tempo: bool, corr: float, l1: list[float]) -> dict:
     return {"source_tempo": tempo, "source_in_scale": 1.0, "plain_in_scale": 0.9,
             "extend": {"length_error_ms": 0.01, "kept_max_diff": 1e-7, "tempo": tempo, "in_scale": 0.95},
             "inpaint": {"same_shape": True, "kept_max_diff": 1e-7, "spill_ms": 0.0, "region_corr": corr,
-                        "plain_pair_corr": 0.5, "join_flux": [1.0, 2.0], "bar_flux_max": 3.0},
+                        "plain_pair_corr": 0.5, "join_flux": [1.0, 2.0], "bar_flux_max": 3.0,
+                        "join_flux_16k": [1.0, 2.0], "bar_flux_max_16k": 3.0},
             "vary": {"l1": l1, "monotonic": l1 == sorted(l1), "plain_l1": 1.5}}
 
 
@@ -160,7 +161,7 @@ def test_edits_on_the_shipped_model(corpus: Path, tmp_path: Path) -> None:
         assert abs(e["length_error_ms"]) <= 5.0 and e["kept_max_diff"] <= 2e-3 and e["channels"] == 2
         assert i["same_shape"] and i["kept_max_diff"] <= 2e-3 and i["spill_ms"] <= 50.0
         assert -1.0 <= i["region_corr"] < 1.0 and -1.0 <= i["plain_pair_corr"] <= 1.0
-        assert len(i["join_flux"]) == 2 and i["bar_flux_max"] > 0
+        assert len(i["join_flux"]) == len(i["join_flux_16k"]) == 2 and i["bar_flux_max"] > 0 and i["bar_flux_max_16k"] > 0
         assert len(v["l1"]) == 4 and all(x > 0 for x in v["l1"])
         assert r["source_in_scale"] is not None and 0.0 <= r["source_in_scale"] <= 1.0
     assert len(s["checks"]) == 10 and s["checks"][0]["pass"] and s["checks"][1]["pass"]
