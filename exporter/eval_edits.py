@@ -207,7 +207,7 @@ def measure_source(engine, reader, clip: dict, seed: int, work: Path, transcribe
     for k in (1, 2):  # two plain generations of the source's prompt and controls, its length
         req = from_options({**options, "seconds": round(src.seconds, 3), "variations": 1, "seed": seed + k})
         clip_k = engine.generate(req)[0]
-        plain.append(resample(clip_k.audio, clip_k.sample_rate, PLAIN_RATE)[None])
+        plain.append(resample(mono(clip_k.audio), clip_k.sample_rate, PLAIN_RATE)[None])
     row = {"id": clip["id"], "style": clip.get("style"), "bpm": float(clip["bpm"]), "key": clip["key"],
            "mode": clip["mode"], "meter": clip.get("meter"), "seconds": src.seconds, "rate": src.rate,
            "channels": int(src.audio.shape[0]), "prompt": options["prompt"], "seed": seed,
