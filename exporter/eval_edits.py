@@ -282,7 +282,7 @@ def _checks(s: dict, n: int) -> list[dict]:
     scale_ok = None if e["in_scale_mean"] is None or e["plain_in_scale_mean"] is None else \
         e["in_scale_mean"] >= e["plain_in_scale_mean"]
     return [
-        _check("extend: length = source + exactly 4 bars", f"worst {f(e['length_error_ms_max_abs'])} ms",
+        _check(f"extend: length = source + exactly {EXTEND_BARS} bars", f"worst {f(e['length_error_ms_max_abs'])} ms",
                f"<= {LENGTH_TOL_MS:g} ms, every source",
                every and e["length_error_ms_max_abs"] is not None and e["length_error_ms_max_abs"] <= LENGTH_TOL_MS),
         _check("extend: first part = the source (24-bit file)", f"max abs diff {f(e['kept_max_diff'])}",
