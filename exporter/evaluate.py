@@ -20,7 +20,8 @@ Measured, per prompt and in aggregate (JSON + markdown report + plots under --ou
   with shuffled prompts (what ignoring the prompt scores);
 - sanity: NaN, clipping, silence, DC offset.
 The same analysers are also run on held-out renders against their own labels ("oracle"), which
-shows what the measurements themselves miss.
+shows what the measurements themselves miss. `--ceiling` (exporter.eval_ceiling), `--superres`
+(exporter.eval_superres) and `--edits` (exporter.eval_edits) measure other things on held-out renders.
 """
 
 from __future__ import annotations
@@ -269,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--decoder", choices=["vocoder", "cascader", "griffin-lim"],
                    help="exported cascades: how log-mel becomes audio (default: the model's)")
     p.add_argument("--classifier", default="runs/classifier/classifier.pt")
-    p.add_argument("--out", default="runs/eval")
+    p.add_argument("--out", help="output folder (default runs/eval; --edits: the model's folder)")
     p.add_argument("--n", type=int, help="evaluate N prompts spread evenly over the set (default all)")
     p.add_argument("--tuning-set", action="store_true",
                    help="evaluate the prompts the --n subset leaves out (to tune settings off the reported set)")
@@ -297,7 +298,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ceiling-spec", action="append", metavar="NAME",
                    help="also (or, without MODEL, only) measure a named front-end + Griffin-Lim on the same "
                         "renders: mel80_16k, mel192_44k_ms, mel192_44k_mono (repeat or comma-separate)")
+    p.add_argument("--edits", action="store_true",
+                   help="measure n2m extend, inpaint and vary through MODEL's engine (an exported cascade) on "
+                        "held-out renders (--corpus, --n, default 20): edits.json/.md under --out")
     args = p.parse_args(argv)
+    if args.edits:
+        if args.ceiling or args.ceiling_spec or args.superres:
+            p.error("--edits measures on its own: drop --ceiling, --ceiling-spec and --superres")
+        from n2m.exporter.eval_edits import main_edits
+
+        return main_edits(args)
+    args.out = args.out or "runs/eval"
     if args.ceiling_spec:
         args.ceiling_spec = [n.strip() for v in args.ceiling_spec for n in v.split(",") if n.strip()]
     if args.ceiling or args.ceiling_spec:
