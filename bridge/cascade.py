@@ -28,6 +28,7 @@ import numpy as np
 from n2m.bridge.features import CoarseSpec, MelSpec
 from n2m.bridge.grid import beat_grid
 from n2m.bridge.griffinlim import griffin_lim
+from n2m.bridge.hold import Edit, _Hold  # noqa: F401 - Edit is part of the cascade's interface
 from n2m.bridge.manifest import GRIFFIN_LIM, Manifest, StageSpec
 from n2m.bridge.periodic import Circle, circle_frames
 from n2m.bridge.resample import keep_low_band, upsample
@@ -65,7 +66,7 @@ class Plan:
     seconds: float
     decoder: str  # the route's cascader stage name, or "griffin-lim"
     edit: Edit | None = None  # a source in the generator's space (normalised, this plan's frames)
-    loop: bool = False  # `seconds` as a loop on a circle of grid frames spanning it (bridge.periodic); mel route, no superres
+    loop: bool = False  # `seconds` as a loop on a circle of grid frames spanning it (bridge.periodic); mel and fine routes, no superres
 
 
 class _RowRng:
@@ -250,13 +251,13 @@ class _Run:
         coarse_spec = CoarseSpec.from_dict(man.coarse)
         t0 = time.perf_counter()
         fine = sample_spectral(self.c.stages[SPECTRAL], spec, coarse, states, mask, self.plan.controls, self.seeds,
-                               self.cas_steps, coarse_spec.pool, self)
+                               self.cas_steps, coarse_spec.pool, self, seconds=self.plan.seconds if self.plan.loop else None)
         self.timings["cascader_s"] = time.perf_counter() - t0
         self.check_cancel("before Griffin-Lim")
         self.report(GRIFFIN_LIM, 0, 1)
         t0 = time.perf_counter()
         audio = decode_fine(fine, coarse, MelSpec(**man.mel), coarse_spec, self.seeds, self.frames * man.hop,
-                            self.c.threads, man.mel_max)
+                            self.c.threads, man.mel_max, circular=self.plan.loop)
         self.timings["griffin_lim_s"] = time.perf_counter() - t0
         self.report(GRIFFIN_LIM, 1, 1)
         return audio
@@ -301,18 +302,6 @@ def _sample(label: str, model, x: np.ndarray, steps: int, spec: StageSpec, sampl
         **kwargs)
 
 
-@dataclass
-class Edit:
-    """Generation from a source in the generator's space (normalised, [C, N] at the grid rate):
-    frames where `known` is True are held to the source (inpainting: the model sees them noised to
-    each step's level and the sampler's estimate of them is the source), and sampling starts at
-    diffusion time `strength` from the source noised to it (a variation; 1 = a new clip)."""
-
-    source: np.ndarray
-    known: np.ndarray | None = None  # bool [N]; None = nothing held
-    strength: float = 1.0
-
-
 def sample_generator(stage: Stage, spec: StageSpec, states: np.ndarray, mask: np.ndarray, controls: Any,
                      grid: np.ndarray, seeds: list[int], shape: tuple[int, int], steps: int, guidance: float,
                      sampler: str, hooks: Hooks = NO_HOOKS, edit: Edit | None = None, loop: bool = False) -> np.ndarray:
@@ -342,42 +331,6 @@ def sample_generator(stage: Stage, spec: StageSpec, states: np.ndarray, mask: np
         start = float(edit.strength)
         z = spec.schedule_obj().add_noise(hold.source, z, np.full((n,), start)).astype(np.float32)
     return _sample(spec.name, model, z, steps, spec, sampler, rngs, hooks, start=start)
-
-
-class _Hold:
-    """Inpainting by replacement, through v: the model sees the known frames as the source noised
-    to the step's level, and v is set there so that the sampler's clean estimate is the source."""
-
-    def __init__(self, edit: Edit, spec: StageSpec, z: np.ndarray, rngs: list[np.random.Generator]) -> None:
-        src = np.asarray(edit.source, np.float32)
-        if src.shape != z.shape[1:]:
-            raise ValueError(f"the source is {src.shape}, the generator works on {z.shape[1:]}")
-        if not 0.0 < float(edit.strength) <= 1.0:
-            raise ValueError(f"strength must be in (0, 1], got {edit.strength!r}")
-        self.source = np.broadcast_to(src, z.shape).astype(np.float32)
-        self.known = None if edit.known is None else np.asarray(edit.known, bool)
-        if self.known is not None and self.known.shape != (z.shape[-1],):
-            raise ValueError(f"known marks {self.known.shape} frames, the generator works on {z.shape[-1]}")
-        self.noise = np.stack([r.standard_normal(z.shape[1:], dtype=np.float32) for r in rngs])
-        self.schedule = spec.schedule_obj()
-
-    def inputs(self, z: np.ndarray, t: float) -> np.ndarray:
-        if self.known is None or not self.known.any():
-            return z
-        a, s = self.schedule.alpha_sigma(np.float64(t))
-        z = z.copy()
-        k = self.known
-        z[..., k] = (float(a) * self.source[..., k] + float(s) * self.noise[..., k]).astype(np.float32)
-        return z
-
-    def held(self, z: np.ndarray, v: np.ndarray, t: float) -> np.ndarray:
-        if self.known is None or not self.known.any():
-            return v
-        a, s = self.schedule.alpha_sigma(np.float64(t))
-        v = v.copy()
-        k = self.known  # x0 = a z - s v  =>  v = (a z - x0) / s
-        v[..., k] = ((float(a) * z[..., k] - self.source[..., k]) / max(float(s), 1e-6)).astype(np.float32)
-        return v
 
 
 def sample_vocoder(stage: Stage, spec: StageSpec, log_mel: np.ndarray, seeds: list[int], samples: int,

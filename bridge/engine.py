@@ -215,9 +215,10 @@ class Engine:
 
     @property
     def periodic_loops(self) -> bool:
-        """Whether this model samples loops periodic (bridge.periodic): a log-mel generator decoded
-        straight to audio; other routes' loops are crossfaded by the clip pipeline."""
-        return self.manifest.route == "mel" and self.manifest.superres is None
+        """Whether this model samples loops periodic (bridge.periodic): a log-mel generator and
+        what follows it on circles; the wave route's and superres stages' loops are crossfaded by
+        the clip pipeline."""
+        return self.manifest.route in ("mel", "fine") and self.manifest.superres is None
 
     def loop_seconds(self, req: Request, seconds: float) -> float | None:
         """The length of the periodic loop a request asks for (whole bars at its tempo, or its

@@ -40,11 +40,13 @@ def spectral_cond(coarse: np.ndarray, spec: StageSpec, pool: int) -> np.ndarray:
 
 def sample_spectral(stage, spec: StageSpec, coarse: np.ndarray, states: np.ndarray, mask: np.ndarray,
                     controls: Any, seeds: list[int], steps: int, pool: int, hooks=None,
-                    sampler: str | None = None) -> np.ndarray:
+                    sampler: str | None = None, seconds: float | None = None) -> np.ndarray:
     """[n, 2, fine bins, frames * pool] fine log-mel (mid, side) from [n, coarse bins, frames]
     coarse log-mel. Per row the seed draws the conditioning's augmentation noise, then the
-    initial noise; the prompt's text states condition every row (no guidance)."""
+    initial noise; the prompt's text states condition every row (no guidance). With `seconds`
+    the coarse mel is a loop's circle of that length, and so is the output (bridge.periodic)."""
     from n2m.bridge.cascade import NO_HOOKS, _sample, generator_cond
+    from n2m.bridge.periodic import Circle
 
     hooks = hooks or NO_HOOKS
     n, frames = coarse.shape[0], coarse.shape[-1] * pool
@@ -53,7 +55,9 @@ def sample_spectral(stage, spec: StageSpec, coarse: np.ndarray, states: np.ndarr
     noise = np.stack([r.standard_normal(clean.shape[1:], dtype=np.float32) for r in rngs])
     aug = np.full((n,), float(spec.cond_aug), np.float64)
     cond = spec.schedule_obj().add_noise(clean, noise, aug).astype(np.float32)
-    grid = beat_grid(frames, spec.rate, controls.bpm, controls.meter)
+    grid = beat_grid(frames, frames / seconds if seconds else spec.rate, controls.bpm, controls.meter)
+    if seconds:
+        stage = Circle.from_seeds(frames, spec.frame_multiple, seeds).wrap(stage, ("grid", "cond"))
     kw = generator_cond(states, mask, controls, grid, n, guided=False)
     kw["cond"] = np.ascontiguousarray(cond)
 
@@ -71,23 +75,25 @@ HF_MARGIN = 1.0  # nats a bin above the coarse band may exceed the frame's top c
 TOP_BINS = 8  # the coarse band's top bins that set that reference
 
 
-def upsample_frames(coarse: np.ndarray, pool: int, frames: int) -> np.ndarray:
+def upsample_frames(coarse: np.ndarray, pool: int, frames: int, circular: bool = False) -> np.ndarray:
     """[bins, frames] log-mel at the fine frame rate from [bins, coarse frames]: linear in time
-    between coarse frame centres (no steps every `pool` frames for Griffin-Lim to click on)."""
+    between coarse frame centres (no steps every `pool` frames for Griffin-Lim to click on);
+    `circular`: the last frame leads on to the first (a loop)."""
     c = np.asarray(coarse, np.float32)
     centres = np.arange(c.shape[1]) * pool + (pool - 1) / 2.0
     t = np.arange(frames, dtype=np.float64)
-    return np.stack([np.interp(t, centres, row) for row in c]).astype(np.float32)
+    period = {"period": float(frames)} if circular else {}
+    return np.stack([np.interp(t, centres, row, **period) for row in c]).astype(np.float32)
 
 
-def crossover(fine: np.ndarray, coarse: np.ndarray, spec: CoarseSpec) -> np.ndarray:
+def crossover(fine: np.ndarray, coarse: np.ndarray, spec: CoarseSpec, circular: bool = False) -> np.ndarray:
     """[2, bins, frames] mid + side log-mel from the cascader's output and the generator's coarse
     mel: the mid below the coarse band's top is the generator's own; above it the cascader's,
     at most HF_MARGIN above the frame's top coarse bins; the side never louder than the mid in
     a bin. The generator decides the notes, the cascader adds the air and the image."""
     out = np.array(fine, dtype=np.float32, copy=True)
     b, frames = spec.n_bins, out.shape[-1]
-    low = upsample_frames(coarse, spec.pool, frames)
+    low = upsample_frames(coarse, spec.pool, frames, circular)
     out[0, :b] = low
     ref = low[b - TOP_BINS:].max(axis=0) + HF_MARGIN
     np.minimum(out[0, b:], ref[None], out=out[0, b:])
@@ -96,29 +102,29 @@ def crossover(fine: np.ndarray, coarse: np.ndarray, spec: CoarseSpec) -> np.ndar
 
 
 def decode_fine(fine: np.ndarray, coarse: np.ndarray | None, mel: MelSpec, coarse_spec: CoarseSpec,
-                seeds: list[int], samples: int, threads: int, mel_max: float | None = None) -> np.ndarray:
+                seeds: list[int], samples: int, threads: int, mel_max: float | None = None,
+                circular: bool = False) -> np.ndarray:
     """[n, 2, samples] stereo audio from [n, 2, bins, frames] fine log-mel (mid, side): the
     crossover with the generator's coarse mel (when `coarse` is given), clamped to the corpus' loudest value, Griffin-Lim per
     channel, then left = mid + side, right = mid - side."""
     fine = np.array(fine, dtype=np.float32, copy=True)
     n = fine.shape[0]
     if coarse is not None:
-        fine = np.stack([crossover(f, c, coarse_spec) for f, c in zip(fine, coarse, strict=True)])
+        fine = np.stack([crossover(f, c, coarse_spec, circular) for f, c in zip(fine, coarse, strict=True)])
     if mel_max is not None:
         np.clip(fine, float(np.log(mel.log_floor)), float(mel_max), out=fine)
     # the floor is "this quiet or quieter": reconstructed as silence, not as a noise floor (a
     # centred mix's side sits at the floor and would otherwise come back as hiss)
     fine = np.log(np.maximum(np.exp(fine) - mel.log_floor, 1e-12)).astype(np.float32)
-    jobs = [(fine[i, ch], seeds[i], GL_ITERS[ch]) for i in range(n) for ch in (0, 1)]
+    def one(i: int) -> np.ndarray:  # the side starts from the mid's phase: panned sources stay put
+        kw = {"seed": seeds[i], "length": samples, "circular": circular, "nnls_iters": NNLS_ITERS}
+        mid = griffin_lim(fine[i, 0], mel, n_iter=GL_ITERS[0], **kw)
+        return np.stack([mid, griffin_lim(fine[i, 1], mel, n_iter=GL_ITERS[1], init=mid, **kw)])
 
-    def one(job: tuple) -> np.ndarray:
-        m, seed, iters = job
-        return griffin_lim(m, mel, n_iter=iters, seed=seed, length=samples, nnls_iters=NNLS_ITERS)
-
-    if threads <= 1:
-        audio = np.stack([one(j) for j in jobs])
-    else:  # one clip-channel per thread: numpy's FFTs gain nothing from splitting one
-        with ThreadPoolExecutor(min(len(jobs), threads), thread_name_prefix="n2m-gl-fine") as pool:
-            audio = np.stack(list(pool.map(one, jobs)))
+    if threads <= 1 or n == 1:
+        audio = np.stack([one(i) for i in range(n)])
+    else:  # one clip per thread: numpy's FFTs gain nothing from splitting one
+        with ThreadPoolExecutor(min(n, threads), thread_name_prefix="n2m-gl-fine") as pool:
+            audio = np.stack(list(pool.map(one, range(n))))
     mid, side = audio.reshape(n, 2, -1)[:, 0], audio.reshape(n, 2, -1)[:, 1]
     return np.stack([mid + side, mid - side], axis=1).astype(np.float32)
