@@ -119,7 +119,7 @@ def write_source(reader, clip: dict, work: Path):
 
 def _written(audio: np.ndarray, src, work: Path, what: str, meta: dict) -> np.ndarray:
     """`audio` as write_edit writes it, read back ([channels, samples] float32)."""
-    path = write_edit(audio, src, work, what, meta)
+    path = write_edit(audio, src, work, what, meta).audio
     with AudioFile(str(path)) as f:
         out = f.read(f.frames)
     path.unlink()
