@@ -140,3 +140,23 @@ def test_fine_route_loops_are_periodic(tiny_fine_dir: Path) -> None:
     assert clip.info["periodic"] and clip.audio.shape == (2, int(round(4.8 * 44100)))
     assert max(seam_click_ratio(ch) for ch in clip.audio) < 1.5
     assert np.array_equal(eng.generate(req)[0].audio, clip.audio)
+
+
+def test_missing_or_corrupt_spectral_stage_names_the_file(tiny_fine_dir: Path, tmp_path: Path) -> None:
+    """A copy of the fine route without spectral.onnx, then with it cut short: Engine.load names the
+    file and the fix, and n2m generate says it in one line (exit 3)."""
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_fine_dir, model, symlinks=False)
+    stage = model / Manifest.load(model).stages["spectral"].files["fp32"]
+    data = stage.read_bytes()
+    stage.unlink()
+    with pytest.raises(ModelError, match=r"spectral\.onnx is missing.*Fix: copy the complete model folder"):
+        Engine.load(model, provider="cpu")
+    stage.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelError, match=r"spectral\.onnx is corrupt.*Fix:"):
+        Engine.load(model, provider="cpu")
+    r = subprocess.run([sys.executable, "-m", "n2m.bridge.cli", "generate", "x", "--model", str(model), "--out",
+                        str(tmp_path / "clips"), "--quiet"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 3 and len(r.stderr.strip().splitlines()) == 1 and "spectral.onnx is corrupt" in r.stderr
