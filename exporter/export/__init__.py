@@ -256,9 +256,10 @@ def _load_route(checkpoints: dict[str, str | Path], opts: ExportOptions) -> tupl
     gen_model, gen_ckpt = loaded[gen_name]
     cas_model, cas_ckpt = loaded[cas_name]
     want = "coarse" if route == "fine" else "mel"
+    labels = {"coarse": "COARSE mel", "mel": "80-bin mel"}
     if route != "wave" and getattr(gen_model.cfg, "representation", "mel") != want:
-        raise ValueError(f"{checkpoints[gen_name]} makes the {gen_model.cfg.representation} mel; the {route} "
-                         f"route's {cas_name} takes the {want} mel")
+        raise ValueError(f"{checkpoints[gen_name]} makes the {labels[gen_model.cfg.representation]}; the {route} "
+                         f"route's {cas_name} takes the {labels[want]}")
     if route == "mel" and gen_ckpt.get("mel") and cas_ckpt.get("mel") and gen_ckpt["mel"] != cas_ckpt["mel"]:
         raise ValueError("generator and vocoder were trained on different mel front-ends")
     if route == "wave" and int(cas_model.cfg.cond_rate) != int(gen_model.cfg.sample_rate):

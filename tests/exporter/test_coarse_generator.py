@@ -105,8 +105,13 @@ def test_v2_generator_config_is_wider_than_its_bins():
     assert 5e6 < count_params(build_model(sc)) < 15e6
 
 
-def test_export_refuses_a_coarse_generator(corpus, tmp_path):
-    from n2m.exporter.export import export_route
+def test_export_pairs_a_coarse_generator_only_with_a_spectral_cascader(corpus, tmp_path):
+    """Trained (one step) tiny checkpoints: a coarse generator with the mel route's vocoder is
+    refused naming both representations; with a spectral cascader it exports as the fine route,
+    whose engine makes 44.1 kHz stereo."""
+    from n2m.bridge.engine import Engine
+    from n2m.bridge.request import from_options
+    from n2m.exporter.export import ExportOptions, export_route
 
     gen = Trainer(_tiny_coarse(corpus), tmp_path / "gen")
     gen.run(1)
@@ -115,9 +120,19 @@ def test_export_refuses_a_coarse_generator(corpus, tmp_path):
     voc = Trainer(vcfg, tmp_path / "voc")
     voc.run(1)
     # input tried: a coarse generator with the mel route's vocoder
-    with pytest.raises(ValueError, match="coarse mel, which no exported cascade decodes"):
+    with pytest.raises(ValueError, match="makes the COARSE mel; the mel route's vocoder takes the 80-bin mel"):
         export_route({"generator": tmp_path / "gen" / "last.pt", "vocoder": tmp_path / "voc" / "last.pt"},
                      tmp_path / "out")
+    scfg = load_config(CONFIGS / "tiny_generator.json")
+    scfg.corpus, scfg.crop_frames = str(corpus), 64
+    scfg.model.update(stage="spectral", representation="fine", in_channels=2 * FINE.n_mels + COARSE.n_bins,
+                      out_channels=2 * FINE.n_mels, cond_aug_max=0.3, mel_mean=-1.5, mel_scale=3.4)
+    Trainer(scfg, tmp_path / "spec").run(1)
+    man = export_route({"generator": tmp_path / "gen" / "last.pt", "spectral": tmp_path / "spec" / "last.pt"},
+                       tmp_path / "fine", ExportOptions(variants=("fp32",), tiny_text=True, vocoder_steps=2, steps=2))
+    assert (man.route, man.sample_rate, man.channels, man.mel_max is not None) == ("fine", 44100, 2, True)
+    clip = Engine.load(tmp_path / "fine", provider="cpu").generate(from_options({"prompt": "x", "seconds": 2}))[0]
+    assert clip.audio.shape == (2, 88200) and np.isfinite(clip.audio).all()
 
 
 def test_the_spectral_cascader_trains_on_fine_mid_side_from_coarse(corpus, tmp_path):
