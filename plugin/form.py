@@ -1,5 +1,5 @@
 """The request form: the prompt and the controls (tempo, key, mode, meter, length, seed, takes,
-quality), the `GenerateRequest` they make, and the form's state as the settings store keeps it."""
+quality, loop), the `GenerateRequest` they make, and the form's state as the settings store keeps it."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import contextlib
 
 from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QGridLayout,
@@ -80,6 +81,9 @@ class RequestForm(QWidget):
         for q in QUALITY_PRESETS:
             self.quality.addItem(q.label, q.steps)
         self.quality.setCurrentIndex(1)
+        self.loop = QCheckBox("Loop")
+        self.loop.setToolTip("A loop of whole bars whose end flows into its start (sampled periodic, "
+                             "nothing stretched or crossfaded)")
         for w in (self.bpm, self.key, self.mode, self.meter, self.length, self.length_unit,
                   self.seed, self.variations, self.quality):
             w.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
@@ -100,7 +104,8 @@ class RequestForm(QWidget):
         grid.addWidget(self.length, 2, 1)
         grid.addWidget(self.length_unit, 2, 2, 1, 2)
         grid.addWidget(_right("Quality"), 4, 0)
-        grid.addWidget(self.quality, 4, 1, 1, 3)
+        grid.addWidget(self.quality, 4, 1, 1, 2)
+        grid.addWidget(self.loop, 4, 3)
         grid.setColumnStretch(1, 3)
         grid.setColumnStretch(3, 2)
         return grid
@@ -127,6 +132,7 @@ class RequestForm(QWidget):
             variations=self.variations.value(),
             steps=self.steps(),
             extra=extra,
+            loop=self.loop.isChecked(),
         )
 
     def follow_daw(self, on: bool, bpm: float | None, meter: str | None) -> None:
@@ -146,7 +152,7 @@ class RequestForm(QWidget):
             "bpm": self.bpm.value(), "key": self.key.currentText(), "mode": self.mode.currentText(),
             "meter": self.meter.currentText(), "length": self.length.value(),
             "unit": self.length_unit.currentText(), "variations": self.variations.value(),
-            "quality": self.quality.currentIndex(),
+            "quality": self.quality.currentIndex(), "loop_clip": self.loop.isChecked(),
         }
 
     def restore(self, f: dict) -> None:
@@ -164,6 +170,8 @@ class RequestForm(QWidget):
                 self.variations.setValue(int(f["variations"]))
             if "quality" in f and 0 <= int(f["quality"]) < self.quality.count():
                 self.quality.setCurrentIndex(int(f["quality"]))
+            if "loop_clip" in f:
+                self.loop.setChecked(bool(f["loop_clip"]))
 
 
 def _choice(combo: QComboBox) -> str | None:

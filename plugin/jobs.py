@@ -58,6 +58,7 @@ class GenerateRequest:
     variations: int = 1
     steps: int | None = None
     extra: tuple[tuple[str, str], ...] = ()  # settings passed through (samplerate, format, ...)
+    loop: bool = False  # a loop of whole bars, sampled periodic by the model
 
     address = P.GENERATE
 
@@ -74,7 +75,7 @@ class GenerateRequest:
         if not self.prompt.strip():
             raise RequestError("type a prompt first")
         opts = {**self.controls().as_dict(), "prompt": self.prompt, "seed": self.seed,
-                "variations": self.variations, "steps": self.steps, **dict(self.extra)}
+                "variations": self.variations, "steps": self.steps, "loop": self.loop or None, **dict(self.extra)}
         return from_options(opts).controls
 
     def to_osc_args(self, tag: str = "") -> list[str]:
@@ -91,6 +92,8 @@ class GenerateRequest:
             args.append(f"variations={self.variations}")
         if self.steps is not None:
             args.append(f"steps={self.steps}")
+        if self.loop:
+            args.append("loop=1")
         args += [f"{k}={v}" for k, v in self.extra]
         if tag:
             args.append(f"tag={tag}")

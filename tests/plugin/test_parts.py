@@ -81,6 +81,15 @@ def test_request_becomes_generate_arguments():
     assert v.seed == 77 and v.variations == 1 and v.prompt == r.prompt
 
 
+def test_a_loop_request_asks_the_daemon_for_a_periodic_loop():
+    """The form's Loop box: loop=1 goes to the daemon (which samples the loop periodic) and the
+    daemon's own validation sees it; off, nothing is sent."""
+    r = GenerateRequest("house loop", bpm=124.0, bars=4, loop=True)
+    assert r.to_osc_args(tag="t1") == ["house loop", "bpm=124", "bars=4", "loop=1", "tag=t1"]
+    assert r.check().bars == 4
+    assert "loop=1" not in GenerateRequest("house loop").to_osc_args()
+
+
 @pytest.mark.parametrize(("req", "why"), [
     (GenerateRequest("   "), "type a prompt"),
     (GenerateRequest("pad", bpm=40.0, bars=64), "bars at 40 bpm"),
@@ -214,12 +223,14 @@ def test_settings_history_and_form_are_remembered(qtbot, qsettings):
                                    format="flac", loudness=-16.0, autostart=False))
     a.prompt.setText("warm rhodes, 3/4")
     a.key.setCurrentText("Eb")
+    a.form.loop.setChecked(True)
+    assert a.current_request().loop
     a.generate()
     a.shutdown()
     b = Panel(qsettings, autostart=False)
     qtbot.addWidget(b)
     assert b.settings.format == "flac" and b.settings.samplerate == 96000 and b.settings.loudness == -16.0
-    assert b.key.currentText() == "Eb"
+    assert b.key.currentText() == "Eb" and b.form.loop.isChecked()
     assert b.prompt.history() == ["warm rhodes, 3/4"]
     comp = b.prompt.completer()
     comp.setCompletionPrefix("rhodes")
