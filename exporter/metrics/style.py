@@ -110,7 +110,8 @@ class ClipClassifier:
         if not path.is_file():
             raise FileNotFoundError(
                 f"classifier {path} not found: train one with "
-                f"`python -m n2m.exporter.metrics.style --corpus DIR --out {path.parent}`")
+                f"`python -m n2m.exporter.metrics.style --corpus DIR --out {path.parent}` (add `--representation "
+                f"coarse` for the v2 meter)")
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
         cfg = ClassifierConfig(**ckpt["config"])
         model = AudioClassifier(cfg)
