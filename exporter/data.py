@@ -381,11 +381,11 @@ def _synthetic_meta(i: int, style: str, bpm: float, tonic: int, mode: str, meter
 
 def write_synthetic_corpus(root: str | Path, n_clips: int = 16, seconds: float = 4.0, seed: int = 0,
                            n_eval_prompts: int = 8, audio48k: bool = False, fine: bool = False) -> Path:
-    """A tiny format-1 corpus (one shard, no FLAC files) of click-and-chord loops. With `audio48k`
-    the loops are synthesised at 48 kHz, kept as audio48k.npy, and the 16 kHz mix is derived from
-    them (like `n2m corpus build --audio48k`). With `fine` they are synthesised at 44.1 kHz, in
-    stereo (the right channel at 80 %), and the FINE and COARSE caches are kept (like a 44.1 kHz
-    `n2m corpus build`)."""
+    """A tiny format-1 corpus (one shard) of click-and-chord loops, without FLAC files unless `fine`.
+    With `audio48k` the loops are synthesised at 48 kHz, kept as audio48k.npy, and the 16 kHz mix is
+    derived from them (like `n2m corpus build --audio48k`). With `fine` they are synthesised at
+    44.1 kHz, in stereo (the right channel at 80 %), written as 16-bit FLACs, and the FINE and COARSE
+    caches are kept (like a 44.1 kHz `n2m corpus build`)."""
     from n2m.exporter.corpus.build import _ShardArrays
 
     if audio48k and fine:
@@ -407,6 +407,10 @@ def write_synthetic_corpus(root: str | Path, n_clips: int = 16, seconds: float =
         audio = np.clip(_resample(hi, rate, spec.sample_rate), -1.0, 32767 / 32768) if rate != spec.sample_rate else hi
         fm = fine_mel(np.stack([hi, 0.8 * hi])) if fine else None
         meta = _synthetic_meta(i, style, bpm, tonic, mode, meter, seconds)
+        if fine:
+            import soundfile as sf
+
+            sf.write(str(shard / meta["flac"]), np.stack([hi, 0.8 * hi]).T, rate, subtype="PCM_16")
         arrays.add(meta, SimpleNamespace(
             mel=log_mel(audio, spec), mono16k=np.round(audio * 32767).astype(np.int16), fine=fm,
             coarse=coarse_mel(fm[0]) if fine else None,

@@ -1,6 +1,7 @@
 """What `n2m eval` evaluates: an exported cascade run by the engine, or checkpoints run in torch
-through the same cascade code (exporter.models.pipeline), each a callable
-model(prompt, controls, seconds, seed) -> 16 kHz mono audio."""
+through the same cascade code (exporter.models.pipeline). Each has
+model.render(prompt, controls, seconds, seed) -> EvalClip (the model's native output and its 16 kHz
+mono mix, what the tempo, key and old style meters take), and model(...) -> that 16 kHz mono mix."""
 
 from __future__ import annotations
 
@@ -26,8 +27,44 @@ class EvalOptions:
     decoder: str | None = None  # exported cascades: the cascader stage or "griffin-lim" (None = the model's)
 
 
-class TorchCascade:
-    """Checkpoints run in torch with the numpy samplers (exporter.models.pipeline)."""
+@dataclass
+class EvalClip:
+    """One generated clip: `native` as the model makes it (mono [n] or [channels, n] at `rate`),
+    and `audio16k`, its mono mix at 16 kHz."""
+
+    native: np.ndarray
+    rate: int
+    audio16k: np.ndarray
+
+    @classmethod
+    def of(cls, native: np.ndarray, rate: int) -> EvalClip:
+        x = np.asarray(native, dtype=np.float32)
+        if x.ndim == 2 and x.shape[0] == 1:
+            x = x[0]
+        mono = x.mean(axis=0) if x.ndim == 2 else x
+        if rate != SR:
+            import soxr
+
+            mono = soxr.resample(mono, rate, SR)
+        return cls(x, int(rate), np.asarray(mono, dtype=np.float32))
+
+    @property
+    def channels(self) -> int:
+        return 1 if self.native.ndim == 1 else int(self.native.shape[0])
+
+
+class _Renders:
+    """A model `n2m eval` runs: render() gives an EvalClip; calling the model gives its 16 kHz mono mix."""
+
+    def render(self, prompt: str, controls: Controls, seconds: float, seed: int) -> EvalClip:
+        raise NotImplementedError
+
+    def __call__(self, prompt: str, controls: Controls, seconds: float, seed: int) -> np.ndarray:
+        return self.render(prompt, controls, seconds, seed).audio16k
+
+
+class TorchCascade(_Renders):
+    """Checkpoints run in torch with the numpy samplers (exporter.models.pipeline): 16 kHz mono."""
 
     def __init__(self, generator: str | Path, vocoder: str | Path | None, opts: EvalOptions) -> None:
         from n2m.exporter.models.pipeline import GeneratorRunner, VocoderRunner, load_checkpoint
@@ -49,7 +86,7 @@ class TorchCascade:
         self.opts = opts
         self.id = f"torch:{generator}+{vocoder or 'griffin-lim'}"
 
-    def __call__(self, prompt: str, controls: Controls, seconds: float, seed: int) -> np.ndarray:
+    def render(self, prompt: str, controls: Controls, seconds: float, seed: int) -> EvalClip:
         from n2m.exporter.models.pipeline import SampleOptions, frames_for, griffin_lim
 
         o = self.opts
@@ -60,10 +97,10 @@ class TorchCascade:
             audio = griffin_lim(mel)
         else:
             audio = self.voc.vocode(mel, seed=seed, steps=o.vocoder_steps, sampler=o.sampler)
-        return audio[: int(round(seconds * SR))]
+        return EvalClip.of(audio[: int(round(seconds * SR))], SR)
 
 
-class OnnxCascade:
+class OnnxCascade(_Renders):
     """An exported cascade run by the runtime engine (n2m.bridge.engine)."""
 
     def __init__(self, model_dir: str | Path, opts: EvalOptions, threads: int | None,
@@ -82,7 +119,7 @@ class OnnxCascade:
             used = sorted(set(self.engine.variants.values()))
             self.id += f"@{'/'.join(used)}"
 
-    def __call__(self, prompt: str, controls: Controls, seconds: float, seed: int) -> np.ndarray:
+    def render(self, prompt: str, controls: Controls, seconds: float, seed: int) -> EvalClip:
         from dataclasses import replace
 
         from n2m.bridge.engine import Request
@@ -92,11 +129,7 @@ class OnnxCascade:
                                                       guidance=self.opts.guidance,
                                                       sampler=self.opts.sampler,
                                                       decoder=self.opts.decoder))[0]
-        if clip.sample_rate != SR:
-            import soxr
-
-            return soxr.resample(clip.audio, clip.sample_rate, SR).astype(np.float32)
-        return clip.audio
+        return EvalClip.of(clip.audio, clip.sample_rate)
 
 
 def _ckpt_path(p: str | Path) -> Path:

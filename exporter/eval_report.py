@@ -21,9 +21,22 @@ def _fmt(x) -> str:
 
 
 def _report(s: dict) -> str:
+    from n2m.exporter.eval_meters import NEW_KEY, side_by_side_lines
     from n2m.exporter.eval_notes import report_lines as note_report_lines
+    from n2m.exporter.eval_stereo import report_lines as stereo_report_lines
 
     fd, t = s["frechet"], s["targets"]
+    meter_rows = [
+        f"| style agreement (classifier) | {_fmt(s['style']['agreement'])} | >= {t['style_agreement']} | "
+        f"{_fmt(s['oracle_held_out']['style'])} |",
+        f"| instruments named in the prompt detected (n={s['instruments']['n']}) | {_fmt(s['instruments']['agreement'])} | | "
+        f"{_fmt(s['oracle_held_out'].get('instruments'))} |",
+        f"| FJD (prompt-aware Frechet) | {_fmt(fd['fjd'])} | <= 0.5 x shuffled | floor {_fmt(fd['fjd_floor'])} |",
+        f"| FJD, shuffled prompts | {_fmt(fd['fjd_shuffled_prompts'])} | | |",
+        f"| FJD / shuffled | {_fmt(s['fjd_over_shuffled'])} | <= {t['fjd_over_shuffled']} | |",
+        f"| FD audio only vs held-out | {_fmt(fd['fd_audio'])} | | floor {_fmt(fd['fd_audio_floor'])} |",
+    ]
+    both = NEW_KEY in s  # two meters: their rows move to a side-by-side table
     lines = [
         f"# n2m evaluation: {s['model']}", "",
         f"Corpus {s['corpus_id']}, {s['prompts']} evaluation prompts, options {s['options']}.", "",
@@ -36,16 +49,12 @@ def _report(s: dict) -> str:
         f">= {t['key_tonic_or_relative']} | {_fmt(s['oracle_held_out']['key'])} |",
         f"| key tonic exact | {_fmt(s['key']['tonic'])} | | |",
         *note_report_lines(s),
-        f"| style agreement (classifier) | {_fmt(s['style']['agreement'])} | >= {t['style_agreement']} | "
-        f"{_fmt(s['oracle_held_out']['style'])} |",
-        f"| instruments named in the prompt detected (n={s['instruments']['n']}) | {_fmt(s['instruments']['agreement'])} | | "
-        f"{_fmt(s['oracle_held_out'].get('instruments'))} |",
-        f"| FJD (prompt-aware Frechet) | {_fmt(fd['fjd'])} | <= 0.5 x shuffled | floor {_fmt(fd['fjd_floor'])} |",
-        f"| FJD, shuffled prompts | {_fmt(fd['fjd_shuffled_prompts'])} | | |",
-        f"| FJD / shuffled | {_fmt(s['fjd_over_shuffled'])} | <= {t['fjd_over_shuffled']} | |",
-        f"| FD audio only vs held-out | {_fmt(fd['fd_audio'])} | | floor {_fmt(fd['fd_audio_floor'])} |",
+        *([] if both else meter_rows),
+        *(side_by_side_lines(s) if both else []),
+        *stereo_report_lines(s),
         "",
-        f"Classifier held-out: {json.dumps(s['classifier'].get('test'))}",
+        f"Classifier held-out: {json.dumps(s['classifier'].get('test'))}"
+        + (f"; new meter: {json.dumps(s[NEW_KEY]['classifier'].get('test'))}" if both else ""),
         f"Sanity failures (clips): {s['sanity']}. Generation: {s['gen_seconds_per_clip']:.1f} s per clip.",
         f"Frechet distances on {fd['dims']}-d PCA of classifier embeddings; {fd['generated']} generated clips, "
         f"{fd['held_out_windows']} held-out windows.", "",

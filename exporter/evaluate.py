@@ -17,7 +17,11 @@ Measured, per prompt and in aggregate (JSON + markdown report + plots under --ou
   renders): FD of generated clips against held-out renders (audio only), and the prompt-aware
   Frechet Joint Distance (FJD: audio embedding joined with the prompt style's mean embedding),
   beside its two references: held-out against held-out (the floor) and the generated clips paired
-  with shuffled prompts (what ignoring the prompt scores);
+  with shuffled prompts (what ignoring the prompt scores). Both by the old classifier meter
+  (`--classifier`, on the 16 kHz mono mix) and, with `--classifier-v2`, by a new one on the model's
+  native output, side by side (exporter.eval_meters);
+- stereo and band on the native output: energy above 8 kHz, side/mid, L/R correlation and the mono
+  fold-down's loudness, per style against the held-out renders' FLACs (exporter.eval_stereo);
 - sanity: NaN, clipping, silence, DC offset.
 The same analysers are also run on held-out renders against their own labels ("oracle"), which
 shows what the measurements themselves miss. `--ceiling` (exporter.eval_ceiling), `--superres`
@@ -37,7 +41,8 @@ import numpy as np
 
 from n2m.bridge.controls import ControlError, Controls
 from n2m.bridge.features import MelSpec, log_mel
-from n2m.exporter.eval_models import EvalOptions, OnnxCascade, TorchCascade, open_model
+from n2m.exporter.eval_meters import NEW_KEY, Meter, frechet_distances
+from n2m.exporter.eval_models import EvalClip, EvalOptions, OnnxCascade, TorchCascade, open_model
 from n2m.exporter.eval_report import _json, _plots, _report
 from n2m.exporter.metrics.adherence import (
     SR,
@@ -50,8 +55,9 @@ from n2m.exporter.metrics.adherence import (
     tempo_scores,
 )
 
-__all__ = ["EvalOptions", "OnnxCascade", "TorchCascade", "evaluate", "frechet", "key_scores", "main",
-           "measure_key", "measure_tempo", "open_model", "prompt_subset", "sanity", "tempo_scores"]
+__all__ = ["EvalClip", "EvalOptions", "OnnxCascade", "TorchCascade", "evaluate", "frechet", "frechet_distances",
+           "key_scores", "main", "measure_key", "measure_tempo", "open_model", "prompt_subset", "sanity",
+           "tempo_scores"]
 
 
 def prompt_controls(p: dict) -> Controls:
@@ -66,12 +72,6 @@ def prompt_controls(p: dict) -> Controls:
                     bars=int(bars) if bars else None)
 
 
-def _pca(train: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    mu = train.mean(0)
-    _, _, vt = np.linalg.svd(train - mu, full_matrices=False)
-    return mu, vt[:k].T
-
-
 def prompt_subset(prompts: list[dict], n: int | None, tuning: bool = False) -> list[dict]:
     """The reported set: n prompts spread evenly over the file (it is grouped by style), or all;
     with `tuning`, the prompts that set leaves out."""
@@ -84,16 +84,21 @@ def prompt_subset(prompts: list[dict], n: int | None, tuning: bool = False) -> l
 
 
 def evaluate(model, corpus: str | Path, classifier: str | Path, out: str | Path, n: int | None,
-             opts: EvalOptions, log=print, held_out_of_n: bool = False) -> dict:
+             opts: EvalOptions, log=print, held_out_of_n: bool = False,
+             classifier_v2: str | Path | None = None) -> dict:
     """Generate for the evaluation prompts and measure. `n`: an evenly spread subset of n prompts
     (the reported set); `held_out_of_n`: the prompts that subset leaves out instead, for choosing
-    settings (e.g. guidance) without looking at the reported set."""
+    settings (e.g. guidance) without looking at the reported set. `classifier_v2`: a second (new)
+    classifier meter, fed the model's native output and reported beside the old one."""
     from n2m.exporter.corpus.reader import CorpusReader
     from n2m.exporter.eval_notes import NoteMeters
-    from n2m.exporter.metrics.style import ClipClassifier
+    from n2m.exporter.eval_stereo import render_measures
+    from n2m.exporter.eval_stereo import summarise as summarise_stereo
 
     reader = CorpusReader(corpus)
-    clf = ClipClassifier.load(classifier)
+    meters = [Meter.load(classifier, "old", native=False)]
+    if classifier_v2:
+        meters.append(Meter.load(classifier_v2, "new", native=True, key=NEW_KEY))
     prompts = reader.eval_prompts()
     if not prompts:
         raise ValueError(f"{corpus} has no eval_prompts.jsonl")
@@ -101,29 +106,38 @@ def evaluate(model, corpus: str | Path, classifier: str | Path, out: str | Path,
     out = Path(out)
     (out / "audio").mkdir(parents=True, exist_ok=True)
     notes = NoteMeters(log)
-    rows, gen_emb, mels = [], [], []
+    rows, gen_emb, mels, channels = [], [[] for _ in meters], [], 1
     t_start = time.monotonic()
     for i, p in enumerate(prompts):
-        row, emb, mel = _prompt_row(model, clf, notes, p, i, opts, out)
+        row, embs, mel, clip = _prompt_row(model, meters, notes, p, i, opts, out)
         rows.append(row)
-        gen_emb.append(emb)
+        channels = max(channels, clip.channels)
+        for acc, e in zip(gen_emb, embs, strict=True):
+            acc.append(e)
         if i < 8:
             mels.append((row["prompt"], mel))
         el = time.monotonic() - t_start
         log(f"eval {i + 1}/{len(prompts)} {row['gen_seconds']:.1f}s/clip eta {el / (i + 1) * (len(prompts) - i - 1):.0f}s")
     held = reader.clips("test") + reader.clips("val")
-    ref_emb, ref_style, oracle = _held_out(reader, held, clf, notes, opts)
-    fd = _frechet_distances(reader, clf, np.array(gen_emb), [r["style"] for r in rows], np.array(ref_emb),
-                            ref_style, opts.seed)
-    summary = _summary(model, reader, rows, clf, fd, oracle, len(held), opts)
+    oracle = _held_out(reader, held, notes, opts)
+    gen_styles = [r["style"] for r in rows]
+    meter_summaries = []
+    for m, emb in zip(meters, gen_emb, strict=True):
+        h = m.held_out(reader, held)
+        meter_summaries.append(m.summary(rows, m.frechet(reader, np.array(emb), gen_styles, h, opts.seed), h))
+    summary = _summary(model, reader, rows, meter_summaries, oracle, len(held), opts)
+    summary["stereo"] = summarise_stereo(rows, render_measures(reader, held, opts.max_seconds), channels)
     (out / "eval.json").write_text(json.dumps({"summary": summary, "rows": rows}, indent=1, default=_json))
-    _plots(out, rows, clf.cfg.styles, mels)
+    _plots(out, rows, meters[0].clf.cfg.styles, mels)
     (out / "report.md").write_text(_report(summary))
     return summary
 
 
-def _prompt_row(model, clf, notes, p: dict, i: int, opts: EvalOptions, out: Path) -> tuple[dict, np.ndarray, np.ndarray]:
-    """One prompt generated and measured: (row, classifier embedding, log-mel)."""
+def _prompt_row(model, meters: list[Meter], notes, p: dict, i: int, opts: EvalOptions,
+                out: Path) -> tuple[dict, list, np.ndarray, EvalClip]:
+    """One prompt generated and measured: (row, each meter's embedding, 16 kHz log-mel, the clip)."""
+    from n2m.exporter.eval_stereo import clip_measures
+
     text = p.get("prompt") or p.get("text") or ""
     try:
         ctl = prompt_controls(p).validated()
@@ -131,47 +145,40 @@ def _prompt_row(model, clf, notes, p: dict, i: int, opts: EvalOptions, out: Path
         ctl = Controls()
     seconds = min(opts.max_seconds, ctl.duration(opts.max_seconds))
     t0 = time.monotonic()
-    audio = np.asarray(model(text, ctl, seconds, opts.seed + i), dtype=np.float32)
+    clip = model.render(text, ctl, seconds, opts.seed + i)
     row: dict = {"i": i, "prompt": text, "style": p.get("style"), "bpm": ctl.bpm, "key": ctl.key,
-                 "mode": ctl.mode, "meter": ctl.meter, "seconds": seconds, "gen_seconds": time.monotonic() - t0}
-    row["sanity"] = sanity(audio)
-    safe = np.nan_to_num(audio)
+                 "mode": ctl.mode, "meter": ctl.meter, "seconds": seconds, "gen_seconds": time.monotonic() - t0,
+                 "rate": clip.rate, "channels": clip.channels}
+    row["sanity"] = sanity(clip.audio16k)
+    safe = np.nan_to_num(clip.audio16k)
     if ctl.bpm:
         row["measured_bpm"] = measure_tempo(safe)
         row["tempo"] = tempo_scores(ctl.bpm, row["measured_bpm"])
     if ctl.key:
         row["key_result"] = key_scores(ctl.key, ctl.mode, measure_key(safe, SR, bar_seconds(ctl.bpm, ctl.meter)))
         row.update(notes.clip(safe, SR, ctl.key, ctl.mode))
-    mel = log_mel(safe, MelSpec())
-    a = clf.analyse_mel(mel)
-    styles, instruments = clf.cfg.styles, clf.cfg.instruments
-    row["pred_style"] = styles[int(np.argmax(a["style_probs"]))]
-    row["style_ok"] = row["pred_style"] == p.get("style")
-    named = [x for x in (p.get("instruments") or []) if x in instruments]
-    if not p.get("instruments"):  # prompt sets without the field: names found in the text
-        named = [inst for inst in instruments if inst.lower() in text.lower()]
-    if named:
-        row["instruments"] = named
-        row["instrument_ok"] = all(a["inst_probs"][instruments.index(x)] > 0.5 for x in named)
-    if i < 8:
+    embs = []
+    for m in meters:
+        fields, emb = m.clip(clip, p, text)
+        if m.key is None:
+            row.update(fields)
+        else:
+            row[m.key] = fields
+        embs.append(emb)
+    row["stereo"] = clip_measures(clip.native, clip.rate)
+    if i < 8:  # the first clips as the model made them (rate and channels)
         import soundfile as sf
 
-        sf.write(str(out / "audio" / f"{i:03d}.wav"), np.clip(safe, -1, 1), SR)
-    return row, a["embedding"], mel
+        native = np.clip(np.nan_to_num(clip.native), -1, 1)
+        sf.write(str(out / "audio" / f"{i:03d}.wav"), native.T if native.ndim == 2 else native, clip.rate)
+    return row, embs, log_mel(safe, MelSpec()), clip
 
 
-def _held_out(reader, held: list[dict], clf, notes, opts: EvalOptions) -> tuple[list, list, dict]:
-    """The held-out renders: their embeddings (10 s windows) and styles, and the analysers run on
-    them against their own labels (the oracle)."""
-    styles, instruments = clf.cfg.styles, clf.cfg.instruments
-    ref_emb, ref_style = [], []
-    oracle: dict = {"tempo_octave": [], "tempo_strict": [], "key": [], "style": [], "instruments": [], "notes": []}
+def _held_out(reader, held: list[dict], notes, opts: EvalOptions) -> dict:
+    """The tempo, key and note analysers run on the held-out renders against their own labels (the
+    oracle); the classifier meters run on them in exporter.eval_meters."""
+    oracle: dict = {"tempo_octave": [], "tempo_strict": [], "key": [], "notes": []}
     for c in held:
-        mel = reader.mel(c)
-        f = 512
-        for s in range(0, max(1, mel.shape[1] - f + 1), f):  # 10 s windows (or the whole clip)
-            ref_emb.append(clf.analyse_mel(mel[:, s:s + f])["embedding"])
-            ref_style.append(c["style"])
         audio = reader.audio16k(c)[: int(opts.max_seconds * SR)]
         if c.get("bpm"):
             ts = tempo_scores(float(c["bpm"]), measure_tempo(audio))
@@ -181,48 +188,7 @@ def _held_out(reader, held: list[dict], clf, notes, opts: EvalOptions) -> tuple[
             bar = bar_seconds(c.get("bpm"), c.get("meter"))
             oracle["key"].append(key_scores(c["key"], c.get("mode"), measure_key(audio, SR, bar))["tonic_or_relative"])
             oracle["notes"].append(notes.clip(audio, SR, c["key"], c.get("mode")))
-        a = clf.analyse_mel(mel)
-        oracle["style"].append(styles[int(np.argmax(a["style_probs"]))] == c["style"])
-        # the instruments an evaluation prompt may name: those of the chord and lead parts
-        for role, inst in zip(c.get("roles") or [], c.get("instruments") or [], strict=False):
-            if role in ("comp", "lead") and inst in instruments:
-                oracle["instruments"].append(bool(a["inst_probs"][instruments.index(inst)] > 0.5))
-    return ref_emb, ref_style, oracle
-
-
-def _frechet_distances(reader, clf, gen_e: np.ndarray, gen_styles: list, ref_e: np.ndarray, ref_style: list,
-                       seed: int) -> dict:
-    """FD (audio only) and the prompt-aware FJD of the generated clips against the held-out windows,
-    with their floors (held-out against held-out) and the shuffled-prompt reference, in a PCA space
-    fitted on training renders."""
-    train_emb, train_style = [], []
-    for c in reader.clips("train")[:300]:
-        train_emb.append(clf.analyse_mel(reader.mel(c)[:, :512])["embedding"])
-        train_style.append(c["style"])
-    train_a = np.array(train_emb)
-    k = int(min(8, max(2, len(ref_e) // 4)))
-    mu, proj = _pca(train_a, k)
-
-    def proj_(x):
-        return (np.asarray(x) - mu) @ proj
-
-    style_mean = {s: proj_(train_a[[t == s for t in train_style]]).mean(0) for s in set(train_style)}
-    zero = np.zeros(k)
-
-    def joint(emb, labels):
-        return np.concatenate([proj_(emb), np.stack([style_mean.get(s, zero) for s in labels])], axis=1)
-
-    shuffled = list(np.random.default_rng(seed).permutation(gen_styles))
-    half = np.arange(len(ref_e)) % 2 == 0
-    ref_styles_a = np.array(ref_style)
-    return {
-        "dims": k, "generated": len(gen_e), "held_out_windows": len(ref_e),
-        "fd_audio": frechet(proj_(gen_e), proj_(ref_e)),
-        "fd_audio_floor": frechet(proj_(ref_e[half]), proj_(ref_e[~half])),
-        "fjd": frechet(joint(gen_e, gen_styles), joint(ref_e, ref_style)),
-        "fjd_shuffled_prompts": frechet(joint(gen_e, shuffled), joint(ref_e, ref_style)),
-        "fjd_floor": frechet(joint(ref_e[half], ref_styles_a[half]), joint(ref_e[~half], ref_styles_a[~half])),
-    }
+    return oracle
 
 
 def _frac(xs) -> float | None:
@@ -230,13 +196,16 @@ def _frac(xs) -> float | None:
     return float(np.mean(xs)) if xs else None
 
 
-def _summary(model, reader, rows: list[dict], clf, fd: dict, oracle: dict, held: int, opts: EvalOptions) -> dict:
+def _summary(model, reader, rows: list[dict], meters: list[dict], oracle: dict, held: int,
+             opts: EvalOptions) -> dict:
+    """The aggregate: the old meter's results where earlier reports had them, the new one's under
+    NEW_KEY."""
     from n2m.exporter.eval_notes import summarise as summarise_notes
 
     tempo_rows = [r for r in rows if "tempo" in r]
     key_rows = [r for r in rows if "key_result" in r]
-    inst_rows = [r for r in rows if "instrument_ok" in r]
     oracle_notes = oracle.pop("notes")
+    old = meters[0]
     summary = {
         "model": getattr(model, "id", str(model)), "corpus_id": reader.info.get("id"),
         "prompts": len(rows), "options": asdict(opts),
@@ -245,23 +214,23 @@ def _summary(model, reader, rows: list[dict], clf, fd: dict, oracle: dict, held:
                   "median_rel_error": float(np.median([r["tempo"]["rel_error"] for r in tempo_rows])) if tempo_rows else None},
         "key": {"n": len(key_rows), "tonic": _frac(r["key_result"]["tonic"] for r in key_rows),
                 "tonic_or_relative": _frac(r["key_result"]["tonic_or_relative"] for r in key_rows)},
-        "style": {"n": len(rows), "agreement": _frac(r["style_ok"] for r in rows)},
-        "instruments": {"n": len(inst_rows), "agreement": _frac(r["instrument_ok"] for r in inst_rows)},
-        "classifier": clf.info,
-        "frechet": fd,
+        "style": old["style"], "instruments": old["instruments"], "classifier": old["classifier"],
+        "frechet": old["frechet"], "fjd_over_shuffled": old["fjd_over_shuffled"],
+        "meters": {m["label"]: m["meter"] for m in meters},
         "sanity": {k: int(sum(r["sanity"][k] for r in rows)) for k in ("nan", "clipping", "silence", "dc")},
         "notes": summarise_notes(key_rows),
-        "oracle_held_out": {"clips": held, **{k: _frac(v) for k, v in oracle.items()},
+        "oracle_held_out": {"clips": held, **{k: _frac(v) for k, v in oracle.items()}, **old["oracle_held_out"],
                             "notes": summarise_notes(oracle_notes)},
         "gen_seconds_per_clip": float(np.mean([r["gen_seconds"] for r in rows])),
         "targets": {"tempo_octave_4pct": 0.8, "key_tonic_or_relative": 0.6, "style_agreement": 0.6,
                     "fjd_over_shuffled": 0.5},
     }
-    summary["fjd_over_shuffled"] = fd["fjd"] / fd["fjd_shuffled_prompts"] if fd["fjd_shuffled_prompts"] > 0 else None
+    if len(meters) > 1:
+        summary[NEW_KEY] = meters[1]
     return summary
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="n2m eval", description="Evaluate a cascade on the evaluation prompt set.")
     p.add_argument("model", nargs="?",
                    help="ONNX cascade dir, or GEN.pt,VOC.pt (run dirs work), or a dir with generator.pt/vocoder.pt")
@@ -269,7 +238,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--corpus", default="corpus/v4")
     p.add_argument("--decoder", choices=["vocoder", "cascader", "griffin-lim"],
                    help="exported cascades: how log-mel becomes audio (default: the model's)")
-    p.add_argument("--classifier", default="runs/classifier/classifier.pt")
+    p.add_argument("--classifier", default="runs/classifier/classifier.pt",
+                   help="the old style meter (mel80 classifier), fed each clip's 16 kHz mono mix")
+    p.add_argument("--classifier-v2", metavar="PATH",
+                   help="a new style meter (e.g. runs/classifier_coarse/classifier.pt), fed the model's native "
+                        "output and reported beside the old one")
     p.add_argument("--out", help="output folder (default runs/eval; --edits: the model's folder)")
     p.add_argument("--n", type=int, help="evaluate N prompts spread evenly over the set (default all)")
     p.add_argument("--tuning-set", action="store_true",
@@ -301,6 +274,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--edits", action="store_true",
                    help="measure n2m extend, inpaint and vary through MODEL's engine (an exported cascade) on "
                         "held-out renders (--corpus, --n, default 20): edits.json/.md under --out")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = build_parser()
     args = p.parse_args(argv)
     if args.edits:
         if args.ceiling or args.ceiling_spec or args.superres:
@@ -334,7 +312,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         model = open_model(args.model, args.vocoder, opts, args.threads, args.precision)
         summary = evaluate(model, args.corpus, args.classifier, args.out, args.n, opts,
-                           log=lambda m: print(m, file=sys.stderr, flush=True), held_out_of_n=args.tuning_set)
+                           log=lambda m: print(m, file=sys.stderr, flush=True), held_out_of_n=args.tuning_set,
+                           classifier_v2=args.classifier_v2)
     except (FileNotFoundError, ValueError) as exc:
         print(f"n2m eval: {exc}", file=sys.stderr)
         return 2

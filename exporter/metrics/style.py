@@ -1,10 +1,15 @@
 """An audio classifier trained on the corpus: style (single label) and instruments (multi-label).
 
-A small 2D CNN over the log-mel (bridge.features, normalised), trained on random ~5 s crops. Its
-pooled penultimate layer is the embedding `n2m eval` uses for Frechet distances; its style head
-measures style adherence. Held-out accuracy on the corpus' test split is stored in the checkpoint.
+A small 2D CNN over a log-mel representation (bridge.features, normalised), trained on random
+~5 s crops. Its pooled penultimate layer is the embedding `n2m eval` uses for Frechet distances; its
+style head measures style adherence. Held-out accuracy on the corpus' test split is stored in the
+checkpoint. Two representations, both 50 frames/s:
+- "mel80" (the default, and what checkpoints without the field hold): the 80-bin 16 kHz mono mel;
+- "coarse": the COARSE mel (the mid of 44.1 kHz stereo, or the mono signal, bins up to 8 kHz),
+  what the v2 generator makes; trained on corpora that cache it.
 
-    python -m n2m.exporter.metrics.style --corpus corpus/v1 --out runs/classifier [--steps N]
+    python -m n2m.exporter.metrics.style --corpus corpus/v2 --out runs/classifier_mel80 [--steps N]
+    python -m n2m.exporter.metrics.style --corpus corpus/v2 --out runs/classifier_coarse --representation coarse
 """
 
 from __future__ import annotations
@@ -22,8 +27,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from n2m.bridge.features import MelSpec, log_mel
+from n2m.bridge.features import COARSE, FINE, MelSpec, coarse_mel, log_mel
 from n2m.exporter.corpus.reader import CorpusError, CorpusReader
+
+# representation -> (bins, normalisation mean, scale): the normalised values span about -1.4..1.6
+# (mel80 log-mels lie in about -11.5..6.7, COARSE ones in -11.5..8.4 with a higher median)
+REPRESENTATIONS: dict[str, tuple[int, float, float]] = {"mel80": (MelSpec().n_mels, -4.5, 7.0),
+                                                        "coarse": (COARSE.n_bins, -1.5, 7.0)}
+LOG_FLOOR = float(np.log(MelSpec().log_floor))  # both representations floor power at 1e-5
 
 
 @dataclass
@@ -36,6 +47,25 @@ class ClassifierConfig:
     mel_mean: float = -4.5
     mel_scale: float = 7.0
     extra: dict = field(default_factory=dict)
+    representation: str = "mel80"
+
+
+def audio_features(audio: np.ndarray, sr: int, representation: str = "mel80") -> np.ndarray:
+    """[bins, frames] log-mel of mono [n] or [channels, n] audio in the classifier's representation:
+    mel80 of the mono mix at 16 kHz, or COARSE of the mid ((L+R)/2, the mono mix) at 44.1 kHz."""
+    from n2m.exporter.metrics.spectral import mono, resample
+
+    if representation not in REPRESENTATIONS:
+        raise ValueError(f"unknown representation {representation!r}: one of {', '.join(REPRESENTATIONS)}")
+    x = mono(audio)
+    if representation == "mel80":
+        return log_mel(resample(x, sr, MelSpec().sample_rate), MelSpec())
+    return coarse_mel(log_mel(resample(x, sr, FINE.sample_rate), FINE))
+
+
+def corpus_features(reader: CorpusReader, clip: dict, representation: str = "mel80") -> np.ndarray:
+    """The corpus' cached log-mel of a clip in the given representation."""
+    return reader.coarse(clip) if representation == "coarse" else reader.mel(clip)
 
 
 class AudioClassifier(nn.Module):
@@ -55,7 +85,7 @@ class AudioClassifier(nn.Module):
         self.inst_head = nn.Linear(cfg.embed_dim, max(1, len(cfg.instruments)))
 
     def embedding(self, mel_norm: torch.Tensor) -> torch.Tensor:
-        """[B, 80, T] normalised log-mel -> [B, embed_dim]."""
+        """[B, bins, T] normalised log-mel -> [B, embed_dim]."""
         h = self.features(mel_norm[:, None])
         h = h.mean(dim=(2, 3))
         return F.relu(self.embed(h))
@@ -66,7 +96,8 @@ class AudioClassifier(nn.Module):
 
 
 class ClipClassifier:
-    """A trained classifier applied to whole clips (log-mel or 16 kHz audio): crops averaged."""
+    """A trained classifier applied to whole clips (log-mel in its representation, or audio): crops
+    averaged."""
 
     def __init__(self, model: AudioClassifier, info: dict | None = None) -> None:
         self.model = model.eval()
@@ -79,18 +110,26 @@ class ClipClassifier:
         if not path.is_file():
             raise FileNotFoundError(
                 f"classifier {path} not found: train one with "
-                f"`python -m n2m.exporter.metrics.style --corpus DIR --out {path.parent}`")
+                f"`python -m n2m.exporter.metrics.style --corpus DIR --out {path.parent}` (add `--representation "
+                f"coarse` for the v2 meter)")
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
         cfg = ClassifierConfig(**ckpt["config"])
         model = AudioClassifier(cfg)
         model.load_state_dict(ckpt["model"])
         return cls(model, ckpt.get("info", {}))
 
+    @property
+    def representation(self) -> str:
+        return self.cfg.representation
+
     def _crops(self, mel: np.ndarray) -> torch.Tensor:
         f = self.cfg.crop_frames
+        bins = REPRESENTATIONS[self.cfg.representation][0]
+        if mel.shape[0] != bins:
+            raise ValueError(f"the {self.cfg.representation} classifier takes {bins} bins, got {mel.shape[0]}")
         norm = (mel - self.cfg.mel_mean) / self.cfg.mel_scale
         if norm.shape[1] < f:
-            pad = np.full((norm.shape[0], f - norm.shape[1]), (np.log(1e-5) - self.cfg.mel_mean) / self.cfg.mel_scale)
+            pad = np.full((norm.shape[0], f - norm.shape[1]), (LOG_FLOOR - self.cfg.mel_mean) / self.cfg.mel_scale)
             norm = np.concatenate([norm, pad], axis=1)
         n = norm.shape[1]
         starts = sorted({0, max(0, n - f), *range(0, max(1, n - f + 1), f // 2)})
@@ -103,8 +142,13 @@ class ClipClassifier:
         return {"style_probs": torch.softmax(s, -1).mean(0).numpy(),
                 "inst_probs": torch.sigmoid(i).mean(0).numpy(), "embedding": e.mean(0).numpy()}
 
-    def analyse_audio(self, audio: np.ndarray) -> dict:
-        return self.analyse_mel(log_mel(audio, MelSpec()))
+    def analyse_audio(self, audio: np.ndarray, sr: int = 16000) -> dict:
+        """analyse_mel of mono or [channels, n] audio at `sr`, in the classifier's representation."""
+        return self.analyse_mel(audio_features(audio, sr, self.cfg.representation))
+
+    def corpus_mel(self, reader: CorpusReader, clip: dict) -> np.ndarray:
+        """The corpus' cached log-mel of a clip in this classifier's representation."""
+        return corpus_features(reader, clip, self.cfg.representation)
 
 
 def _labels(reader: CorpusReader) -> tuple[list[str], list[str]]:
@@ -119,13 +163,13 @@ def _batch(reader: CorpusReader, clips: list[dict], cfg: ClassifierConfig, rng: 
     mels, ys, yi = [], [], []
     for _ in range(n):
         c = clips[int(rng.integers(len(clips)))]
-        mel = reader.mel(c)
+        mel = corpus_features(reader, c, cfg.representation)
         f = cfg.crop_frames
         if mel.shape[1] >= f:
             s = int(rng.integers(0, mel.shape[1] - f + 1))
             crop = mel[:, s:s + f]
         else:
-            crop = np.full((mel.shape[0], f), np.log(1e-5), dtype=np.float32)
+            crop = np.full((mel.shape[0], f), LOG_FLOOR, dtype=np.float32)
             crop[:, :mel.shape[1]] = mel
         crop = crop + rng.uniform(-1.0, 1.0)  # gain augmentation (+-~9 dB)
         mels.append((crop - cfg.mel_mean) / cfg.mel_scale)
@@ -147,7 +191,7 @@ def held_out_metrics(clf: ClipClassifier, reader: CorpusReader, split: str = "te
         return {"split": split, "clips": 0}
     correct, tp, fp, fn = 0, 0, 0, 0
     for c in clips:
-        out = clf.analyse_mel(reader.mel(c))
+        out = clf.analyse_mel(clf.corpus_mel(reader, c))
         correct += int(clf.cfg.styles[int(np.argmax(out["style_probs"]))] == c["style"])
         pred = {clf.cfg.instruments[i] for i in np.flatnonzero(out["inst_probs"] > 0.5)}
         true = set(c.get("instruments") or [])
@@ -157,7 +201,10 @@ def held_out_metrics(clf: ClipClassifier, reader: CorpusReader, split: str = "te
 
 
 def train_classifier(corpus: str | Path, out: str | Path, steps: int = 4000, batch: int = 24,
-                     lr: float = 1e-3, seed: int = 0, threads: int = 1, log=print) -> dict:
+                     lr: float = 1e-3, seed: int = 0, threads: int = 1, log=print,
+                     representation: str = "mel80") -> dict:
+    if representation not in REPRESENTATIONS:
+        raise ValueError(f"unknown representation {representation!r}: one of {', '.join(REPRESENTATIONS)}")
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     reader = CorpusReader(corpus)
@@ -165,7 +212,12 @@ def train_classifier(corpus: str | Path, out: str | Path, steps: int = 4000, bat
     train = reader.clips("train")
     if not train:
         raise CorpusError(f"corpus {corpus} has no train clips")
-    cfg = ClassifierConfig(styles=styles, instruments=insts)
+    if representation == "coarse" and not reader.has_fine:
+        raise CorpusError(f"{corpus} caches no COARSE mels, which the coarse classifier trains on. Fix: build "
+                          f"a 44.1 kHz corpus (`n2m corpus build --out DIR --hours H --seed S`) or use mel80")
+    _, mean, scale = REPRESENTATIONS[representation]
+    cfg = ClassifierConfig(styles=styles, instruments=insts, mel_mean=mean, mel_scale=scale,
+                           representation=representation)
     model = AudioClassifier(cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
@@ -187,8 +239,10 @@ def train_classifier(corpus: str | Path, out: str | Path, steps: int = 4000, bat
             rate = step / (time.monotonic() - t0)
             log(f"classifier step {step}/{steps} loss {float(loss.detach()):.3f} batch acc {acc:.2f} "
                 f"{rate:.1f} steps/s eta {(steps - step) / rate:.0f}s")
+    train_seconds = time.monotonic() - t0
     clf = ClipClassifier(model)
-    info = {"corpus_id": reader.info.get("id"), "steps": steps,
+    info = {"corpus_id": reader.info.get("id"), "representation": representation, "steps": steps,
+            "batch": batch, "threads": threads, "train_seconds": round(train_seconds, 1),
             "test": held_out_metrics(clf, reader, "test"), "val": held_out_metrics(clf, reader, "val")}
     path = out / "classifier.pt"
     tmp = path.with_name(path.name + ".tmp")
@@ -206,9 +260,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=4000)
     p.add_argument("--batch", type=int, default=24)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--representation", choices=sorted(REPRESENTATIONS), default="mel80",
+                   help="mel80: the 80-bin 16 kHz mel (the old meter); coarse: the COARSE mel of the v2 route")
     args = p.parse_args(argv)
     try:
-        info = train_classifier(args.corpus, args.out, args.steps, args.batch, threads=args.threads)
+        info = train_classifier(args.corpus, args.out, args.steps, args.batch, threads=args.threads,
+                                representation=args.representation)
     except CorpusError as exc:
         print(f"classifier: {exc}", file=sys.stderr)
         return 2

@@ -174,3 +174,67 @@ def test_eval_precision_runs_the_int8_graphs(tiny_model_dir, tmp_path, capsys):
     assert main([str(tmp_path / "g.pt") + "," + str(tmp_path / "v.pt"), "--precision", "int8",
                  "--out", str(tmp_path / "e")]) == 2
     assert "give its folder" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def fine_corpus_meters(tmp_path_factory):
+    """A tiny synthetic corpus with 44.1 kHz stereo FLACs and the v2 caches, and an old (mel80) and a
+    new (coarse) classifier trained 4 steps on it."""
+    root = tmp_path_factory.mktemp("eval_fine")
+    corpus = write_synthetic_corpus(root / "corpus", n_clips=16, seconds=3.0, seed=6, n_eval_prompts=4, fine=True)
+    for rep in ("mel80", "coarse"):
+        train_classifier(corpus, root / rep, steps=4, batch=4, log=lambda m: None, representation=rep)
+    return corpus, root / "mel80" / "classifier.pt", root / "coarse" / "classifier.pt"
+
+
+def _eval_two_meters(model, fine_corpus_meters, out) -> dict:
+    corpus, old, new = fine_corpus_meters
+    assert main([str(model), "--corpus", str(corpus), "--classifier", str(old), "--classifier-v2", str(new),
+                 "--n", "2", "--max-seconds", "2", "--out", str(out), "--threads", "1"]) == 0
+    return json.loads((out / "eval.json").read_text())
+
+
+def test_eval_of_the_fine_route_reports_both_meters_and_stereo(tiny_fine_dir, fine_corpus_meters, tmp_path):
+    """Tried: the tiny fine route (44.1 kHz stereo) on 2 prompts with both classifiers: the old meter on
+    the 16 kHz mono mix, the new one on the stereo output; the stereo measures per clip and per style
+    against the corpus' 4 held-out FLACs (each the right channel at 80 % of the left)."""
+    import soundfile as sf
+
+    data = _eval_two_meters(tiny_fine_dir, fine_corpus_meters, tmp_path / "eval")
+    s, rows = data["summary"], data["rows"]
+    assert s["meters"] == {"old": "mel80 on the 16 kHz mono mix", "new": "coarse on the native output"}
+    new = s["new_meter"]
+    assert new["classifier"]["representation"] == "coarse" and new["style"]["n"] == 2
+    for k in ("fjd", "fjd_floor", "fjd_shuffled_prompts", "fd_audio", "fd_audio_floor"):
+        assert np.isfinite(new["frechet"][k]) and np.isfinite(s["frechet"][k])
+    assert new["oracle_held_out"]["style"] is not None and s["oracle_held_out"]["style"] is not None
+    for r in rows:
+        assert (r["rate"], r["channels"]) == (44100, 2)
+        assert isinstance(r["new_meter"]["style_ok"], bool) and isinstance(r["style_ok"], bool)
+        assert all(isinstance(r["stereo"][k], float) for k in ("high_db", "side_mid_db", "lr_corr"))
+    st = s["stereo"]
+    assert st["stereo"] and st["channels"] == 2 and st["renders"]["clips"] == 4 and st["renders"]["missing_flac"] == 0
+    # the renders are one signal at two levels: correlation 1, side/mid 20 log10(0.1 / 0.9)
+    assert st["renders"]["all"]["lr_corr"]["median"] == pytest.approx(1.0, abs=1e-4)
+    assert st["renders"]["all"]["side_mid_db"]["median"] == pytest.approx(-19.08, abs=0.1)
+    assert set(st["styles"]) == {r["style"] for r in rows}
+    for style in st["styles"].values():
+        assert all(isinstance(v, bool) or v is None for v in style["pass"].values())
+    report = (tmp_path / "eval" / "report.md").read_text()
+    assert "| classifier measure | old (mel80 on the 16 kHz mono mix) | new (coarse on the native output) |" in report
+    assert "energy > 8 kHz" in report and "key from transcribed notes" in report
+    info = sf.info(str(tmp_path / "eval" / "audio" / "000.wav"))
+    assert (info.channels, info.samplerate) == (2, 44100)
+
+
+def test_eval_of_a_mono_model_says_mono(tiny_model_dir, fine_corpus_meters, tmp_path):
+    """Tried: the tiny mel cascade (16 kHz mono) with both meters: the new meter takes its mono output
+    (upsampled to 44.1 kHz for COARSE), the stereo fields say "mono", the renders are still measured."""
+    data = _eval_two_meters(tiny_model_dir, fine_corpus_meters, tmp_path / "eval")
+    s, rows = data["summary"], data["rows"]
+    assert [(r["rate"], r["channels"]) for r in rows] == [(16000, 1), (16000, 1)]
+    assert all(set(r["stereo"].values()) == {"mono"} for r in rows)
+    assert s["stereo"]["stereo"] is False and set(s["stereo"]["passed"].values()) == {"mono"}
+    assert s["stereo"]["renders"]["clips"] == 4
+    assert s["new_meter"]["style"]["agreement"] is not None and s["notes"]["n"] == 2
+    assert "The model is mono" in (tmp_path / "eval" / "report.md").read_text()
