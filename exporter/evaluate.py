@@ -235,10 +235,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", nargs="?",
                    help="ONNX cascade dir, or GEN.pt,VOC.pt (run dirs work), or a dir with generator.pt/vocoder.pt")
     p.add_argument("--vocoder", help="vocoder checkpoint or run dir, or 'griffin-lim'")
-    p.add_argument("--corpus", default="corpus/v4")
+    p.add_argument("--corpus", default="corpus/v2")
     p.add_argument("--decoder", choices=["vocoder", "cascader", "griffin-lim"],
                    help="exported cascades: how log-mel becomes audio (default: the model's)")
-    p.add_argument("--classifier", default="runs/classifier/classifier.pt",
+    p.add_argument("--classifier", default="runs/classifier_mel80/classifier.pt",
                    help="the old style meter (mel80 classifier), fed each clip's 16 kHz mono mix")
     p.add_argument("--classifier-v2", metavar="PATH",
                    help="a new style meter (e.g. runs/classifier_coarse/classifier.pt), fed the model's native "

@@ -76,13 +76,12 @@ def test_variations_of_a_shipped_clip_grow_with_strength() -> None:
     eng = Engine.load(SHIPPED, provider="cpu")
     prompt = "lo-fi hip hop, 80 bpm, D minor"
     req = Request(prompt, resolve(prompt, Controls(seconds=4.0)), seed=2)
-    spec = MelSpec(**eng.manifest.mel)
     src_audio = eng.generate(req)[0].audio
-    src = log_mel(src_audio, spec)
+    src = eng.features(src_audio, eng.sample_rate)  # the generator's own log-mel of the clip
 
     def dist(strength: float) -> float:
         out = eng.generate(replace(req, seed=9), edit=Edit(src, None, strength))[0].audio
-        m = log_mel(out, spec)[:, : src.shape[1]]
+        m = eng.features(out, eng.sample_rate)[:, : src.shape[1]]
         a, b = m - m.mean(1, keepdims=True), src[:, : m.shape[1]] - src[:, : m.shape[1]].mean(1, keepdims=True)
         return float(np.abs(a - b).mean())
 

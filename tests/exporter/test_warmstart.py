@@ -33,7 +33,7 @@ def test_recovers_the_exported_weights_exactly(stage, tiny_model_dir, tiny_check
 
 def test_shipped_default_recovers_with_parity():
     default = Path(__file__).resolve().parents[2] / "bridge" / "models" / "default"
-    for stage in ("generator", "vocoder"):
+    for stage in ("generator", "spectral"):
         sd = stage_state_dict(default, stage)  # raises unless torch matches ORT to 1e-4
         assert sd and all(torch.isfinite(v).all() for v in sd.values())
 
