@@ -25,8 +25,8 @@ from n2m.bridge.griffinlim import griffin_lim
 from n2m.bridge.manifest import StageSpec
 
 SPECTRAL = "spectral"
-# Griffin-Lim per channel (mid, side): the quiet side converges in fewer passes; 10 passes of the
-# mel-to-magnitude solver keep what 30 do (n2m eval --ceiling) at a third of the cost
+# Griffin-Lim passes per channel (mid, side): the side starts from the mid's phase and needs fewer;
+# 10 passes of the mel-to-magnitude solver keep what 30 do (n2m eval --ceiling) at a third of the cost
 GL_ITERS = (32, 8)
 NNLS_ITERS = 10
 
@@ -105,8 +105,8 @@ def decode_fine(fine: np.ndarray, coarse: np.ndarray | None, mel: MelSpec, coars
                 seeds: list[int], samples: int, threads: int, mel_max: float | None = None,
                 circular: bool = False) -> np.ndarray:
     """[n, 2, samples] stereo audio from [n, 2, bins, frames] fine log-mel (mid, side): the
-    crossover with the generator's coarse mel (when `coarse` is given), clamped to the corpus' loudest value, Griffin-Lim per
-    channel, then left = mid + side, right = mid - side."""
+    crossover with the generator's coarse mel (when `coarse` is given), clamped to the corpus'
+    loudest value, Griffin-Lim per channel, then left = mid + side, right = mid - side."""
     fine = np.array(fine, dtype=np.float32, copy=True)
     n = fine.shape[0]
     if coarse is not None:
@@ -116,6 +116,7 @@ def decode_fine(fine: np.ndarray, coarse: np.ndarray | None, mel: MelSpec, coars
     # the floor is "this quiet or quieter": reconstructed as silence, not as a noise floor (a
     # centred mix's side sits at the floor and would otherwise come back as hiss)
     fine = np.log(np.maximum(np.exp(fine) - mel.log_floor, 1e-12)).astype(np.float32)
+
     def one(i: int) -> np.ndarray:  # the side starts from the mid's phase: panned sources stay put
         kw = {"seed": seeds[i], "length": samples, "circular": circular, "nnls_iters": NNLS_ITERS}
         mid = griffin_lim(fine[i, 0], mel, n_iter=GL_ITERS[0], **kw)
