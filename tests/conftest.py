@@ -63,36 +63,39 @@ def _tiny_key() -> str:
     return h.hexdigest()[:16]
 
 
-def _build_tiny(cache: Path) -> Path:
-    """The cached tiny cascade folder, built under an exclusive lock if missing."""
-    model = cache / "model"
-    if (model / "manifest.json").is_file():
-        return model
-    cache.mkdir(parents=True, exist_ok=True)
-    with open(cache / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # other pytest processes wait for one build
-        if (model / "manifest.json").is_file():
-            return model
-        from n2m.exporter.export import ExportOptions, export_cascade, random_checkpoint
-
-        gen = random_checkpoint("generator", cache / "generator.pt", seed=0)
-        voc = random_checkpoint("vocoder", cache / "vocoder.pt", seed=1)
-        opts = ExportOptions(steps=TINY_STEPS, vocoder_steps=TINY_VOCODER_STEPS, force=True)
-        export_cascade(gen, voc, model, opts, log=lambda m: None)
-    return model
-
-
-def _build_tiny_wave(cache: Path, text_from: Path) -> Path:
-    """The cached tiny wave-route cascade with superres (fp32 graphs; the text encoder copied from
-    the tiny mel cascade), built under an exclusive lock if missing."""
+def _cached(cache: Path, build) -> Path:
+    """cache/model, made by `build(cache, model)` under an exclusive lock if missing (other pytest
+    processes wait for one build)."""
     model = cache / "model"
     if (model / "manifest.json").is_file():
         return model
     cache.mkdir(parents=True, exist_ok=True)
     with open(cache / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if (model / "manifest.json").is_file():
-            return model
+        if not (model / "manifest.json").is_file():
+            build(cache, model)
+    return model
+
+
+def _build_tiny(cache: Path) -> Path:
+    """The cached tiny cascade folder."""
+
+    def build(cache: Path, model: Path) -> None:
+        from n2m.exporter.export import ExportOptions, export_cascade, random_checkpoint
+
+        gen = random_checkpoint("generator", cache / "generator.pt", seed=0)
+        voc = random_checkpoint("vocoder", cache / "vocoder.pt", seed=1)
+        opts = ExportOptions(steps=TINY_STEPS, vocoder_steps=TINY_VOCODER_STEPS, force=True)
+        export_cascade(gen, voc, model, opts, log=lambda m: None)
+
+    return _cached(cache, build)
+
+
+def _build_tiny_wave(cache: Path, text_from: Path) -> Path:
+    """The cached tiny wave-route cascade with superres (fp32 graphs; the text encoder copied from
+    the tiny mel cascade)."""
+
+    def build(cache: Path, model: Path) -> None:
         from n2m.exporter.export import ExportOptions, export_route, random_checkpoint
 
         ckpts = {s: random_checkpoint(s, cache / f"{s}.pt", seed=i + 2) for i, s in enumerate(WAVE_STAGES)}
@@ -100,20 +103,15 @@ def _build_tiny_wave(cache: Path, text_from: Path) -> Path:
                              superres_steps=TINY_SUPERRES_STEPS, variants=("fp32",), text_from=text_from,
                              force=True)
         export_route(ckpts, model, opts, log=lambda m: None)
-    return model
+
+    return _cached(cache, build)
 
 
 def _build_tiny_fine(cache: Path, text_from: Path) -> Path:
     """The cached tiny fine-route cascade (coarse generator, spectral cascader; fp32 graphs; the
-    text encoder copied from the tiny mel cascade), built under an exclusive lock if missing."""
-    model = cache / "model"
-    if (model / "manifest.json").is_file():
-        return model
-    cache.mkdir(parents=True, exist_ok=True)
-    with open(cache / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if (model / "manifest.json").is_file():
-            return model
+    text encoder copied from the tiny mel cascade)."""
+
+    def build(cache: Path, model: Path) -> None:
         from n2m.exporter.export import ExportOptions, export_route, random_checkpoint
         from n2m.exporter.models.configs import tiny_coarse_generator_config
 
@@ -123,7 +121,8 @@ def _build_tiny_fine(cache: Path, text_from: Path) -> Path:
         opts = ExportOptions(steps=TINY_STEPS, vocoder_steps=TINY_VOCODER_STEPS, variants=("fp32",),
                              text_from=text_from, force=True, mel_max=2.0)
         export_route(ckpts, model, opts, log=lambda m: None)
-    return model
+
+    return _cached(cache, build)
 
 
 @pytest.fixture(scope="session")
