@@ -9,7 +9,9 @@ from --bpm, else its n2m sidecar, else is measured; its prompt and key likewise.
 works from the clip's log-mel (bridge.cascade.Edit): a variation starts from it noised to the
 strength; an extension holds the clip's frames and makes the bars after them; an inpainting
 holds every frame but those of bars A to B (1-based, inclusive) and crossfades the new bars in
-over 20 ms inside the region. Results keep the
+and out with equal-power fades placed, at each join, where the join is least abrupt (just
+outside the region, 45 ms at most, where the new audio holds the source's own frames, or over
+40-150 ms just inside it). Results keep the
 source's rate and channel count, in its format when that is lossless (24-bit WAV otherwise), with
 the source named in the sidecar; an extension begins with the source's own samples, untouched,
 and the new bars are matched to its loudness.
@@ -48,7 +50,6 @@ LOSSLESS = {".wav": "wav24", ".flac": "flac", ".aif": "aiff", ".aiff": "aiff"}  
 WRITERS = {**FORMATS, "aiff": (".aiff", 24)}  # format -> (suffix, bit depth) of a result
 SOURCE_SUFFIXES = (*LOSSLESS, ".mp3")  # files an edit takes as its source
 FADE_S = 0.005  # the new part's fade-in where it joins the source
-XFADE_S = 0.02  # an inpainted region's crossfades, inside the region
 
 
 @dataclass
@@ -138,13 +139,18 @@ def whole_bars(seconds: float, bpm: float | None, meter: str | None) -> int | No
     return int(n) if n >= 1 and abs(seconds - n * bar) < 0.005 else None
 
 
-def _matched(new: np.ndarray, rate: int, reference: np.ndarray) -> np.ndarray:
-    """`new` at the loudness of `reference` (same rate, [n] or [channels, n]), peaks below 0.98."""
+def _match_gain(new: np.ndarray, rate: int, reference: np.ndarray) -> float:
+    """The gain that brings `new` to the loudness of `reference` (same rate, [n] or [channels, n]),
+    lowered where it would lift a peak above 0.98."""
     want, got = integrated_loudness(reference, rate), integrated_loudness(new, rate)
     gain = 10.0 ** ((want - got) / 20.0) if np.isfinite(want) and np.isfinite(got) else 1.0
-    y = new * gain
-    peak = float(np.abs(y).max()) if y.size else 0.0
-    return (y * (0.98 / peak) if peak > 0.98 else y).astype(np.float32)
+    peak = float(np.abs(new).max()) * gain if new.size else 0.0
+    return gain * (0.98 / peak) if peak > 0.98 else gain
+
+
+def _matched(new: np.ndarray, rate: int, reference: np.ndarray) -> np.ndarray:
+    """`new` at the loudness of `reference` (same rate, [n] or [channels, n]), peaks below 0.98."""
+    return (new * _match_gain(new, rate, reference)).astype(np.float32)
 
 
 def _as_source(audio: np.ndarray, rate: int, src: Source) -> np.ndarray:
@@ -248,25 +254,69 @@ def extend(engine, src: Source, options: dict, bars: int, progress=None, cancel=
 
 def inpaint(engine, src: Source, options: dict, first: int, last: int, progress=None, cancel=None) -> np.ndarray:
     """The source with bars first..last made anew: [channels, samples] at its rate, every sample
-    outside the region the source's own."""
+    outside the region and its joins' crossfades (at most JOIN_OUTSIDE_S) the source's own."""
     req = plan_edit(engine, src, options, EditSpec("inpaint", first=first, last=last))
     bar = _bar_seconds(options.get("bpm"), options.get("meter"))
     t0, t1 = (first - 1) * bar, last * bar
     mel = engine.features(src.audio, src.rate)
     frames = np.arange(mel.shape[1]) / engine.manifest.frame_rate
     clip = engine.generate(req, progress, cancel, edit=Edit(mel, (frames < t0) | (frames >= t1), 1.0))[0]
-    a, b = int(round(t0 * src.rate)), min(src.audio.shape[1], int(round(t1 * src.rate)))
+    n = src.audio.shape[1]
+    a, b = int(round(t0 * src.rate)), min(n, int(round(t1 * src.rate)))
     new = _as_source(clip.audio, clip.sample_rate, src)
-    new = np.pad(new, ((0, 0), (0, max(0, b - new.shape[1]))))[:, a:b]
-    new = _matched(new, src.rate, src.audio[:, a:b])
-    w = np.ones(b - a, np.float32)
-    x = min((b - a) // 2, int(XFADE_S * src.rate))
-    w[:x] = np.linspace(0.0, 1.0, x)
-    if x:
-        w[-x:] = np.linspace(1.0, 0.0, x)
-    out = src.audio.copy()
-    out[:, a:b] = out[:, a:b] * (1.0 - w) + new * w
+    new = np.pad(new, ((0, 0), (0, max(0, n - new.shape[1]))))[:, :n]
+    new = new * _match_gain(new[:, a:b], src.rate, src.audio[:, a:b])  # the region at the source's loudness
+    w = np.zeros(n, np.float64)
+    w[a:b] = 1.0
+    for at, rising in ((a, True), (b, False)):
+        if 0 < at < n:
+            w = min((_with_fade(w, at, rising, place, length, src.rate) for place, length in JOIN_FADES),
+                    key=lambda cand: _join_flux(_mix(src.audio, new, cand), src.rate, at))
+    return _mix(src.audio, new, w)
+
+
+JOIN_OUTSIDE_S = 0.045  # the most a join's crossfade takes outside the region
+JOIN_FADES = (("outside", JOIN_OUTSIDE_S), ("inside", 0.04), ("inside", 0.08), ("inside", 0.15))
+JOIN_WINDOW_S = 0.05  # a join's abruptness: the spectral flux's peak within this distance of it
+
+
+def _with_fade(w: np.ndarray, at: int, rising: bool, place: str, seconds: float, rate: int) -> np.ndarray:
+    """The new audio's weight `w` with an equal-power fade at the join `at` (in where the region
+    starts, out where it ends), lying just outside the region or just inside it."""
+    m = int(round(seconds * rate))
+    start = (at - m if place == "outside" else at) if rising else (at if place == "outside" else at - m)
+    ramp = np.sin(0.5 * np.pi * (np.arange(m) + 0.5) / m)
+    idx = np.arange(start, start + m)
+    keep = (idx >= 0) & (idx < len(w))
+    w = w.copy()
+    w[idx[keep]] = (ramp if rising else ramp[::-1])[keep]
+    return w
+
+
+def _mix(src: np.ndarray, new: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """src where w is 0 (its own samples), new where it is 1, equal-power between."""
+    out = src.copy()
+    span = np.flatnonzero(w > 0)
+    if span.size:
+        lo, hi = int(span[0]), int(span[-1]) + 1
+        ww = w[lo:hi]
+        out[:, lo:hi] = (src[:, lo:hi] * np.sqrt(np.clip(1.0 - ww * ww, 0.0, 1.0)) + new[:, lo:hi] * ww).astype(np.float32)
     return out
+
+
+def _join_flux(y: np.ndarray, rate: int, at: int) -> float:
+    """How abrupt `y` is at sample `at`: the peak, within JOIN_WINDOW_S, of the rectified rise of
+    the log-magnitude spectrum of the mono mix between ~32 ms Hann frames 5 ms apart."""
+    hop = max(1, int(round(rate / 200.0)))
+    n_fft = 1 << int(np.ceil(np.log2(max(rate * 0.032, 64))))
+    k = int(np.ceil(JOIN_WINDOW_S * rate / hop))
+    reach = (k + 1) * hop + n_fft
+    lo = max(0, at - reach)
+    x = np.pad(y[:, lo:at + reach].mean(axis=0), (n_fft, n_fft))
+    centres = at - lo + n_fft + hop * np.arange(-k - 1, k + 1)
+    frames = np.stack([x[c - n_fft // 2:c + n_fft // 2] for c in centres])
+    logmag = np.log1p(100.0 * np.abs(np.fft.rfft(frames * np.hanning(n_fft), axis=1)))
+    return float(np.maximum(0.0, np.diff(logmag, axis=0)).sum(axis=1).max())
 
 
 def make_edit(engine, src: Source, options: dict, spec: EditSpec, progress=None, cancel=None) -> list[np.ndarray]:

@@ -14,8 +14,9 @@ Steps (pedalboard + numpy only):
 5. Loudness normalisation (BS.1770-4, default -14 LUFS) and a true-peak limiter (-1 dBTP),
    both circular in loop mode (n2m.bridge.loudness).
 A loop the engine sampled periodic (`info["periodic"]`, bridge.periodic) is already tempo-true and
-seamless: steps 1-4 become one periodic resampling to the exact samples at the DAW's rate; the
-crossfade is for audio made elsewhere (or `loop_crossfade`).
+seamless: steps 1-4 become one periodic resampling to the exact samples at the DAW's rate, turned
+by whole bars to start at its least abrupt bar line (a circle has no first bar); the crossfade is
+for audio made elsewhere (or `loop_crossfade`).
 Writing the result is bridge.clipfile's job (`write_clip`); tempo analysis is bridge.tempo's.
 """
 
@@ -201,13 +202,12 @@ def seam_level_ratio(audio: np.ndarray, sr: int, window_s: float = 0.05) -> floa
     return seam / usual if usual > 0 else math.inf
 
 
-def seam_flux(audio: np.ndarray, sr: int, bars: int) -> tuple[float, float]:
-    """(spectral flux at a loop's seam, the highest at its inner bar lines), the loop played twice:
-    the mean rectified rise of the log-magnitude spectrum between ~43 ms Hann frames a quarter frame
-    apart, its largest within half a frame of each line. A seam no more abrupt than the music's own
-    bar lines gives a first figure at most the second. Channels are mixed first."""
-    if bars < 2:
-        raise ValueError("seam flux compares the seam with inner bar lines: it needs at least 2 bars")
+def bar_line_flux(audio: np.ndarray, sr: int, bars: int) -> np.ndarray:
+    """[bars]: a loop's spectral flux at each of its bar lines, played twice (index 0: the seam):
+    the mean rectified rise of the log-magnitude spectrum between ~43 ms Hann frames a quarter
+    frame apart, its largest within half a frame of the line. Channels are mixed first."""
+    if bars < 1:
+        raise ValueError("a loop has at least one bar")
     n = _mono(audio).shape[0]
     x = np.tile(_mono(audio), 2)
     n_fft = 1 << int(round(math.log2(0.043 * sr)))
@@ -221,7 +221,26 @@ def seam_flux(audio: np.ndarray, sr: int, bars: int) -> tuple[float, float]:
     def at(sample: float) -> float:
         return float(flux[np.abs(centres - sample) <= n_fft // 2].max())
 
-    return at(n), max(at(k * n / bars) for k in range(1, bars))
+    return np.array([at(n)] + [at(k * n / bars) for k in range(1, bars)])
+
+
+def seam_flux(audio: np.ndarray, sr: int, bars: int) -> tuple[float, float]:
+    """(spectral flux at a loop's seam, the highest at its inner bar lines) by `bar_line_flux`: a
+    seam no more abrupt than the music's own bar lines gives a first figure at most the second."""
+    if bars < 2:
+        raise ValueError("seam flux compares the seam with inner bar lines: it needs at least 2 bars")
+    lines = bar_line_flux(audio, sr, bars)
+    return float(lines[0]), float(lines[1:].max())
+
+
+def smoothest_start(audio: np.ndarray, sr: int, bars: int) -> tuple[np.ndarray, int]:
+    """(the loop turned to start at its least abrupt bar line, that line's index from 0): a loop
+    sampled on a circle has no first bar of its own (bridge.periodic), so its file begins where the
+    music changes least and the seam is never its most abrupt bar line."""
+    if bars < 2:
+        return audio, 0
+    k = int(np.argmin(bar_line_flux(audio, sr, bars)))
+    return (np.roll(audio, -int(round(k * audio.shape[-1] / bars)), axis=-1), k) if k else (audio, 0)
 
 
 def _mono(audio: np.ndarray) -> np.ndarray:
@@ -278,14 +297,17 @@ def _periodic_loop(clip: ClipLike, opts: PipelineOptions) -> ProcessedClip:
         n = bar_samples(bars, opts.bpm, opts.meter, sr)
         if abs(n * sr0 / (m * sr) - 1.0) > 1e-3:
             raise PipelineError(f"a periodic loop of {m / sr0:.3f} s is not {bars} bars at {opts.bpm:g} bpm")
-    res = normalize(resample_periodic(x, n).astype(np.float64), sr, opts.target_lufs, opts.ceiling_dbtp, circular=True)
+    y, first = smoothest_start(resample_periodic(x, n), sr, bars or 1)
+    res = normalize(y.astype(np.float64), sr, opts.target_lufs, opts.ceiling_dbtp, circular=True)
     return ProcessedClip(
         audio=res.audio, sample_rate=sr, bpm=opts.bpm, bars=bars, meter=opts.meter or "4/4", loop=True,
         format=opts.format, measured_bpm=None, stretch_ratio=1.0, loudness_lufs=res.loudness_lufs,
         true_peak_dbtp=res.true_peak_dbtp, prompt=str(clip.prompt), controls=_controls_dict(clip.controls),
         seed=clip.seed, index=int(getattr(clip, "index", 0)), model_id=str(clip.model_id),
         steps=getattr(clip, "steps", None), guidance=getattr(clip, "guidance", None),
-        notes=("periodic loop: tempo-true as sampled, no stretch, no crossfade",), loop_seam="periodic")
+        notes=("periodic loop: tempo-true as sampled, no stretch, no crossfade"
+               + (f"; starts at its smoothest bar line (bar {first + 1} of the circle)" if first else ""),),
+        loop_seam="periodic")
 
 
 def _processed(clip: ClipLike, options: PipelineOptions) -> ProcessedClip:

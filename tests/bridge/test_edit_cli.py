@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from pedalboard.io import AudioFile
 
+from n2m.bridge.edit import JOIN_OUTSIDE_S
 from n2m.bridge.features import MelSpec, log_mel
 
 REPO = Path(__file__).resolve().parents[2]
@@ -51,14 +52,16 @@ def test_extend_keeps_the_source_and_adds_exact_bars(source: Path, tmp_path: Pat
 
 
 def test_inpaint_replaces_only_its_bars(source: Path, tmp_path: Path) -> None:
-    """Bar 2 of a 2-bar clip at 80 bpm made anew: bar 1 is the source's own samples, bar 2 is new."""
+    """Bar 2 of a 2-bar clip at 80 bpm made anew: bar 1 is the source's own samples up to the join's
+    crossfade (at most JOIN_OUTSIDE_S before it), bar 2 is new."""
     proc = _n2m("inpaint", str(source), "--bars", "2-2", "--seed", "3", "--out", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
     y, sr = _read(Path(proc.stdout.split()[0]))
     x, _ = _read(source)
     bar = round(4 * 60 / 80 * sr)
-    assert y.shape == x.shape and np.abs(y[:, :bar] - x[:, :bar]).max() <= 2e-3
-    assert np.abs(y[:, bar + int(0.02 * sr):] - x[:, bar + int(0.02 * sr):]).mean() > 1e-3
+    kept = bar - int(np.ceil(JOIN_OUTSIDE_S * sr))
+    assert y.shape == x.shape and np.abs(y[:, :kept] - x[:, :kept]).max() <= 2e-3
+    assert np.abs(y[:, bar + int(0.15 * sr):] - x[:, bar + int(0.15 * sr):]).mean() > 1e-3
 
 
 def test_vary_moves_with_strength_and_keeps_the_files_shape(source: Path, tmp_path: Path) -> None:

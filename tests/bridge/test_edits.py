@@ -88,3 +88,37 @@ def test_variations_of_a_shipped_clip_grow_with_strength() -> None:
     d = [dist(s) for s in (0.25, 0.5, 1.0)]
     print("shipped model, log-mel L1 to the source by strength 0.25, 0.5, 1.0:", d)
     assert d == sorted(d)
+
+
+def test_an_inpainting_joins_where_it_is_least_abrupt() -> None:
+    """The splice alone (bridge.edit's join placement), on a 44.1 kHz stereo source of tone bursts
+    at every beat and a 'new' region of another tone whose bursts start softly: beyond the joins'
+    crossfades the output is the source's own samples (before and after) and the new audio (inside);
+    each join's crossfade is one of the candidates, and no join is more abrupt than the old fixed
+    20 ms linear crossfade inside the region."""
+    from n2m.bridge.edit import JOIN_FADES, JOIN_OUTSIDE_S, _join_flux, _mix, _with_fade
+
+    rate, beat = 44100, 22050
+    t = np.arange(8 * beat) / rate
+    env = np.exp(-np.mod(t, 0.5) * 8.0)
+    soft = np.minimum(1.0, np.mod(t, 0.5) / 0.03) * env
+    src = np.stack([0.4 * np.sin(2 * np.pi * 220 * t) * env, 0.3 * np.sin(2 * np.pi * 330 * t) * env]).astype(np.float32)
+    new = np.stack([0.4 * np.sin(2 * np.pi * 247 * t) * soft] * 2).astype(np.float32)
+    a, b = 2 * beat, 6 * beat
+    w = np.zeros(src.shape[1])
+    w[a:b] = 1.0
+    for at, rising in ((a, True), (b, False)):
+        w = min((_with_fade(w, at, rising, p, s, rate) for p, s in JOIN_FADES),
+                key=lambda c: _join_flux(_mix(src, new, c), rate, at))
+    y = _mix(src, new, w)
+    out = int(np.ceil(JOIN_OUTSIDE_S * rate))
+    longest = int(max(s for _, s in JOIN_FADES) * rate)
+    assert np.array_equal(y[:, :a - out], src[:, :a - out]) and np.array_equal(y[:, b + out:], src[:, b + out:])
+    assert np.allclose(y[:, a + longest:b - longest], new[:, a + longest:b - longest])
+    old = np.zeros(src.shape[1])
+    old[a:b] = 1.0
+    x = int(0.02 * rate)
+    old[a:a + x], old[b - x:b] = np.linspace(0, 1, x), np.linspace(1, 0, x)
+    linear = (src * (1 - old) + new * old).astype(np.float32)
+    for at in (a, b):
+        assert _join_flux(y, rate, at) <= _join_flux(linear, rate, at)
