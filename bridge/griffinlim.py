@@ -21,12 +21,17 @@ from n2m.bridge.features import MelSpec, mel_filterbank
 _BASES: dict[MelSpec, tuple[np.ndarray, np.ndarray, float]] = {}
 
 
-def _bases(spec: MelSpec) -> tuple[np.ndarray, np.ndarray, float]:
-    """(filterbank, its pseudo-inverse, 1 / its squared spectral norm), computed once per spec."""
+_BELOW = (0.5, 0.1)  # the bins under the lowest filter, 1 and 2 bins down: the window's leakage
+
+
+def _bases(spec: MelSpec) -> tuple[np.ndarray, np.ndarray, float, int]:
+    """(filterbank, its pseudo-inverse, 1 / its squared spectral norm, the lowest bin a filter
+    covers), computed once per spec."""
     if spec not in _BASES:
         fb = mel_filterbank(spec).astype(np.float64)
         step = 1.0 / float(np.linalg.norm(fb, 2) ** 2)
-        _BASES[spec] = (fb.astype(np.float32), np.linalg.pinv(fb).astype(np.float32), step)
+        low = int(np.flatnonzero(fb.sum(axis=0) > 0)[0])
+        _BASES[spec] = (fb.astype(np.float32), np.linalg.pinv(fb).astype(np.float32), step, low)
     return _BASES[spec]
 
 
@@ -37,8 +42,11 @@ def mel_to_magnitude(log_mel: np.ndarray, spec: MelSpec = MelSpec(), iters: int 
 
 def _frame_magnitude(log_mel_t: np.ndarray, spec: MelSpec, iters: int = 30) -> np.ndarray:
     """mel_to_magnitude frame-major: [frames, n_mels] log-mel to [frames, bins] magnitude. Each
-    frame is its own least-squares problem, so any block of frames can be solved alone."""
-    fb, pinv, step = _bases(spec)
+    frame is its own least-squares problem, so any block of frames can be solved alone. The bins
+    below the lowest filter (under fmin: no mel band sees them) get the Hann window's leakage of
+    the lowest band's partials, half its magnitude one bin down and a tenth two bins down: left
+    empty, a bass note there loses the side of its main lobe and Griffin-Lim moves its pitch."""
+    fb, pinv, step, low = _bases(spec)
     power_mel = np.exp(log_mel_t)
     p = np.maximum(power_mel @ pinv.T, 0.0)
     resid = np.empty_like(power_mel)
@@ -50,7 +58,11 @@ def _frame_magnitude(log_mel_t: np.ndarray, spec: MelSpec, iters: int = 30) -> n
         grad *= step
         p -= grad
         np.maximum(p, 0.0, out=p)
-    return np.sqrt(p, out=p)
+    mag = np.sqrt(p, out=p)
+    for d, share in enumerate(_BELOW, start=1):
+        if low - d >= 0:
+            np.maximum(mag[:, low - d], share * mag[:, low], out=mag[:, low - d])
+    return mag
 
 
 class _Frames:

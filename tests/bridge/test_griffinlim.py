@@ -64,3 +64,20 @@ def test_deterministic_for_a_seed_and_bad_shapes_refused():
         griffin_lim(np.zeros(100, np.float32))
     with pytest.raises(ValueError, match=r"expects \[80, frames\]"):
         griffin_lim(np.zeros((64, 10), np.float32))
+
+
+def test_bins_under_the_lowest_filter_hold_its_leakage():
+    """A 46.25 Hz (F#1) bass tone with harmonics, 44.1 kHz, through the v2 cascade's FINE mel
+    (fmin 30 Hz, so no filter sees bins 0 and 1 at 21.5 Hz apart): the magnitude there is the
+    Hann window's leakage of the lowest covered bin (half of it one bin down, a tenth two bins
+    down) instead of silence, and every other bin is the least-squares fit as before."""
+    from n2m.bridge.features import FINE
+
+    sr = 44100
+    t = np.arange(2 * sr) / sr
+    x = sum((0.5 / k) * np.sin(2 * np.pi * k * 46.25 * t) for k in range(1, 6)).astype(np.float32)
+    mag = mel_to_magnitude(log_mel(x, FINE), FINE)
+    assert np.allclose(mag[1], 0.5 * mag[2]) and np.allclose(mag[0], 0.1 * mag[2])
+    assert mag[2].mean() > 1.0  # the tone's own bin is well filled
+    true = np.abs(librosa.stft(x, n_fft=FINE.n_fft, hop_length=FINE.hop, window="hann"))
+    assert true[1].mean() > 0.3 * true[2].mean()  # a real tone does leak there
