@@ -25,10 +25,11 @@ from n2m.bridge.griffinlim import griffin_lim
 from n2m.bridge.manifest import StageSpec
 
 SPECTRAL = "spectral"
-# Griffin-Lim passes per channel (mid, side): the side starts from the mid's phase and needs fewer;
-# 10 passes of the mel-to-magnitude solver keep what 30 do (n2m eval --ceiling) at a third of the cost
+# Griffin-Lim passes per channel (mid, side): the quieter side needs fewer; 10 passes of the
+# mel-to-magnitude solver keep what 30 do (n2m eval --ceiling) at a third of the cost
 GL_ITERS = (32, 8)
 NNLS_ITERS = 10
+SIDE_SEED = 0x51DE  # the side's initial phase is drawn apart from the mid's
 
 
 def spectral_cond(coarse: np.ndarray, spec: StageSpec, pool: int) -> np.ndarray:
@@ -117,10 +118,13 @@ def decode_fine(fine: np.ndarray, coarse: np.ndarray | None, mel: MelSpec, coars
     # centred mix's side sits at the floor and would otherwise come back as hiss)
     fine = np.log(np.maximum(np.exp(fine) - mel.log_floor, 1e-12)).astype(np.float32)
 
-    def one(i: int) -> np.ndarray:  # the side starts from the mid's phase: panned sources stay put
-        kw = {"seed": seeds[i], "length": samples, "circular": circular, "nnls_iters": NNLS_ITERS}
-        mid = griffin_lim(fine[i, 0], mel, n_iter=GL_ITERS[0], **kw)
-        return np.stack([mid, griffin_lim(fine[i, 1], mel, n_iter=GL_ITERS[1], init=mid, **kw)])
+    def one(i: int) -> np.ndarray:
+        # the side from a phase of its own: started from the mid's, it stays too like the mid and
+        # L/R correlate more than the renders do (0.966 against 0.942, median of 15 renders)
+        kw = {"length": samples, "circular": circular, "nnls_iters": NNLS_ITERS}
+        mid = griffin_lim(fine[i, 0], mel, n_iter=GL_ITERS[0], seed=seeds[i], **kw)
+        side = griffin_lim(fine[i, 1], mel, n_iter=GL_ITERS[1], seed=(seeds[i] + SIDE_SEED) % 2**63, **kw)
+        return np.stack([mid, side])
 
     if threads <= 1 or n == 1:
         audio = np.stack([one(i) for i in range(n)])

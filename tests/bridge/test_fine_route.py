@@ -73,18 +73,35 @@ def test_crossover_keeps_the_generators_band() -> None:
 
 
 def test_decode_fine_puts_mid_and_side_back() -> None:
-    """A mono tone (side silent) comes back with L = R; a tone only on the left comes back louder
-    on the left than on the right by more than 20 dB."""
+    """A mono tone (side silent) comes back with L = R. The mel keeps the side's level but not its
+    sign against the mid, so a tone only on the left and one only on the right come back alike,
+    neither on the wrong side (the side once started from the mid's phase put both hard left),
+    with the input's side/mid level; decorrelated stereo noise (a reverb's tail) comes back with
+    the input's L/R correlation."""
+    from n2m.exporter.metrics.stereo import lr_correlation, side_mid_db
+
     sr, t = FINE.sample_rate, np.arange(FINE.sample_rate) / FINE.sample_rate
     tone = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
-    for stereo, check in ((np.stack([tone, tone]), "same"), (np.stack([tone, 0 * tone]), "left")):
+
+    def decode(stereo: np.ndarray) -> np.ndarray:
         fm = fine_mel(stereo)
-        out = decode_fine(fm[None], coarse_mel(fm[0])[None], FINE, COARSE, [1], sr, threads=1)[0]
+        return decode_fine(fm[None], coarse_mel(fm[0])[None], FINE, COARSE, [1], sr, threads=1)[0]
+
+    out = decode(np.stack([tone, tone]))
+    assert np.abs(out[0] - out[1]).max() < 1e-3 * np.abs(out).max()
+    balance = []
+    for stereo in (np.stack([tone, 0 * tone]), np.stack([0 * tone, tone])):
+        out = decode(stereo)
         left, right = (float(np.sqrt(np.mean(c[4410:-4410] ** 2))) for c in out)
-        if check == "same":
-            assert np.abs(out[0] - out[1]).max() < 1e-3 * np.abs(out).max()
-        else:
-            assert 20 * np.log10(left / max(right, 1e-9)) > 20
+        balance.append(20 * np.log10(left / right))
+        assert abs(side_mid_db(out[:, 4410:-4410]) - side_mid_db(stereo)) < 1.0
+    assert abs(balance[0] - balance[1]) < 1.0 and max(abs(b) for b in balance) < 3.0
+    rng = np.random.default_rng(3)
+    common, own = rng.standard_normal((2, sr)).astype(np.float32), rng.standard_normal((2, sr)).astype(np.float32)
+    noise = 0.1 * (common[0] + 0.5 * own)
+    got, want = lr_correlation(decode(noise)[:, 4410:-4410]), lr_correlation(noise)
+    print(f"tone balance L/R {balance[0]:.1f} / {balance[1]:.1f} dB; noise L/R correlation {got:.3f} (input {want:.3f})")
+    assert abs(got - want) < 0.05
 
 
 def test_stereo_loudness_sums_channels() -> None:
