@@ -18,7 +18,7 @@ import numpy as np
 
 from n2m.bridge.features import MelSpec, mel_filterbank
 
-_BASES: dict[MelSpec, tuple[np.ndarray, np.ndarray, float]] = {}
+_BASES: dict[MelSpec, tuple[np.ndarray, np.ndarray, float, int]] = {}
 
 
 _BELOW = (0.5, 0.1)  # the bins under the lowest filter, 1 and 2 bins down: the window's leakage
@@ -135,12 +135,11 @@ _CHUNK = 128  # frames per pass: a pass works on ~2.5 MB of buffers, not the who
 
 def griffin_lim(log_mel: np.ndarray, spec: MelSpec = MelSpec(), n_iter: int = 32, momentum: float = 0.99,
                 seed: int = 0, length: int | None = None, circular: bool = False,
-                nnls_iters: int = 30, init: np.ndarray | None = None) -> np.ndarray:
+                nnls_iters: int = 30) -> np.ndarray:
     """float32 mono audio at spec.sample_rate for a [n_mels, frames] log-mel. `circular`: the
     log-mel is one period of a loop, and so is the audio (frames * hop samples): the STFT reads
     past the end from the start and the overlap-add folds round, so the seam is like any other
-    point of the loop. `nnls_iters`: the mel-to-magnitude solver's iterations. `init`: audio whose
-    STFT phase starts the search instead of a random one (the same length)."""
+    point of the loop. `nnls_iters`: the mel-to-magnitude solver's iterations."""
     log_mel = np.asarray(log_mel)
     if log_mel.ndim != 2 or log_mel.shape[0] != spec.n_mels:
         raise ValueError(f"griffin_lim expects [{spec.n_mels}, frames], got {log_mel.shape}")
@@ -149,13 +148,8 @@ def griffin_lim(log_mel: np.ndarray, spec: MelSpec = MelSpec(), n_iter: int = 32
     length = length if length is not None else frames * spec.hop
     tf = _Frames(spec, frames, length, circular)
     mag = _frame_magnitude(np.ascontiguousarray(log_mel.astype(np.float32, copy=False).T), spec, nnls_iters)
-    if init is not None:  # the phase of another signal's STFT (e.g. the mid's, for the side)
-        rot = np.fft.rfft(tf.windows(np.asarray(init, np.float32)) * tf.window, axis=1)
-        rot = np.pad(rot, ((0, frames - rot.shape[0]), (0, 0)))
-        start = _scale((rot / np.maximum(np.abs(rot), 1e-12)).astype(np.complex64), mag)
-    else:
-        phase = np.random.default_rng(seed).random((bins, frames)).T  # the same draws as a [bins, frames] phase
-        start = _scale(np.exp(2j * np.pi * phase).astype(np.complex64), mag)  # mag * e^(i phase)
+    phase = np.random.default_rng(seed).random((bins, frames)).T  # the same draws as a [bins, frames] phase
+    start = _scale(np.exp(2j * np.pi * phase).astype(np.complex64), mag)  # mag * e^(i phase)
     prev = np.zeros((frames, bins), np.complex64)  # fast Griffin-Lim's last rebuilt spectrum
     windowed = np.empty((frames, n_fft), np.float32)  # the frames the overlap-add sums
     c = np.float32(momentum / (1.0 + momentum))
