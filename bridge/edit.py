@@ -44,7 +44,7 @@ from n2m.bridge.modelpath import DEFAULT_MODEL
 from n2m.bridge.outdir import OutDirError, usable_dir
 from n2m.bridge.pipeline import FORMATS, resample
 from n2m.bridge.request import EDITS, Request, RequestError, from_options, number, whole
-from n2m.bridge.tempo import estimate_tempo
+from n2m.bridge.tempo import estimate_tempo, flux_frame, spectral_flux
 
 LOSSLESS = {".wav": "wav24", ".flac": "flac", ".aif": "aiff", ".aiff": "aiff"}  # a source's format kept
 WRITERS = {**FORMATS, "aiff": (".aiff", 24)}  # format -> (suffix, bit depth) of a result
@@ -305,18 +305,14 @@ def _mix(src: np.ndarray, new: np.ndarray, w: np.ndarray) -> np.ndarray:
 
 
 def _join_flux(y: np.ndarray, rate: int, at: int) -> float:
-    """How abrupt `y` is at sample `at`: the peak, within JOIN_WINDOW_S, of the rectified rise of
-    the log-magnitude spectrum of the mono mix between ~32 ms Hann frames 5 ms apart."""
-    hop = max(1, int(round(rate / 200.0)))
-    n_fft = 1 << int(np.ceil(np.log2(max(rate * 0.032, 64))))
+    """How abrupt `y` is at sample `at`: the peak of bridge.tempo's spectral flux of the mono mix
+    over frames centred every hop within JOIN_WINDOW_S of it."""
+    hop, n_fft = flux_frame(rate)
     k = int(np.ceil(JOIN_WINDOW_S * rate / hop))
-    reach = (k + 1) * hop + n_fft
-    lo = max(0, at - reach)
-    x = np.pad(y[:, lo:at + reach].mean(axis=0), (n_fft, n_fft))
-    centres = at - lo + n_fft + hop * np.arange(-k - 1, k + 1)
-    frames = np.stack([x[c - n_fft // 2:c + n_fft // 2] for c in centres])
-    logmag = np.log1p(100.0 * np.abs(np.fft.rfft(frames * np.hanning(n_fft), axis=1)))
-    return float(np.maximum(0.0, np.diff(logmag, axis=0)).sum(axis=1).max())
+    pad = (k + 1) * hop + n_fft  # silence either side: a join near either end still has its frames
+    first = pad + at - (k + 1) * hop - n_fft // 2  # frames centred at at + j * hop, |j| <= k + 1
+    x = np.pad(y.mean(axis=0), (pad, pad))[first:first + (2 * k + 2) * hop + n_fft]
+    return float(spectral_flux(x, rate).max())
 
 
 def make_edit(engine, src: Source, options: dict, spec: EditSpec, progress=None, cancel=None) -> list[np.ndarray]:

@@ -10,18 +10,29 @@ import math
 import numpy as np
 
 
-def onset_strength(x: np.ndarray, sr: int, fps: float = 200.0) -> tuple[np.ndarray, float]:
-    """Spectral flux of the log magnitude (half-wave rectified), at about `fps` frames per second."""
-    hop = max(1, int(round(sr / fps)))
-    n_fft = 1 << int(math.ceil(math.log2(max(sr * 0.032, 64))))
+def flux_frame(sr: int, fps: float = 200.0) -> tuple[int, int]:
+    """(hop, n_fft) of the spectral flux at about `fps` frames per second: ~32 ms Hann frames."""
+    return max(1, int(round(sr / fps))), 1 << int(math.ceil(math.log2(max(sr * 0.032, 64))))
+
+
+def spectral_flux(x: np.ndarray, sr: int, fps: float = 200.0) -> np.ndarray:
+    """Half-wave rectified rise of the log magnitude between consecutive frames of `x` (the frames
+    start at sample 0, `flux_frame` apart); empty when `x` holds fewer than two frames."""
+    hop, n_fft = flux_frame(sr, fps)
     x = np.asarray(x, dtype=np.float32)
     if len(x) < n_fft + hop:
-        return np.zeros(0), sr / hop
+        return np.zeros(0)
     frames = np.lib.stride_tricks.sliding_window_view(x, n_fft)[::hop]
     mag = np.abs(np.fft.rfft(frames * np.hanning(n_fft).astype(np.float32), axis=1))
     logmag = np.log1p(100.0 * mag)
-    flux = np.maximum(0.0, np.diff(logmag, axis=0)).sum(axis=1)
-    return flux - flux.mean(), sr / hop
+    return np.maximum(0.0, np.diff(logmag, axis=0)).sum(axis=1)
+
+
+def onset_strength(x: np.ndarray, sr: int, fps: float = 200.0) -> tuple[np.ndarray, float]:
+    """Spectral flux of the log magnitude (half-wave rectified), mean removed, at about `fps`
+    frames per second."""
+    flux = spectral_flux(x, sr, fps)
+    return (flux - flux.mean() if flux.size else flux), sr / flux_frame(sr, fps)[0]
 
 
 def estimate_tempo(x: np.ndarray, sr: int, lo: float = 50.0, hi: float = 220.0) -> tuple[float | None, float]:
