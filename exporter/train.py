@@ -385,6 +385,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pt if it exists")
     p.add_argument("--corpus", help="corpus directory (overrides the config)")
     p.add_argument("--threads", type=int, help="torch threads (overrides the config)")
+    p.add_argument("--max-hours", type=float,
+                   help="training-time budget in hours (overrides the config; the cosine_time schedule spans it)")
     p.add_argument("--init", metavar="MODEL",
                    help="start a new run from trained weights: a checkpoint (.pt) or an exported model "
                         "directory (bridge/models/NAME)")
@@ -398,6 +400,11 @@ def main(argv: list[str] | None = None) -> int:
         cfg.threads = args.threads
     if args.corpus:
         cfg.corpus = args.corpus
+    if args.max_hours is not None:
+        if args.max_hours <= 0:
+            print(f"n2m train: --max-hours must be above 0 (got {args.max_hours:g})", file=sys.stderr)
+            return 2
+        cfg.max_hours = args.max_hours
     out = Path(args.out or Path("runs") / Path(args.config).stem)
     ckpt = out / "last.pt"
     if ckpt.exists() and not args.resume:

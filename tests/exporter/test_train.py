@@ -95,6 +95,21 @@ def test_cli_refuses_to_overwrite_and_resumes(corpus, tmp_path, capsys):
     assert torch.load(out / "last.pt", weights_only=False)["step"] == 3
 
 
+def test_cli_max_hours_overrides_the_config(corpus, tmp_path, capsys):
+    """--max-hours lands in the run's config.json (what the cosine_time schedule spans); 0 and -1 are refused."""
+    cfg_path = tmp_path / "cfg.json"
+    raw = json.loads((CONFIGS / "tiny_vocoder.json").read_text())
+    raw["corpus"] = str(corpus)
+    cfg_path.write_text(json.dumps(raw))
+    for bad in ("0", "-1"):
+        assert main([str(cfg_path), "--out", str(tmp_path / f"bad{bad}"), "--max-hours", bad]) == 2
+        assert "--max-hours must be above 0" in capsys.readouterr().err
+        assert not (tmp_path / f"bad{bad}").exists()
+    out = tmp_path / "run"
+    assert main([str(cfg_path), "--out", str(out), "--steps", "2", "--max-hours", "0.25"]) == 0
+    assert json.loads((out / "config.json").read_text())["max_hours"] == 0.25
+
+
 def test_bad_configs_and_missing_corpus_give_clear_errors(tmp_path, capsys):
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "nope.json")
