@@ -34,7 +34,7 @@ from n2m.bridge.periodic import Circle, circle_frames
 from n2m.bridge.resample import keep_low_band, upsample
 from n2m.bridge.sampling import SAMPLERS
 from n2m.bridge.schedule import timesteps
-from n2m.bridge.spectral import SPECTRAL, decode_fine, sample_spectral
+from n2m.bridge.spectral import SPECTRAL, decode_fine, sample_spectral, spectral_guidance
 
 Progress = Callable[[dict], None]
 TEXT_WEIGHT = 0.02  # share of the progress bar given to the text encoder
@@ -169,7 +169,8 @@ class _Run:
                         "superres": self.sup_steps * sup.step_cost * self.n if sup is not None else 0.0}
         if man.route == "fine":
             self.weights = {man.generator_name: self.weights[man.generator_name],
-                            SPECTRAL: self.cas_steps * cas.step_cost * self.n, GRIFFIN_LIM: GL_FINE_COST * self.n}
+                            SPECTRAL: self.cas_steps * cas.step_cost * self.n * (2 if spectral_guidance(cas) != 1.0 else 1),
+                            GRIFFIN_LIM: GL_FINE_COST * self.n}
         self.order = list(self.weights)
 
     def report(self, stage: str, i: int, of: int) -> None:

@@ -39,13 +39,21 @@ def spectral_cond(coarse: np.ndarray, spec: StageSpec, pool: int) -> np.ndarray:
     return ((up - spec.mel_norm["mean"]) / spec.mel_norm["scale"]).astype(np.float32)
 
 
+def spectral_guidance(spec: StageSpec) -> float:
+    """The spectral stage's guidance scale: its manifest's default, 1 (none) where it names none."""
+    return float(spec.guidance.default) if spec.guidance is not None else 1.0
+
+
 def sample_spectral(stage, spec: StageSpec, coarse: np.ndarray, states: np.ndarray, mask: np.ndarray,
                     controls: Any, seeds: list[int], steps: int, pool: int, hooks=None,
-                    sampler: str | None = None, seconds: float | None = None) -> np.ndarray:
+                    sampler: str | None = None, seconds: float | None = None,
+                    guidance: float | None = None) -> np.ndarray:
     """[n, 2, fine bins, frames * pool] fine log-mel (mid, side) from [n, coarse bins, frames]
     coarse log-mel. Per row the seed draws the conditioning's augmentation noise, then the
-    initial noise; the prompt's text states condition every row (no guidance). With `seconds`
-    the coarse mel is a loop's circle of that length, and so is the output (bridge.periodic)."""
+    initial noise; the prompt's text states condition every row, with classifier-free guidance
+    against "" and no controls (the coarse mel kept) when `guidance` (default: the stage's) is
+    not 1. With `seconds` the coarse mel is a loop's circle of that length, and so is the output
+    (bridge.periodic)."""
     from n2m.bridge.cascade import NO_HOOKS, _sample, generator_cond
     from n2m.bridge.periodic import Circle
 
@@ -59,12 +67,18 @@ def sample_spectral(stage, spec: StageSpec, coarse: np.ndarray, states: np.ndarr
     grid = beat_grid(frames, frames / seconds if seconds else spec.rate, controls.bpm, controls.meter)
     if seconds:
         stage = Circle.from_seeds(frames, spec.frame_multiple, seeds).wrap(stage, ("grid", "cond"))
-    kw = generator_cond(states, mask, controls, grid, n, guided=False)
-    kw["cond"] = np.ascontiguousarray(cond)
+    g = float(spectral_guidance(spec) if guidance is None else guidance)
+    guided = g != 1.0
+    kw = generator_cond(states, mask, controls, grid, n, guided=guided)
+    kw["cond"] = np.ascontiguousarray(np.concatenate([cond, cond], 0) if guided else cond)
+    rows = 2 * n if guided else n
 
     def model(x: np.ndarray, t: float) -> np.ndarray:
         hooks.check_cancel(f"between {spec.name} steps")
-        return stage(x, np.full((n,), t, np.float32), **kw)
+        v = stage(np.concatenate([x, x], 0) if guided else x, np.full((rows,), t, np.float32), **kw)
+        if guided:
+            v = (v[n:] + g * (v[:n] - v[n:])).astype(np.float32, copy=False)
+        return v
 
     x = np.stack([r.standard_normal((spec.channels, frames), dtype=np.float32) for r in rngs])
     out = _sample(spec.name, model, x, steps, spec, sampler or spec.default_sampler, rngs, hooks)

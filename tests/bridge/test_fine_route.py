@@ -177,3 +177,48 @@ def test_missing_or_corrupt_spectral_stage_names_the_file(tiny_fine_dir: Path, t
     r = subprocess.run([sys.executable, "-m", "n2m.bridge.cli", "generate", "x", "--model", str(model), "--out",
                         str(tmp_path / "clips"), "--quiet"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 3 and len(r.stderr.strip().splitlines()) == 1 and "spectral.onnx is corrupt" in r.stderr
+
+
+def _with_spectral_guidance(src: Path, dst: Path, scale: float) -> Path:
+    import shutil
+
+    shutil.copytree(src, dst, symlinks=False)
+    d = json.loads((dst / "manifest.json").read_text())
+    d["stages"]["spectral"]["guidance"] = {"default": scale, "min": 0.0, "max": 15.0}
+    (dst / "manifest.json").write_text(json.dumps(d))
+    return dst
+
+
+def test_spectral_guidance_from_the_manifest(tiny_fine_dir: Path, tmp_path: Path) -> None:
+    """The spectral stage (real ONNX session) on one coarse mel: scale 0 is its unconditional pass
+    alone, so "lofi piano" in C minor at 100 bpm comes out as the unguided stage given "" and no
+    controls; scale 2 differs from both. The engine takes the scale from the stage's manifest entry
+    and still reports progress to 1."""
+    from n2m.bridge.controls import Controls
+    from n2m.bridge.spectral import sample_spectral, spectral_guidance
+
+    eng = Engine.load(tiny_fine_dir, provider="cpu", threads=1)
+    spec = eng.manifest.stages["spectral"]
+    assert spectral_guidance(spec) == 1.0
+    stage, text = eng.cascade.stages["spectral"], eng.cascade.text
+    frames = eng.cascade.frames_for(2.0)
+    coarse = np.random.default_rng(0).normal(-4.0, 1.5, (1, COARSE.n_bins, frames // COARSE.pool)).astype(np.float32)
+    named, blank = ([a.astype(np.float32) for a in text(p)] for p in (["lofi piano", ""], ["", ""]))
+    ctl = Controls(bpm=100.0, key="C", mode="minor")
+
+    def run(states_mask, controls, g):
+        return sample_spectral(stage, spec, coarse, *states_mask, controls, [3], 3, COARSE.pool, guidance=g)
+
+    unguided, empty = run(named, ctl, None), run(blank, Controls(), None)
+    np.testing.assert_allclose(run(named, ctl, 0.0), empty, atol=1e-4)
+    guided = run(named, ctl, 2.0)
+    assert np.isfinite(guided).all() and guided.shape == unguided.shape
+    assert np.abs(guided - unguided).max() > 1e-3 and np.abs(unguided - empty).max() > 1e-3
+
+    two = Engine.load(_with_spectral_guidance(tiny_fine_dir, tmp_path / "g2", 2.0), provider="cpu", threads=1)
+    assert spectral_guidance(two.manifest.stages["spectral"]) == 2.0
+    events: list[dict] = []
+    req = from_options({"prompt": "lofi piano", "seconds": 2.0, "seed": 3})
+    a, b = two.generate(req, progress=events.append)[0].audio, eng.generate(req)[0].audio
+    assert a.shape == b.shape == (2, 88200) and np.abs(a - b).max() > 1e-3
+    assert events[-1]["fraction"] == pytest.approx(1.0)
