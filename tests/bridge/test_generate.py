@@ -58,8 +58,9 @@ def test_generate_raw_writes_engine_output(tiny_model_dir: Path, tmp_path: Path,
 
 
 def test_precision_picks_the_graphs(tiny_model_dir: Path, tmp_path: Path, capsys) -> None:
-    """--precision int8 runs the tiny model's int8 graphs (it ships them for both stages): other
-    samples than the fp32 default for the same seed; --precision fp32 is the default exactly."""
+    """--precision int8 runs the tiny model's int8 graphs (the vocoder's at least: the exporter
+    ships one where it passes parity): other samples than the fp32 default for the same seed;
+    --precision fp32 is the default exactly."""
     def raw(name: str, *extra: str) -> bytes:
         rc = cli_main(["generate", "rhodes chords, 88 bpm", "--bars", "1", "--seed", "7", "--raw",
                        "--out", str(tmp_path / name), "--model", str(tiny_model_dir), "--threads", "1", *extra])

@@ -14,6 +14,7 @@ from n2m.exporter.evaluate import (
     main,
     measure_key,
     measure_tempo,
+    measure_tempo_librosa,
     sanity,
     tempo_scores,
 )
@@ -34,10 +35,19 @@ def _clicks(bpm: float, seconds: float = 8.0) -> np.ndarray:
 
 
 def test_tempo_of_a_click_track():
-    measured = measure_tempo(_clicks(120.0))
-    assert tempo_scores(120.0, measured)["octave"]
-    assert tempo_scores(100.0, 200.0) == {"strict": False, "octave": True, "rel_error": 1.0,
+    """Clicks at 120 and 95 bpm read right by both meters (octave errors allowed); scores for a
+    doubled reading, and for a reading at 6/8's dotted-quarter beat: 116 for 174 bpm is felt-right
+    in 6/8 only, and 150 (neither beat) is wrong in both."""
+    for bpm in (120.0, 95.0):
+        assert tempo_scores(bpm, measure_tempo(_clicks(bpm)))["octave"]
+        assert tempo_scores(bpm, measure_tempo_librosa(_clicks(bpm)))["octave"]
+    assert tempo_scores(100.0, 200.0) == {"strict": False, "octave": True, "felt": True, "rel_error": 1.0,
                                           "octave_rel_error": 0.0}
+    assert tempo_scores(174.0, 116.0, "6/8")["felt"] and not tempo_scores(174.0, 116.0, "6/8")["octave"]
+    assert tempo_scores(174.0, 232.0, "6/8")["felt"]  # the dotted quarter, doubled
+    assert not tempo_scores(174.0, 116.0, "4/4")["felt"] and not tempo_scores(174.0, 116.0)["felt"]
+    assert not tempo_scores(174.0, 150.0, "6/8")["felt"]
+    assert tempo_scores(120.0, 0.0, "6/8") == {"strict": False, "octave": False, "felt": False, "rel_error": 1.0}
 
 
 def test_key_of_a_triad_progression():
@@ -164,12 +174,17 @@ def test_an_exported_cascade_is_evaluated_with_its_own_defaults(tiny_model_dir):
 
 
 def test_eval_precision_runs_the_int8_graphs(tiny_model_dir, tmp_path, capsys):
-    """--precision int8 loads the cascade's int8 graphs (the tiny model ships them) and says so in
-    the model id; tried: --precision on checkpoints, which have no graphs to choose from."""
+    """--precision int8 loads the int8 graph of every stage that ships one (the exporter ships it
+    where it passes parity; a stage without one runs fp32) and says so in the model id; tried:
+    --precision on checkpoints, which have no graphs to choose from."""
+    from n2m.bridge.manifest import Manifest
     from n2m.exporter.evaluate import EvalOptions, OnnxCascade
 
+    stages = Manifest.load(tiny_model_dir).stages
+    want = {name: "int8" if "int8" in s.files else "fp32" for name, s in stages.items()}
+    assert "int8" in want.values()  # the vocoder's int8 graph passes parity by a wide margin
     cas = OnnxCascade(tiny_model_dir, EvalOptions(), threads=1, precision="int8")
-    assert set(cas.engine.variants.values()) == {"int8"} and cas.id.endswith("@int8")
+    assert cas.engine.variants == want and cas.id.endswith("int8")
     assert set(OnnxCascade(tiny_model_dir, EvalOptions(), threads=1).engine.variants.values()) == {"fp32"}
     assert main([str(tmp_path / "g.pt") + "," + str(tmp_path / "v.pt"), "--precision", "int8",
                  "--out", str(tmp_path / "e")]) == 2
