@@ -139,9 +139,9 @@ def _in_scale(transcriber, audio: np.ndarray, sr: int, clip: dict) -> float | No
     return in_scale_share(transcriber.notes(audio, sr), tonic_index(clip["key"]), clip["mode"])
 
 
-def _tempo(audio: np.ndarray, sr: int, bpm: float) -> dict:
+def _tempo(audio: np.ndarray, sr: int, bpm: float, meter: str | None = None) -> dict:
     measured = estimate_tempo(np.asarray(audio).mean(axis=0), sr)[0]
-    return {"measured": measured, **tempo_scores(bpm, measured or 0.0)}
+    return {"measured": measured, **tempo_scores(bpm, measured or 0.0, meter)}
 
 
 def extend_row(engine, src, options: dict, clip: dict, work: Path, transcriber) -> dict:
@@ -152,7 +152,7 @@ def extend_row(engine, src, options: dict, clip: dict, work: Path, transcriber) 
     new = y[:, n0:]
     return {"length_error_ms": 1000.0 * (y.shape[1] / rate - want), "channels": int(y.shape[0]),
             "kept_max_diff": max_abs_diff(y[:, :n0], src.audio),
-            "tempo": _tempo(new, rate, float(clip["bpm"])), "in_scale": _in_scale(transcriber, new, rate, clip)}
+            "tempo": _tempo(new, rate, float(clip["bpm"]), clip.get("meter")), "in_scale": _in_scale(transcriber, new, rate, clip)}
 
 
 def inpaint_row(engine, src, options: dict, clip: dict, work: Path, plain: list[np.ndarray]) -> dict:
@@ -211,7 +211,7 @@ def measure_source(engine, reader, clip: dict, seed: int, work: Path, transcribe
     row = {"id": clip["id"], "style": clip.get("style"), "bpm": float(clip["bpm"]), "key": clip["key"],
            "mode": clip["mode"], "meter": clip.get("meter"), "seconds": src.seconds, "rate": src.rate,
            "channels": int(src.audio.shape[0]), "prompt": options["prompt"], "seed": seed,
-           "source_tempo": _tempo(src.audio, src.rate, float(clip["bpm"])),
+           "source_tempo": _tempo(src.audio, src.rate, float(clip["bpm"]), clip.get("meter")),
            "source_in_scale": _in_scale(transcriber, src.audio, src.rate, clip)}
     shares = [s for s in (_in_scale(transcriber, p, PLAIN_RATE, clip) for p in plain) if s is not None]
     row["plain_in_scale"] = float(np.mean(shares)) if shares else None
@@ -243,6 +243,7 @@ def summarise(rows: list[dict]) -> dict:
                     "kept_max_diff": max((e["kept_max_diff"] for e in ext), default=None),
                     "tempo_octave": sum(e["tempo"]["octave"] for e in ext),
                     "tempo_strict": sum(e["tempo"]["strict"] for e in ext),
+                    "tempo_felt": sum(e["tempo"].get("felt", False) for e in ext),
                     "source_tempo_octave": sum(r["source_tempo"]["octave"] for r in ok),
                     "in_scale_mean": _mean(e["in_scale"] for e in ext),
                     "plain_in_scale_mean": _mean(r["plain_in_scale"] for r in ok),
@@ -288,7 +289,8 @@ def _checks(s: dict, n: int) -> list[dict]:
         _check("extend: first part = the source (24-bit file)", f"max abs diff {f(e['kept_max_diff'])}",
                f"<= {KEPT_TOL:g}", every and e["kept_max_diff"] is not None and e["kept_max_diff"] <= KEPT_TOL),
         _check("extend: new part's tempo within 4%, octave errors allowed",
-               f"{e['tempo_octave']}/{n} (strict {e['tempo_strict']}/{n}; the meter on the sources' own "
+               f"{e['tempo_octave']}/{n} (strict {e['tempo_strict']}/{n}; 6/8 also at its dotted-quarter beat "
+               f"{e.get('tempo_felt', 'n/a')}/{n}; the meter on the sources' own "
                f"{SOURCE_BARS} bars: {e['source_tempo_octave']}/{n})", f">= {need}/{n}", n > 0 and e["tempo_octave"] >= need),
         _check("extend: new part's notes in the source's scale", f"{f(e['in_scale_mean'])} (plain generations "
                f"{f(e['plain_in_scale_mean'])}; the sources {f(e['source_in_scale_mean'])})",

@@ -20,6 +20,16 @@ def _fmt(x) -> str:
     return "n/a" if x is None else (f"{x:.2f}" if isinstance(x, float) else str(x))
 
 
+def _librosa_tempo_rows(s: dict) -> list[str]:
+    """The earlier tempo meter's figures (librosa's beat tracker), where the report has them."""
+    lib, ora = s["tempo"].get("librosa"), s["oracle_held_out"]
+    if not lib:
+        return []
+    return [f"| tempo by librosa's beat tracker (the earlier meter): octave errors allowed / 6/8 also dotted "
+            f"quarter | {_fmt(lib['octave_4pct'])} / {_fmt(lib['felt_4pct'])} | | "
+            f"{_fmt(ora.get('tempo_librosa_octave'))} / {_fmt(ora.get('tempo_librosa_felt'))} |"]
+
+
 def _report(s: dict) -> str:
     from n2m.exporter.eval_meters import NEW_KEY, side_by_side_lines
     from n2m.exporter.eval_notes import report_lines as note_report_lines
@@ -44,7 +54,10 @@ def _report(s: dict) -> str:
         f"| tempo within 4%, octave errors allowed (n={s['tempo']['n']}) | {_fmt(s['tempo']['octave_4pct'])} | "
         f">= {t['tempo_octave_4pct']} | {_fmt(s['oracle_held_out']['tempo_octave'])} |",
         f"| tempo within 4%, strict | {_fmt(s['tempo']['strict_4pct'])} | | {_fmt(s['oracle_held_out']['tempo_strict'])} |",
+        f"| tempo within 4%, octave errors allowed, 6/8 also at its dotted-quarter beat | "
+        f"{_fmt(s['tempo'].get('felt_4pct'))} | | {_fmt(s['oracle_held_out'].get('tempo_felt'))} |",
         f"| tempo median relative error | {_fmt(s['tempo']['median_rel_error'])} | | |",
+        *_librosa_tempo_rows(s),
         f"| key tonic or relative (n={s['key']['n']}) | {_fmt(s['key']['tonic_or_relative'])} | "
         f">= {t['key_tonic_or_relative']} | {_fmt(s['oracle_held_out']['key'])} |",
         f"| key tonic exact | {_fmt(s['key']['tonic'])} | | |",

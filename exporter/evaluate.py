@@ -6,8 +6,9 @@ run in torch with the runtime's numpy samplers. `--vocoder griffin-lim` renders 
 log-mel without the cascader (to evaluate a generator before its vocoder is trained).
 
 Measured, per prompt and in aggregate (JSON + markdown report + plots under --out):
-- tempo adherence: librosa beat tracking; fraction within 4% of the requested BPM (strict) and with
-  octave errors allowed (x2, x1/2), median relative error;
+- tempo adherence: bridge.tempo (librosa's beat tracker beside it); fraction within 4% of the
+  requested BPM (strict), with octave errors allowed (x2, x1/2), and also at 6/8's dotted-quarter
+  beat (felt), median relative error;
 - key adherence: chroma + Krumhansl-Schmuckler profiles; tonic matches or relative major/minor;
   beside it the key found from Basic Pitch's transcribed notes and the share of those notes in the
   requested scale (exporter.eval_notes);
@@ -51,12 +52,14 @@ from n2m.exporter.metrics.adherence import (
     key_scores,
     measure_key,
     measure_tempo,
+    measure_tempo_librosa,
     sanity,
     tempo_scores,
 )
 
 __all__ = ["EvalClip", "EvalOptions", "OnnxCascade", "TorchCascade", "evaluate", "frechet", "frechet_distances",
-           "key_scores", "main", "measure_key", "measure_tempo", "open_model", "prompt_subset", "sanity",
+           "key_scores", "main", "measure_key", "measure_tempo", "measure_tempo_librosa", "open_model", "prompt_subset",
+           "sanity",
            "tempo_scores"]
 
 
@@ -153,7 +156,9 @@ def _prompt_row(model, meters: list[Meter], notes, p: dict, i: int, opts: EvalOp
     safe = np.nan_to_num(clip.audio16k)
     if ctl.bpm:
         row["measured_bpm"] = measure_tempo(safe)
-        row["tempo"] = tempo_scores(ctl.bpm, row["measured_bpm"])
+        row["tempo"] = tempo_scores(ctl.bpm, row["measured_bpm"], ctl.meter)
+        row["measured_bpm_librosa"] = measure_tempo_librosa(safe)
+        row["tempo_librosa"] = tempo_scores(ctl.bpm, row["measured_bpm_librosa"], ctl.meter)
     if ctl.key:
         row["key_result"] = key_scores(ctl.key, ctl.mode, measure_key(safe, SR, bar_seconds(ctl.bpm, ctl.meter)))
         row.update(notes.clip(safe, SR, ctl.key, ctl.mode))
@@ -177,13 +182,18 @@ def _prompt_row(model, meters: list[Meter], notes, p: dict, i: int, opts: EvalOp
 def _held_out(reader, held: list[dict], notes, opts: EvalOptions) -> dict:
     """The tempo, key and note analysers run on the held-out renders against their own labels (the
     oracle); the classifier meters run on them in exporter.eval_meters."""
-    oracle: dict = {"tempo_octave": [], "tempo_strict": [], "key": [], "notes": []}
+    oracle: dict = {k: [] for k in ("tempo_octave", "tempo_strict", "tempo_felt", "tempo_librosa_octave",
+                                     "tempo_librosa_felt", "key", "notes")}
     for c in held:
         audio = reader.audio16k(c)[: int(opts.max_seconds * SR)]
         if c.get("bpm"):
-            ts = tempo_scores(float(c["bpm"]), measure_tempo(audio))
+            ts = tempo_scores(float(c["bpm"]), measure_tempo(audio), c.get("meter"))
             oracle["tempo_octave"].append(ts["octave"])
             oracle["tempo_strict"].append(ts["strict"])
+            oracle["tempo_felt"].append(ts["felt"])
+            tl = tempo_scores(float(c["bpm"]), measure_tempo_librosa(audio), c.get("meter"))
+            oracle["tempo_librosa_octave"].append(tl["octave"])
+            oracle["tempo_librosa_felt"].append(tl["felt"])
         if c.get("key"):
             bar = bar_seconds(c.get("bpm"), c.get("meter"))
             oracle["key"].append(key_scores(c["key"], c.get("mode"), measure_key(audio, SR, bar))["tonic_or_relative"])
@@ -211,7 +221,11 @@ def _summary(model, reader, rows: list[dict], meters: list[dict], oracle: dict, 
         "prompts": len(rows), "options": asdict(opts),
         "tempo": {"n": len(tempo_rows), "strict_4pct": _frac(r["tempo"]["strict"] for r in tempo_rows),
                   "octave_4pct": _frac(r["tempo"]["octave"] for r in tempo_rows),
-                  "median_rel_error": float(np.median([r["tempo"]["rel_error"] for r in tempo_rows])) if tempo_rows else None},
+                  "felt_4pct": _frac(r["tempo"]["felt"] for r in tempo_rows),
+                  "median_rel_error": float(np.median([r["tempo"]["rel_error"] for r in tempo_rows])) if tempo_rows else None,
+                  "meter": "bridge.tempo",
+                  "librosa": {"octave_4pct": _frac(r["tempo_librosa"]["octave"] for r in tempo_rows),
+                              "felt_4pct": _frac(r["tempo_librosa"]["felt"] for r in tempo_rows)}},
         "key": {"n": len(key_rows), "tonic": _frac(r["key_result"]["tonic"] for r in key_rows),
                 "tonic_or_relative": _frac(r["key_result"]["tonic_or_relative"] for r in key_rows)},
         "style": old["style"], "instruments": old["instruments"], "classifier": old["classifier"],

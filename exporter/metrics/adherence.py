@@ -1,6 +1,6 @@
-"""Prompt adherence of one clip: tempo (beat tracking), key (chroma profiles), sanity, and the
-Frechet distance used on classifier embeddings. `n2m eval` runs them on generated clips and, as an
-oracle, on held-out renders."""
+"""Prompt adherence of one clip: tempo (bridge.tempo's onset autocorrelation), key (chroma
+profiles), sanity, and the Frechet distance used on classifier embeddings. `n2m eval` runs them on
+generated clips and, as an oracle, on held-out renders."""
 
 from __future__ import annotations
 
@@ -12,6 +12,19 @@ SR = 16000
 
 
 def measure_tempo(audio: np.ndarray, sr: int = SR) -> float:
+    """bpm by bridge.tempo (the meter the product reads a dropped file's tempo with); 0 when it
+    finds none. On 300 training renders of corpus v2 (10 s) it is right, octave errors allowed,
+    for 0.960 of clips, where librosa's beat tracker (`measure_tempo_librosa`) is for 0.903."""
+    from n2m.bridge.tempo import estimate_tempo
+
+    if not np.isfinite(audio).all() or np.abs(audio).max() < 1e-6:
+        return 0.0
+    return float(estimate_tempo(np.asarray(audio, dtype=np.float32), sr)[0] or 0.0)
+
+
+def measure_tempo_librosa(audio: np.ndarray, sr: int = SR) -> float:
+    """bpm by librosa's beat tracker (its default prior leans to 120 bpm): the earlier meter,
+    reported beside `measure_tempo` so figures compare across reports."""
     import librosa
 
     if not np.isfinite(audio).all() or np.abs(audio).max() < 1e-6:
@@ -20,12 +33,23 @@ def measure_tempo(audio: np.ndarray, sr: int = SR) -> float:
     return float(np.atleast_1d(tempo)[0])
 
 
-def tempo_scores(requested: float, measured: float) -> dict:
+def felt_beats(requested: float, meter: str | None) -> tuple[float, ...]:
+    """The beats a listener may tap for a tempo of `requested` quarter notes a minute: the quarter,
+    and in 6/8 also the dotted quarter, the felt beat there (bridge.grid; the corpus verifier's
+    tempo_class counts it as strict)."""
+    return (requested, requested * 2.0 / 3.0) if meter == "6/8" else (requested,)
+
+
+def tempo_scores(requested: float, measured: float, meter: str | None = None) -> dict:
+    """strict: within 4% of `requested`; octave: within 4% of it, half or double; felt: within 4%
+    of any of `felt_beats`, half or double (differs from octave only in 6/8)."""
     if measured <= 0:
-        return {"strict": False, "octave": False, "rel_error": 1.0}
+        return {"strict": False, "octave": False, "felt": False, "rel_error": 1.0}
     rel = abs(measured - requested) / requested
     octave = min(abs(measured * f - requested) / requested for f in (1.0, 2.0, 0.5))
-    return {"strict": rel <= 0.04, "octave": octave <= 0.04, "rel_error": rel, "octave_rel_error": octave}
+    felt = min(abs(measured * f - b) / b for b in felt_beats(requested, meter) for f in (1.0, 2.0, 0.5))
+    return {"strict": rel <= 0.04, "octave": octave <= 0.04, "felt": felt <= 0.04, "rel_error": rel,
+            "octave_rel_error": octave}
 
 
 def measure_key(audio: np.ndarray, sr: int = SR, bar_seconds: float | None = None) -> tuple[int, str]:
