@@ -305,14 +305,21 @@ def _sample(label: str, model, x: np.ndarray, steps: int, spec: StageSpec, sampl
 
 def sample_generator(stage: Stage, spec: StageSpec, states: np.ndarray, mask: np.ndarray, controls: Any,
                      grid: np.ndarray, seeds: list[int], shape: tuple[int, int], steps: int, guidance: float,
-                     sampler: str, hooks: Hooks = NO_HOOKS, edit: Edit | None = None, loop: bool = False) -> np.ndarray:
+                     sampler: str, hooks: Hooks = NO_HOOKS, edit: Edit | None = None, loop: bool = False,
+                     interval: tuple[float, float] | None = None) -> np.ndarray:
     """[n, C, N] generator output (normalised) for one prompt, a variation per seed, with
-    classifier-free guidance (states/mask rows: the prompt, then ""); from a source with `edit`, or
-    with `loop` (no edit) on a circle of N frames, through windows of it (bridge.periodic)."""
+    classifier-free guidance (states/mask rows: the prompt, then "") at the steps whose diffusion
+    time lies in `interval` (default: the stage's; elsewhere the conditional pass alone); from a
+    source with `edit`, or with `loop` (no edit) on a circle of N frames, through windows of it
+    (bridge.periodic)."""
     n, guided = len(seeds), guidance != 1.0
+    if interval is None:
+        interval = tuple(spec.guidance.interval) if spec.guidance is not None else (0.0, 1.0)
+    lo, hi = (float(v) for v in interval)
     stage = Circle.from_seeds(grid.shape[-1], spec.frame_multiple, seeds).wrap(stage, ("grid",)) if loop else stage
     cond = generator_cond(states, mask, controls, grid, n, guided)
-    rows, g = 2 * n if guided else n, float(guidance)
+    cond_only = {k: v[:n] for k, v in cond.items()}
+    g = float(guidance)
     rngs = [np.random.default_rng(s) for s in seeds]
     z = np.stack([r.standard_normal(shape, dtype=np.float32) for r in rngs])
     hold = _Hold(edit, spec, z, rngs) if edit is not None else None
@@ -320,11 +327,12 @@ def sample_generator(stage: Stage, spec: StageSpec, states: np.ndarray, mask: np
     def model(z: np.ndarray, t: float) -> np.ndarray:
         hooks.check_cancel(f"between {spec.name} steps")
         z_in = hold.inputs(z, t) if hold is not None else z
-        x = np.concatenate([z_in, z_in], 0) if guided else z_in
-        v = stage(x, np.full((rows,), t, np.float32), **cond)
-        if guided:
+        if guided and lo <= t <= hi:
+            v = stage(np.concatenate([z_in, z_in], 0), np.full((2 * n,), t, np.float32), **cond)
             vc, vu = v[:n], v[n:]
             v = (vu + g * (vc - vu)).astype(np.float32, copy=False)
+        else:
+            v = stage(z_in, np.full((n,), t, np.float32), **cond_only)
         return hold.held(z, v, t) if hold is not None else v
 
     start = 1.0

@@ -82,6 +82,9 @@ class GuidanceSpec:
     default: float = 3.0
     min: float = 0.0
     max: float = 15.0
+    # diffusion times t (1 = noise) where the unconditional pass runs; elsewhere the conditional
+    # pass alone (guidance in a limited interval, Kynkaanniemi et al. 2024)
+    interval: tuple[float, float] = (0.0, 1.0)
 
 
 @dataclass
@@ -281,6 +284,9 @@ class Manifest:
                 g = s.guidance
                 if not (math.isfinite(g.min) and math.isfinite(g.max) and g.min <= g.default <= g.max):
                     raise ValueError(f"stage {s.name!r}: guidance range {g} is inconsistent")
+                lo, hi = (float(v) for v in g.interval)
+                if not 0.0 <= lo < hi <= 1.0:
+                    raise ValueError(f"stage {s.name!r}: guidance interval {list(g.interval)} is not 0 <= lo < hi <= 1")
         for r in refs:
             if r not in self.files:
                 raise ValueError(f"file {r!r} is referenced but not listed with a hash")

@@ -366,6 +366,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "time; capped at each stage's training aug_max")
     p.add_argument("--guidance", type=float, default=3.0, help="default guidance scale")
     p.add_argument("--guidance-max", type=float, default=15.0)
+    p.add_argument("--guidance-interval", default="0,1", metavar="LO,HI",
+                   help="diffusion times (1 = noise) at which guidance runs; the conditional pass alone elsewhere")
     p.add_argument("--conv2d", default="", help="comma list of stages (e.g. generator,vocoder) whose 1-D "
                    "convolutions are saved as 2-D ones, for ORT's blocked NCHWc kernels (measure with n2m bench)")
     p.add_argument("--mel-max", type=float, help="clamp generated log-mels to this value before decoding "
@@ -399,6 +401,12 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"--cond-aug {args.cond_aug} outside 0..1")
         if not 0.0 <= args.guidance <= args.guidance_max:
             raise ValueError(f"guidance {args.guidance} outside 0..{args.guidance_max}")
+        try:
+            lo, hi = (float(v) for v in args.guidance_interval.split(","))
+        except ValueError:
+            raise ValueError(f"--guidance-interval {args.guidance_interval!r}: give LO,HI such as 0.33,0.94") from None
+        if not 0.0 <= lo < hi <= 1.0:
+            raise ValueError(f"--guidance-interval {args.guidance_interval}: need 0 <= LO < HI <= 1")
         variants = tuple(v.strip() for v in args.variants.split(",") if v.strip())
         if "fp32" not in variants or set(variants) - {"fp32", "fp16", "int8"}:
             raise ValueError(f"--variants must include fp32 and only fp32,fp16,int8: {args.variants}")
@@ -407,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
             tiny_text=args.tiny_text, text_from=args.text_from, steps=args.steps, sampler=args.sampler,
             vocoder_steps=args.vocoder_steps, vocoder_sampler=args.vocoder_sampler,
             superres_steps=args.superres_steps, superres_sampler=args.superres_sampler, cond_aug=args.cond_aug,
-            guidance=GuidanceSpec(default=args.guidance, min=0.0, max=args.guidance_max),
+            guidance=GuidanceSpec(default=args.guidance, min=0.0, max=args.guidance_max, interval=(lo, hi)),
             use_ema=not args.no_ema, force=args.force, decoder=args.decoder,
             conv2d=tuple(x for x in args.conv2d.split(",") if x), mel_max=args.mel_max)
         t0 = time.perf_counter()

@@ -130,6 +130,12 @@ def test_cli_errors(tmp_path: Path, tiny_checkpoints, capsys) -> None:
     assert "--force" in capsys.readouterr().err
     assert main(["--generator", str(tmp_path / "no.pt"), "--vocoder", str(voc), "--out", str(tmp_path / "m")]) == 2
     assert "not found" in capsys.readouterr().err
+    for bad, says in (("0.9,0.3", "need 0 <= LO < HI <= 1"), ("0,2", "need 0 <= LO < HI <= 1"),
+                      ("half", "give LO,HI")):
+        assert main(["--generator", str(gen), "--vocoder", str(voc), "--out", str(tmp_path / "m"),
+                     "--guidance-interval", bad]) == 2
+        assert says in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()
 
 
 @pytest.mark.slow
