@@ -15,6 +15,11 @@ from n2m.bridge.controls import BEATS_PER_BAR
 GRID_CHANNELS = 4
 
 
+def beat_quarters(meter: str | None) -> float:
+    """The felt beat's length in quarter notes: a quarter, except in 6/8, where it is the dotted quarter."""
+    return 1.5 if meter == "6/8" else 1.0
+
+
 def beat_grid(frames: int, frame_rate: float, bpm: float | None, meter: str | None = None,
               start_seconds: float = 0.0) -> np.ndarray:
     """[4, frames] float32: sin/cos beat phase, sin/cos bar phase; zeros when bpm is None.
@@ -27,8 +32,7 @@ def beat_grid(frames: int, frame_rate: float, bpm: float | None, meter: str | No
     meter = meter or "4/4"
     t = start_seconds + np.arange(frames, dtype=np.float64) / frame_rate
     quarters = t * bpm / 60.0
-    beat_len = 1.5 if meter == "6/8" else 1.0  # in quarters
-    beat_phase = 2 * np.pi * quarters / beat_len
+    beat_phase = 2 * np.pi * quarters / beat_quarters(meter)
     bar_phase = 2 * np.pi * quarters / BEATS_PER_BAR[meter]
     out[0], out[1] = np.sin(beat_phase), np.cos(beat_phase)
     out[2], out[3] = np.sin(bar_phase), np.cos(bar_phase)

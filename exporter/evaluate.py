@@ -59,8 +59,7 @@ from n2m.exporter.metrics.adherence import (
 
 __all__ = ["EvalClip", "EvalOptions", "OnnxCascade", "TorchCascade", "evaluate", "frechet", "frechet_distances",
            "key_scores", "main", "measure_key", "measure_tempo", "measure_tempo_librosa", "open_model", "prompt_subset",
-           "sanity",
-           "tempo_scores"]
+           "sanity", "tempo_scores"]
 
 
 def prompt_controls(p: dict) -> Controls:

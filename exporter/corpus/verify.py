@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from n2m.bridge.controls import BEATS_PER_BAR, TONICS, parse_controls, relative_tonic
+from n2m.bridge.grid import beat_quarters
 
 from .reader import CorpusReader
 from .styles import DEFS
@@ -69,7 +70,7 @@ def tempo_class(est: float, label: float, meter: str = "4/4") -> str:
     """strict / octave / metric / wrong. In 6/8 the felt beat is the dotted quarter (as in
     bridge.grid), so 2/3 of the quarter-note bpm label counts as strict there."""
     r = est / label
-    if abs(r - 1) <= TEMPO_TOL or (meter == "6/8" and abs(r / (2 / 3) - 1) <= TEMPO_TOL):
+    if abs(r - 1) <= TEMPO_TOL or abs(est / (label / beat_quarters(meter)) - 1) <= TEMPO_TOL:
         return "strict"
     for f in (2.0, 0.5, 4.0, 0.25):
         if abs(r / f - 1) <= TEMPO_TOL:

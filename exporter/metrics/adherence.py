@@ -35,9 +35,11 @@ def measure_tempo_librosa(audio: np.ndarray, sr: int = SR) -> float:
 
 def felt_beats(requested: float, meter: str | None) -> tuple[float, ...]:
     """The beats a listener may tap for a tempo of `requested` quarter notes a minute: the quarter,
-    and in 6/8 also the dotted quarter, the felt beat there (bridge.grid; the corpus verifier's
-    tempo_class counts it as strict)."""
-    return (requested, requested * 2.0 / 3.0) if meter == "6/8" else (requested,)
+    and the meter's felt beat (bridge.grid.beat_quarters: the dotted quarter in 6/8) where it differs."""
+    from n2m.bridge.grid import beat_quarters
+
+    felt = requested / beat_quarters(meter)
+    return (requested,) if felt == requested else (requested, felt)
 
 
 def tempo_scores(requested: float, measured: float, meter: str | None = None) -> dict:
