@@ -43,6 +43,15 @@ class TrainConfig:
     sample_vocoder: str = ""  # generator previews: a vocoder checkpoint (or run dir); "" = Griffin-Lim
     text_max_tokens: int = DEFAULT_MAX_TOKENS
     dropout: dict = field(default_factory=lambda: asdict(DropoutConfig()))
+    # spectral stage: with probability cond_generator_prob a batch's COARSE conditioning is replaced
+    # by what this generator checkpoint makes of it (the crop noised to a time in cond_generator_t,
+    # then cond_generator_steps DDIM steps at cond_generator_guidance), so that the cascader learns
+    # on the kind of COARSE it is given at run time
+    cond_generator: str = ""
+    cond_generator_prob: float = 0.5
+    cond_generator_t: list[float] = field(default_factory=lambda: [0.5, 1.0])
+    cond_generator_steps: int = 4
+    cond_generator_guidance: float = 3.0
 
     def stage_config(self) -> UNetConfig | VocoderConfig:
         return config_from_dict(self.model)
@@ -72,6 +81,15 @@ def load_config(path: str | Path) -> TrainConfig:
         if cfg.lr_schedule not in ("constant", "cosine_time"):
             raise ValueError(f"lr_schedule {cfg.lr_schedule!r} is not 'constant' or 'cosine_time'")
         DropoutConfig(**cfg.dropout)
+        lo, hi = (list(cfg.cond_generator_t) + [None, None])[:2]
+        if len(cfg.cond_generator_t) != 2 or not 0.0 < lo <= hi <= 1.0:
+            raise ValueError(f"cond_generator_t {cfg.cond_generator_t} is not [lo, hi] with 0 < lo <= hi <= 1")
+        if not 0.0 <= cfg.cond_generator_prob <= 1.0:
+            raise ValueError(f"cond_generator_prob {cfg.cond_generator_prob} is outside 0..1")
+        if cfg.cond_generator_steps < 1 or cfg.cond_generator_guidance < 0:
+            raise ValueError("cond_generator_steps must be >= 1 and cond_generator_guidance >= 0")
+        if cfg.cond_generator and cfg.stage_config().stage != "spectral":
+            raise ValueError("cond_generator is for the spectral stage only")
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{path}: {exc}") from exc
     return cfg

@@ -159,3 +159,41 @@ def test_the_spectral_cascader_trains_on_fine_mid_side_from_coarse(corpus, tmp_p
         build_model({**cfg.model, "representation": "coarse"})
     big = build_model(load_config(CONFIGS / "v2_spectral.json").stage_config())
     assert 5e6 < count_params(big) < 2e7
+
+
+def test_the_spectral_cascader_can_learn_on_its_generators_coarse(corpus, tmp_path):
+    """cond_generator: a batch's COARSE conditioning remade by a frozen generator checkpoint (noised,
+    then DDIM steps with guidance) has the conditioning's shape, differs from it and trains; a
+    missing checkpoint, a generator of another representation and a bad time range are refused."""
+    gen = Trainer(_tiny_coarse(corpus), tmp_path / "gen")
+    gen.run(1)
+    cfg = load_config(CONFIGS / "tiny_generator.json")
+    cfg.corpus, cfg.crop_frames = str(corpus), 64
+    cfg.model.update(stage="spectral", representation="fine", in_channels=2 * FINE.n_mels + COARSE.n_bins,
+                     out_channels=2 * FINE.n_mels, cond_aug_max=0.3, mel_mean=-1.5, mel_scale=3.4)
+    cfg.cond_generator, cfg.cond_generator_prob, cfg.cond_generator_steps = str(tmp_path / "gen" / "last.pt"), 1.0, 2
+    trainer = Trainer(cfg, tmp_path / "spec")
+    batch = trainer.data.batch(np.random.default_rng(0), 2)
+    cond = batch["mel"][:, 2 * FINE.n_mels:]
+    text, mask = trainer.text.batch(batch["captions"])
+    made = trainer.generated_cond(cond, batch, text, mask)
+    assert made.shape == cond.shape and torch.isfinite(made).all()
+    assert torch.equal(made[:, :, 0::2], made[:, :, 1::2])  # 50 frames/s repeated to 100, as the COARSE is
+    assert (made - cond).abs().mean() > 1e-3
+    assert np.isfinite(trainer.train_step())
+    # inputs tried: a checkpoint path that does not exist; the 80-bin mel generator's checkpoint
+    cfg.cond_generator = str(tmp_path / "nope.pt")
+    with pytest.raises(ConfigError, match="no such checkpoint"):
+        Trainer(cfg, tmp_path / "spec2")
+    mel_cfg = load_config(CONFIGS / "tiny_generator.json")
+    mel_cfg.corpus = str(corpus)
+    Trainer(mel_cfg, tmp_path / "melgen").run(1)
+    cfg.cond_generator = str(tmp_path / "melgen" / "last.pt")
+    with pytest.raises(ConfigError, match="not a COARSE generator"):
+        Trainer(cfg, tmp_path / "spec3")
+    # input tried: a time range past 1 in a config file
+    raw = json.loads((CONFIGS / "v2_spectral_gencond.json").read_text())
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({**raw, "cond_generator_t": [0.5, 1.5]}))
+    with pytest.raises(ConfigError, match="cond_generator_t"):
+        load_config(bad)
