@@ -4,8 +4,8 @@ The log-mel is mapped back to a linear magnitude spectrogram by non-negative lea
 the mel filterbank (projected gradient from the pseudo-inverse), and a phase is found by the fast
 Griffin-Lim algorithm (Perraudin et al. 2013, momentum 0.99) with the same centred, periodic-Hann
 STFT that `features.log_mel` uses, so that ``log_mel(griffin_lim(m))`` comes back close to ``m``.
-Deterministic for a seed (the initial phase). One clip runs on one thread (numpy's FFTs gain
-nothing from a second); the cascade decodes several clips at once instead.
+Deterministic for a seed (the initial phase), whatever the number of threads: numpy's FFTs run
+on one thread each but release the GIL, so threads can share one pass's frames (`workers`).
 
 One pass per iteration takes each chunk of frames from audio to spectrum (momentum step, magnitude
 swap) and straight back to windowed frames, in buffers allocated once per call: a fresh
@@ -13,6 +13,8 @@ multi-megabyte array per operation costs more in page faults than the FFTs thems
 """
 
 from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -135,11 +137,12 @@ _CHUNK = 128  # frames per pass: a pass works on ~2.5 MB of buffers, not the who
 
 def griffin_lim(log_mel: np.ndarray, spec: MelSpec = MelSpec(), n_iter: int = 32, momentum: float = 0.99,
                 seed: int = 0, length: int | None = None, circular: bool = False,
-                nnls_iters: int = 30) -> np.ndarray:
+                nnls_iters: int = 30, workers: int = 1) -> np.ndarray:
     """float32 mono audio at spec.sample_rate for a [n_mels, frames] log-mel. `circular`: the
     log-mel is one period of a loop, and so is the audio (frames * hop samples): the STFT reads
     past the end from the start and the overlap-add folds round, so the seam is like any other
-    point of the loop. `nnls_iters`: the mel-to-magnitude solver's iterations."""
+    point of the loop. `nnls_iters`: the mel-to-magnitude solver's iterations. `workers`: threads
+    that share each pass's frames (numpy's FFTs release the GIL); the result is the same."""
     log_mel = np.asarray(log_mel)
     if log_mel.ndim != 2 or log_mel.shape[0] != spec.n_mels:
         raise ValueError(f"griffin_lim expects [{spec.n_mels}, frames], got {log_mel.shape}")
@@ -153,16 +156,25 @@ def griffin_lim(log_mel: np.ndarray, spec: MelSpec = MelSpec(), n_iter: int = 32
     prev = np.zeros((frames, bins), np.complex64)  # fast Griffin-Lim's last rebuilt spectrum
     windowed = np.empty((frames, n_fft), np.float32)  # the frames the overlap-add sums
     c = np.float32(momentum / (1.0 + momentum))
-    w, rebuilt = np.empty((_CHUNK, n_fft), np.float64), np.empty((_CHUNK, bins), np.complex128)
-    target, ratio = np.empty((_CHUNK, bins), np.complex64), np.empty((_CHUNK, bins), np.float32)
     chunks = [(s, min(frames, s + _CHUNK)) for s in range(0, frames, _CHUNK)]
+    workers = max(1, min(int(workers), len(chunks)))
+    # each worker takes a contiguous run of chunks with buffers of its own; the chunks of one
+    # pass are independent, so the result does not depend on `workers`
+    parts = [chunks[k * len(chunks) // workers:(k + 1) * len(chunks) // workers] for k in range(workers)]
 
     def synth(s: int, e: int, spectrum: np.ndarray) -> None:  # spectrum -> windowed frames
         np.fft.irfft(spectrum, n_fft, axis=1, out=windowed[s:e])
         windowed[s:e] *= tf.window
 
-    def iterate(view: np.ndarray) -> None:  # audio frames -> the next target -> windowed frames
-        for s, e in chunks:
+    def buffers() -> tuple[np.ndarray, ...]:
+        return (np.empty((_CHUNK, n_fft), np.float64), np.empty((_CHUNK, bins), np.complex128),
+                np.empty((_CHUNK, bins), np.complex64), np.empty((_CHUNK, bins), np.float32))
+
+    bufs = [buffers() for _ in parts]
+
+    def iterate_part(view: np.ndarray, k: int) -> None:  # audio frames -> the next target -> windowed frames
+        w, rebuilt, target, ratio = bufs[k]
+        for s, e in parts[k]:
             rows = view[s:e]  # fewer rows where the audio ended before the last frames
             n, m = rows.shape[0], e - s
             np.multiply(rows, tf.window, out=w[:n])
@@ -183,6 +195,12 @@ def griffin_lim(log_mel: np.ndarray, spec: MelSpec = MelSpec(), n_iter: int = 32
 
     for s, e in chunks:
         synth(s, e, start[s:e])
-    for _ in range(max(1, n_iter)):
-        iterate(tf.windows(tf.overlap_add(windowed)))
+    if workers == 1:
+        for _ in range(max(1, n_iter)):
+            iterate_part(tf.windows(tf.overlap_add(windowed)), 0)
+    else:
+        with ThreadPoolExecutor(workers, thread_name_prefix="n2m-gl") as pool:
+            for _ in range(max(1, n_iter)):
+                view = tf.windows(tf.overlap_add(windowed))
+                list(pool.map(iterate_part, [view] * workers, range(workers)))
     return tf.overlap_add(windowed).astype(np.float32, copy=False)

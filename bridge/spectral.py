@@ -132,18 +132,23 @@ def decode_fine(fine: np.ndarray, coarse: np.ndarray | None, mel: MelSpec, coars
     # centred mix's side sits at the floor and would otherwise come back as hiss)
     fine = np.log(np.maximum(np.exp(fine) - mel.log_floor, 1e-12)).astype(np.float32)
 
-    def one(i: int) -> np.ndarray:
-        # the side from a phase of its own: started from the mid's, it stays too like the mid and
-        # L/R correlate more than the renders do (0.966 against 0.942, median of 15 renders)
-        kw = {"length": samples, "circular": circular, "nnls_iters": NNLS_ITERS}
-        mid = griffin_lim(fine[i, 0], mel, n_iter=GL_ITERS[0], seed=seeds[i], **kw)
-        side = griffin_lim(fine[i, 1], mel, n_iter=GL_ITERS[1], seed=(seeds[i] + SIDE_SEED) % 2**63, **kw)
-        return np.stack([mid, side])
+    # the side from a phase of its own: started from the mid's, it stays too like the mid and L/R
+    # correlate more than the renders do (0.966 against 0.942, median of 15 renders)
+    kw = {"length": samples, "circular": circular, "nnls_iters": NNLS_ITERS}
 
-    if threads <= 1 or n == 1:
-        audio = np.stack([one(i) for i in range(n)])
-    else:  # one clip per thread: numpy's FFTs gain nothing from splitting one
-        with ThreadPoolExecutor(min(n, threads), thread_name_prefix="n2m-gl-fine") as pool:
-            audio = np.stack(list(pool.map(one, range(n))))
+    def one(job: tuple[int, int], workers: int = 1) -> np.ndarray:
+        i, ch = job
+        seed = seeds[i] if ch == 0 else (seeds[i] + SIDE_SEED) % 2**63
+        return griffin_lim(fine[i, ch], mel, n_iter=GL_ITERS[ch], seed=seed, workers=workers, **kw)
+
+    jobs = [(i, ch) for ch in (0, 1) for i in range(n)]
+    if threads <= 1:
+        done = [one(j) for j in jobs]
+    elif n >= threads:  # a clip per thread
+        with ThreadPoolExecutor(threads, thread_name_prefix="n2m-gl-fine") as pool:
+            done = list(pool.map(one, jobs))
+    else:  # fewer clips than threads: the threads share each channel's frames
+        done = [one(j, threads) for j in jobs]
+    audio = np.stack([np.stack([done[i], done[n + i]]) for i in range(n)])
     mid, side = audio.reshape(n, 2, -1)[:, 0], audio.reshape(n, 2, -1)[:, 1]
     return np.stack([mid + side, mid - side], axis=1).astype(np.float32)

@@ -102,6 +102,12 @@ def test_decode_fine_puts_mid_and_side_back() -> None:
     got, want = lr_correlation(decode(noise)[:, 4410:-4410]), lr_correlation(noise)
     print(f"tone balance L/R {balance[0]:.1f} / {balance[1]:.1f} dB; noise L/R correlation {got:.3f} (input {want:.3f})")
     assert abs(got - want) < 0.05
+    # the same audio however many threads decode it: one clip (threads share its frames), two clips
+    fm = fine_mel(np.stack([tone, 0 * tone]))
+    fine2, coarse2 = np.stack([fm, fm[:, :, ::-1]]), np.stack([coarse_mel(fm[0]), coarse_mel(fm[0, :, ::-1])])
+    one = decode_fine(fine2, coarse2, FINE, COARSE, [1, 2], sr, threads=1)
+    np.testing.assert_array_equal(one, decode_fine(fine2, coarse2, FINE, COARSE, [1, 2], sr, threads=2))
+    np.testing.assert_array_equal(one[:1], decode_fine(fine2[:1], coarse2[:1], FINE, COARSE, [1], sr, threads=2))
 
 
 def test_stereo_loudness_sums_channels() -> None:

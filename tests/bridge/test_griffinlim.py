@@ -59,6 +59,14 @@ def test_deterministic_for_a_seed_and_bad_shapes_refused():
     m = log_mel(_chord(1.0))
     np.testing.assert_array_equal(griffin_lim(m, seed=4, n_iter=4), griffin_lim(m, seed=4, n_iter=4))
     assert not np.allclose(griffin_lim(m, seed=4, n_iter=4), griffin_lim(m, seed=5, n_iter=4))
+    # threads sharing a pass's frames change nothing, plain or circular (2 s = 2 chunks of frames)
+    m2 = log_mel(_chord(2.0))
+    one = griffin_lim(m2, seed=4, n_iter=3)
+    np.testing.assert_array_equal(one, griffin_lim(m2, seed=4, n_iter=3, workers=2))
+    np.testing.assert_array_equal(one, griffin_lim(m2, seed=4, n_iter=3, workers=8))
+    n = m2.shape[1] * SPEC.hop
+    np.testing.assert_array_equal(griffin_lim(m2, seed=4, n_iter=3, circular=True, length=n),
+                                  griffin_lim(m2, seed=4, n_iter=3, circular=True, length=n, workers=2))
     # tried: a 1-D array, and 64 bands instead of 80
     with pytest.raises(ValueError, match=r"expects \[80, frames\]"):
         griffin_lim(np.zeros(100, np.float32))
