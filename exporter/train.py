@@ -53,6 +53,7 @@ import torch.nn.functional as F
 
 from n2m.bridge.features import COARSE, MelSpec
 from n2m.bridge.schedule import Schedule
+from n2m.exporter.condgen import load_cond_generator, remade_cond
 from n2m.exporter.data import (
     AudioCascaderData,
     DropoutConfig,
@@ -162,74 +163,8 @@ class Trainer:
                                     self.stage_cfg.mel_scale, self.stage_cfg.audio_scale)
             self.text = None
         self.corpus_id = str(self.data.reader.info.get("id", ""))
-        self.cond_gen = self._cond_generator(cfg.cond_generator) if cfg.cond_generator else None
-        self.ddp = None
-        if self.world > 1:
-            self.ddp = torch.nn.parallel.DistributedDataParallel(self.model)
-
-    def _cond_generator(self, path: str) -> torch.nn.Module:
-        """The frozen generator (EMA weights of a checkpoint) whose samples stand in for the
-        spectral stage's COARSE conditioning; checked against this stage's conditioning."""
-        src = Path(path)
-        if not src.is_file():
-            raise ConfigError(f"cond_generator {path}: no such checkpoint (a generator's last.pt; "
-                              f"`n2m train CONFIG --init MODEL --steps 0` makes one from an exported model)")
-        ckpt = torch.load(src, map_location="cpu", weights_only=False)
-        gcfg = config_from_dict(ckpt.get("config") or {}) if ckpt.get("stage") == "generator" else None
-        c = self.stage_cfg
-        cond_ch = c.in_channels - c.out_channels
-        if gcfg is None or gcfg.representation != "coarse" or gcfg.out_channels != cond_ch:
-            raise ConfigError(f"cond_generator {path} is not a COARSE generator with {cond_ch} channels")
-        if (gcfg.mel_mean, gcfg.mel_scale) != (c.mel_mean, c.mel_scale):
-            raise ConfigError(f"cond_generator {path} normalises the mel as ({gcfg.mel_mean}, {gcfg.mel_scale}), "
-                              f"this stage as ({c.mel_mean}, {c.mel_scale})")
-        if Schedule.from_dict(ckpt.get("schedule") or {}) != self.schedule:
-            raise ConfigError(f"cond_generator {path} was trained with another noise schedule")
-        half = self.cfg.crop_frames // COARSE.pool
-        if self.cfg.crop_frames % COARSE.pool or half % gcfg.frame_multiple:
-            raise ConfigError(f"crop_frames {self.cfg.crop_frames} / {COARSE.pool} must be a multiple of the "
-                              f"cond_generator's {gcfg.frame_multiple} frames")
-        gen = build_model(gcfg)
-        gen.load_state_dict(ckpt.get("ema") or ckpt["model"])
-        gen.eval()
-        for q in gen.parameters():
-            q.requires_grad_(False)
-        return gen
-
-    @torch.no_grad()
-    def generated_cond(self, cond: torch.Tensor, batch: dict, text: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """cond [B, C, F] (COARSE repeated to 100 frames/s) as the cond generator remakes it: each
-        crop noised to a time in cond_generator_t, then DDIM steps to 0 with guidance; returned at
-        100 frames/s."""
-        cfg, sch, gen = self.cfg, self.schedule, self.cond_gen
-        b, _, n = cond.shape
-        x = cond[:, :, :: COARSE.pool]
-        grid = batch["grid"][:, :, :: COARSE.pool]
-        ctl = (batch["bpm"], batch["key"], batch["mode"], batch["meter"])
-        # "" padded to the captions' length, as the engine batches it (the model needs >= 4 tokens)
-        u_text, u_mask = torch.zeros_like(text), torch.zeros_like(mask)
-        e = torch.from_numpy(self.text.get(""))[: text.shape[1]]
-        u_text[:, : e.shape[0]], u_mask[:, : e.shape[0]] = e, 1.0
-        zeros = [torch.zeros_like(v) for v in ctl]
-        lo, hi = cfg.cond_generator_t
-        t0 = lo + (hi - lo) * torch.rand(b)
-        z = sch.add_noise(x, torch.randn_like(x), t0)
-        k = cfg.cond_generator_steps
-        g = cfg.cond_generator_guidance
-        x0 = x
-        for i in range(k):
-            t = t0 * (1.0 - i / k)
-            t_next = t0 * (1.0 - (i + 1) / k)
-            v = gen(z, t, text, mask, *ctl, grid)
-            if g != 1.0:
-                vu = gen(z, t, u_text, u_mask, *zeros, torch.zeros_like(grid))
-                v = vu + g * (v - vu)
-            a, s_ = (q[:, None, None] for q in sch.alpha_sigma(t))
-            x0 = a * z - s_ * v
-            eps = s_ * z + a * v
-            an, sn = (q[:, None, None] for q in sch.alpha_sigma(t_next))
-            z = an * x0 + sn * eps
-        return torch.repeat_interleave(x0, COARSE.pool, dim=2)[:, :, :n]
+        self.cond_gen = load_cond_generator(self)
+        self.ddp = torch.nn.parallel.DistributedDataParallel(self.model) if self.world > 1 else None
 
     # -- checkpoints
     def state(self) -> dict:
@@ -332,8 +267,7 @@ class Trainer:
             z = self.schedule.add_noise(x, eps, t)
             target = self.schedule.v_target(x, eps, t)
             text, mask = self.text.batch(batch["captions"])
-            if self.cond_gen is not None and self.rng.random() < self.cfg.cond_generator_prob:
-                cond = self.generated_cond(cond, batch, text, mask)
+            cond = remade_cond(self, cond, batch, text, mask)
             aug = torch.rand(b) * self.stage_cfg.cond_aug_max
             cond = self.schedule.add_noise(cond, torch.randn_like(cond), aug)
             v = net(torch.cat([z, cond], 1), t, text, mask, batch["bpm"], batch["key"], batch["mode"],

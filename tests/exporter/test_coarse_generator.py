@@ -165,6 +165,8 @@ def test_the_spectral_cascader_can_learn_on_its_generators_coarse(corpus, tmp_pa
     """cond_generator: a batch's COARSE conditioning remade by a frozen generator checkpoint (noised,
     then DDIM steps with guidance) has the conditioning's shape, differs from it and trains; a
     missing checkpoint, a generator of another representation and a bad time range are refused."""
+    from n2m.exporter.condgen import generated_cond
+
     gen = Trainer(_tiny_coarse(corpus), tmp_path / "gen")
     gen.run(1)
     cfg = load_config(CONFIGS / "tiny_generator.json")
@@ -176,7 +178,7 @@ def test_the_spectral_cascader_can_learn_on_its_generators_coarse(corpus, tmp_pa
     batch = trainer.data.batch(np.random.default_rng(0), 2)
     cond = batch["mel"][:, 2 * FINE.n_mels:]
     text, mask = trainer.text.batch(batch["captions"])
-    made = trainer.generated_cond(cond, batch, text, mask)
+    made = generated_cond(trainer.cond_gen, trainer.cfg, trainer.schedule, trainer.text, cond, batch, text, mask)
     assert made.shape == cond.shape and torch.isfinite(made).all()
     assert torch.equal(made[:, :, 0::2], made[:, :, 1::2])  # 50 frames/s repeated to 100, as the COARSE is
     assert (made - cond).abs().mean() > 1e-3
