@@ -81,8 +81,8 @@ def load_config(path: str | Path) -> TrainConfig:
         if cfg.lr_schedule not in ("constant", "cosine_time"):
             raise ValueError(f"lr_schedule {cfg.lr_schedule!r} is not 'constant' or 'cosine_time'")
         DropoutConfig(**cfg.dropout)
-        lo, hi = (list(cfg.cond_generator_t) + [None, None])[:2]
-        if len(cfg.cond_generator_t) != 2 or not 0.0 < lo <= hi <= 1.0:
+        t = list(cfg.cond_generator_t)
+        if len(t) != 2 or not 0.0 < t[0] <= t[1] <= 1.0:
             raise ValueError(f"cond_generator_t {cfg.cond_generator_t} is not [lo, hi] with 0 < lo <= hi <= 1")
         if not 0.0 <= cfg.cond_generator_prob <= 1.0:
             raise ValueError(f"cond_generator_prob {cfg.cond_generator_prob} is outside 0..1")
