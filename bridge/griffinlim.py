@@ -152,7 +152,6 @@ def griffin_lim(log_mel: np.ndarray, spec: MelSpec = MelSpec(), n_iter: int = 32
     tf = _Frames(spec, frames, length, circular)
     mag = _frame_magnitude(np.ascontiguousarray(log_mel.astype(np.float32, copy=False).T), spec, nnls_iters)
     phase = np.random.default_rng(seed).random((bins, frames)).T  # the same draws as a [bins, frames] phase
-    start = _scale(np.exp(2j * np.pi * phase).astype(np.complex64), mag)  # mag * e^(i phase)
     prev = np.zeros((frames, bins), np.complex64)  # fast Griffin-Lim's last rebuilt spectrum
     windowed = np.empty((frames, n_fft), np.float32)  # the frames the overlap-add sums
     c = np.float32(momentum / (1.0 + momentum))
@@ -193,13 +192,17 @@ def griffin_lim(log_mel: np.ndarray, spec: MelSpec = MelSpec(), n_iter: int = 32
             np.multiply(tv[:, 1::2], r, out=tv[:, 1::2])
             synth(s, e, t)
 
-    for s, e in chunks:
-        synth(s, e, start[s:e])
+    def start_part(k: int) -> None:  # the initial phase's frames, shared as the passes are
+        for s, e in parts[k]:
+            synth(s, e, _scale(np.exp(2j * np.pi * phase[s:e]).astype(np.complex64), mag[s:e]))
+
     if workers == 1:
+        start_part(0)
         for _ in range(max(1, n_iter)):
             iterate_part(tf.windows(tf.overlap_add(windowed)), 0)
     else:
         with ThreadPoolExecutor(workers, thread_name_prefix="n2m-gl") as pool:
+            list(pool.map(start_part, range(workers)))
             for _ in range(max(1, n_iter)):
                 view = tf.windows(tf.overlap_add(windowed))
                 list(pool.map(iterate_part, [view] * workers, range(workers)))

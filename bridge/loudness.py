@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -49,16 +50,38 @@ def k_weighting_coefficients(sr: float) -> list[tuple[np.ndarray, np.ndarray]]:
     return [shelf, highpass]
 
 
-def k_weight(x: np.ndarray, sr: float) -> np.ndarray:
-    """x filtered by the K-weighting curve (causal, via the filters' exact frequency response)."""
-    x = np.asarray(x, dtype=np.float64)
-    pad = int(sr)  # 1 s of zeros: the filters' impulse responses have decayed far below 1e-9 by then
-    n = 1 << int(math.ceil(math.log2(len(x) + pad)))
+def _fast_length(n: int) -> int:
+    """The smallest 2^a 3^b 5^c >= n: an FFT length pocketfft transforms quickly."""
+    best, p5 = 1 << max(0, (n - 1).bit_length()), 1
+    while p5 < best:
+        p35 = p5
+        while p35 < best:
+            p = p35
+            while p < n:
+                p *= 2
+            best = min(best, p)
+            p35 *= 3
+        p5 *= 5
+    return best
+
+
+@lru_cache(maxsize=8)
+def _k_response(sr: float, n: int) -> np.ndarray:
+    """The K-weighting filters' frequency response on the n-point real FFT's bins."""
     w = np.exp(-1j * np.linspace(0.0, math.pi, n // 2 + 1))
     h = np.ones_like(w)
     for b, a in k_weighting_coefficients(sr):
         h *= np.polyval(b[::-1], w) / np.polyval(a[::-1], w)
-    return np.fft.irfft(np.fft.rfft(x, n) * h, n)[: len(x)]
+    return h
+
+
+def k_weight(x: np.ndarray, sr: float) -> np.ndarray:
+    """x (mono [n] or [channels, n]) filtered by the K-weighting curve along its last axis
+    (causal, via the filters' exact frequency response)."""
+    x = np.asarray(x, dtype=np.float64)
+    pad = int(sr)  # 1 s of zeros: the filters' impulse responses have decayed far below 1e-9 by then
+    n = _fast_length(x.shape[-1] + pad)
+    return np.fft.irfft(np.fft.rfft(x, n, axis=-1) * _k_response(float(sr), n), n, axis=-1)[..., : x.shape[-1]]
 
 
 def _block_powers(y2: np.ndarray, sr: float) -> np.ndarray:
@@ -83,7 +106,7 @@ def integrated_loudness(x: np.ndarray, sr: float, circular: bool = False) -> flo
     x = _channels(x)
     if circular and x.shape[1]:
         x = np.concatenate([x, x[:, : int(round(BLOCK_S * sr)) - int(round(STEP_S * sr))]], axis=1)
-    y2 = sum(k_weight(ch, sr) ** 2 for ch in x)
+    y2 = (k_weight(x, sr) ** 2).sum(axis=0)
     z = _block_powers(y2, sr)
     with np.errstate(divide="ignore"):
         lk = -0.691 + 10.0 * np.log10(z)
@@ -174,13 +197,14 @@ def limit_true_peak(x: np.ndarray, sr: float, ceiling_dbtp: float = -1.0, lookah
     ceiling = 10.0 ** (ceiling_dbtp / 20.0)
     half = max(1, int(sr * lookahead_ms / 1000.0))
     y, target = x, ceiling * 10.0 ** (-0.02 / 20.0)  # aim 0.02 dB under the ceiling
+    env = oversampled_envelope(y, circular)
     for _ in range(6):
-        tp = true_peak(y, circular)
-        if tp <= ceiling:
+        if env.max() <= ceiling:
             return y
-        y = y * _gain_curve(oversampled_envelope(y, circular), target, half, circular)
+        y = y * _gain_curve(env, target, half, circular)
         target *= 10.0 ** (-0.05 / 20.0)
-    tp = true_peak(y, circular)
+        env = oversampled_envelope(y, circular)
+    tp = float(env.max())
     return y * (ceiling / tp) * 0.999 if tp > ceiling else y
 
 
@@ -212,4 +236,5 @@ def normalize(x: np.ndarray, sr: float, target_lufs: float = -14.0, ceiling_dbtp
     tp = true_peak(out, circular)
     if tp > 10.0 ** (ceiling_dbtp / 20.0):  # float32 rounding can add a hair
         out = (out * np.float32(10.0 ** (ceiling_dbtp / 20.0) / tp * 0.9999)).astype(np.float32)
-    return LoudnessResult(out, integrated_loudness(out, sr, circular), to_db(true_peak(out, circular)), gain_db)
+        tp = true_peak(out, circular)
+    return LoudnessResult(out, integrated_loudness(out, sr, circular), to_db(tp), gain_db)

@@ -6,7 +6,7 @@ Steps (pedalboard + numpy only):
 1. Tempo: measure the generated tempo (onset-strength autocorrelation), pick the octave (x0.5,
    x1, x2) nearest the requested tempo, and time-stretch by the small ratio left
    (pedalboard.time_stretch, Rubber Band), if it is within `max_stretch`.
-2. Resample to the DAW's rate (pedalboard StreamResampler, windowed sinc).
+2. Resample to the DAW's rate (band-limited by the FFT, the length exact).
 3. Length: exactly round(bars * beats_per_bar * 60 / bpm * sr) samples. Longer audio is cut;
    shorter audio is extended by looping it with crossfades. Loop mode folds the audio after the
    last bar line back over the first samples (equal-power crossfade), so the end joins the start.
@@ -28,7 +28,6 @@ from typing import Any, Protocol
 
 import numpy as np
 from pedalboard import time_stretch
-from pedalboard.io import StreamResampler
 
 from n2m.bridge.controls import BARS_MAX, BEATS_PER_BAR, BPM_MAX, BPM_MIN, Controls
 from n2m.bridge.loudness import normalize
@@ -243,6 +242,9 @@ def smoothest_start(audio: np.ndarray, sr: int, bars: int) -> tuple[np.ndarray, 
     return (np.roll(audio, -int(round(k * audio.shape[-1] / bars)), axis=-1), k) if k else (audio, 0)
 
 
+_RESAMPLE_PAD = 4096  # input samples reflected past each end before resampling
+
+
 def _mono(audio: np.ndarray) -> np.ndarray:
     x = np.asarray(audio, dtype=np.float64)
     return x.mean(axis=0) if x.ndim > 1 else x
@@ -250,15 +252,31 @@ def _mono(audio: np.ndarray) -> np.ndarray:
 
 # -- the pipeline ---------------------------------------------------------------------------------
 def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
-    """Mono [n] or [channels, n] audio at sr_out (windowed sinc), the length scaled exactly."""
+    """Mono [n] or [channels, n] audio at sr_out, the length scaled exactly: band-limited by the
+    FFT (every bin up to the lower rate's Nyquist frequency kept), the clip's ends reflected and
+    faded to zero on both sides so the transform's wrap-round is smooth and the ends ring no more
+    than the middle."""
     x = np.asarray(x, dtype=np.float32)
+    sr_in, sr_out = int(sr_in), int(sr_out)
     if sr_in == sr_out:
         return x
     xc = x[None] if x.ndim == 1 else x
-    r = StreamResampler(float(sr_in), float(sr_out), xc.shape[0])
-    y = np.concatenate([r.process(np.ascontiguousarray(xc)), r.process(None)], axis=1)
-    want = int(round(xc.shape[1] * sr_out / sr_in))
-    y = y[:, :want] if y.shape[1] >= want else np.pad(y, ((0, 0), (0, want - y.shape[1])))
+    ch, m = xc.shape
+    want = int(round(m * sr_out / sr_in))
+    if m == 0:
+        return np.zeros((ch, 0) if x.ndim > 1 else (0,), np.float32)
+    q = sr_in // math.gcd(sr_in, sr_out)  # input samples that span a whole number of output ones
+    pad = q * -(-_RESAMPLE_PAD // q)
+    reach = min(pad, m - 1)  # the reflection cannot reach further than the clip
+    fade = (0.5 - 0.5 * np.cos(np.pi * np.arange(pad) / pad)).astype(np.float32)
+    left, right = np.zeros((ch, pad), np.float32), np.zeros((ch, pad), np.float32)
+    if reach:
+        left[:, pad - reach:] = xc[:, 1:reach + 1][:, ::-1]
+        right[:, :reach] = xc[:, m - 1 - reach:m - 1][:, ::-1]
+    tail = (-(m + 2 * pad)) % q
+    xp = np.concatenate([left * fade, xc, right * fade[::-1], np.zeros((ch, tail), np.float32)], axis=1)
+    start = pad * sr_out // sr_in
+    y = resample_periodic(xp, xp.shape[1] * sr_out // sr_in)[:, start:start + want]
     return y[0] if x.ndim == 1 else y
 
 

@@ -9,6 +9,8 @@ import math
 
 import numpy as np
 
+_FLUX_CHUNK = 256  # frames per FFT batch of the spectral flux
+
 
 def flux_frame(sr: int, fps: float = 200.0) -> tuple[int, int]:
     """(hop, n_fft) of the spectral flux at about `fps` frames per second: ~32 ms Hann frames."""
@@ -23,9 +25,15 @@ def spectral_flux(x: np.ndarray, sr: int, fps: float = 200.0) -> np.ndarray:
     if len(x) < n_fft + hop:
         return np.zeros(0)
     frames = np.lib.stride_tricks.sliding_window_view(x, n_fft)[::hop]
-    mag = np.abs(np.fft.rfft(frames * np.hanning(n_fft).astype(np.float32), axis=1))
-    logmag = np.log1p(100.0 * mag)
-    return np.maximum(0.0, np.diff(logmag, axis=0)).sum(axis=1)
+    window = np.hanning(n_fft).astype(np.float32)
+    out = np.empty(len(frames) - 1, np.float32)
+    # a chunk of frames at a time (each chunk's first frame is the previous chunk's last): small
+    # buffers that stay in cache, not a clip-sized spectrogram in freshly faulted pages
+    for s in range(1, len(frames), _FLUX_CHUNK):
+        e = min(len(frames), s + _FLUX_CHUNK)
+        logmag = np.log1p(100.0 * np.abs(np.fft.rfft(frames[s - 1:e] * window, axis=1)))
+        out[s - 1:e - 1] = np.maximum(0.0, np.diff(logmag, axis=0)).sum(axis=1)
+    return out
 
 
 def onset_strength(x: np.ndarray, sr: int, fps: float = 200.0) -> tuple[np.ndarray, float]:
