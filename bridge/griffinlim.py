@@ -15,25 +15,51 @@ multi-megabyte array per operation costs more in page faults than the FFTs thems
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 
 from n2m.bridge.features import MelSpec, mel_filterbank
 
-_BASES: dict[MelSpec, tuple[np.ndarray, np.ndarray, float, int]] = {}
-
-
 _BELOW = (0.5, 0.1)  # the bins under the lowest filter, 1 and 2 bins down: the window's leakage
+_BAND = 128  # STFT bins per block of the banded filterbank
+_DENSE_ABOVE = 0.2  # blocks holding more than this share of the dense products: one dense block
 
 
-def _bases(spec: MelSpec) -> tuple[np.ndarray, np.ndarray, float, int]:
-    """(filterbank, its pseudo-inverse, 1 / its squared spectral norm, the lowest bin a filter
-    covers), computed once per spec."""
+@dataclass(frozen=True)
+class _Bases:
+    """The filterbank's pseudo-inverse (the solver's start), the lowest bin a filter covers, and
+    the filterbank cut into blocks of `_BAND` bins with the mel rows that touch them: each filter
+    spans a few neighbouring bins, so for the 192-bin FINE mel the blocks hold an eighth of the
+    dense products."""
+
+    pinv: np.ndarray
+    low: int
+    blocks: tuple[tuple[int, int, int, int, np.ndarray, np.ndarray], ...]  # b0, b1, m0, m1, fb.T, step * fb
+
+
+_BASES: dict[MelSpec, _Bases] = {}
+
+
+def _bases(spec: MelSpec) -> _Bases:
+    """The solver's bases for a spec, computed once."""
     if spec not in _BASES:
         fb = mel_filterbank(spec).astype(np.float64)
-        step = 1.0 / float(np.linalg.norm(fb, 2) ** 2)
-        low = int(np.flatnonzero(fb.sum(axis=0) > 0)[0])
-        _BASES[spec] = (fb.astype(np.float32), np.linalg.pinv(fb).astype(np.float32), step, low)
+        step = 1.0 / float(np.linalg.norm(fb, 2) ** 2)  # 1 / the squared spectral norm
+        touched = fb > 0
+        low = int(np.flatnonzero(touched.any(axis=0))[0])
+        blocks = []
+        for b0 in range(0, fb.shape[1], _BAND):
+            b1 = min(fb.shape[1], b0 + _BAND)
+            rows = np.flatnonzero(touched[:, b0:b1].any(axis=1))
+            if len(rows):
+                sub = fb[rows[0]:rows[-1] + 1, b0:b1]
+                blocks.append((b0, b1, int(rows[0]), int(rows[-1]) + 1,
+                               np.ascontiguousarray(sub.T, dtype=np.float32), (step * sub).astype(np.float32)))
+        if sum((m1 - m0) * (b1 - b0) for b0, b1, m0, m1, _, _ in blocks) > _DENSE_ABOVE * fb.size:
+            blocks = [(0, fb.shape[1], 0, fb.shape[0], np.ascontiguousarray(fb.T, dtype=np.float32),
+                       (step * fb).astype(np.float32))]  # too few zeros to pay for the smaller products
+        _BASES[spec] = _Bases(np.linalg.pinv(fb).astype(np.float32), low, tuple(blocks))
     return _BASES[spec]
 
 
@@ -48,16 +74,18 @@ def _frame_magnitude(log_mel_t: np.ndarray, spec: MelSpec, iters: int = 30) -> n
     below the lowest filter (under fmin: no mel band sees them) get the Hann window's leakage of
     the lowest band's partials, half its magnitude one bin down and a tenth two bins down: left
     empty, a bass note there loses the side of its main lobe and Griffin-Lim moves its pitch."""
-    fb, pinv, step, low = _bases(spec)
+    bases = _bases(spec)
+    low = bases.low
     power_mel = np.exp(log_mel_t)
-    p = np.maximum(power_mel @ pinv.T, 0.0)
+    p = np.maximum(power_mel @ bases.pinv.T, 0.0)
     resid = np.empty_like(power_mel)
-    grad = np.empty_like(p)
+    grad = np.zeros_like(p)  # bins no filter covers keep a zero gradient
     for _ in range(iters):  # projected gradient on ||fb p - m||^2 subject to p >= 0, in place
-        np.matmul(p, fb.T, out=resid)
-        resid -= power_mel
-        np.matmul(resid, fb, out=grad)
-        grad *= step
+        np.negative(power_mel, out=resid)
+        for b0, b1, m0, m1, fb_t, _ in bases.blocks:  # resid = fb p - m
+            resid[:, m0:m1] += p[:, b0:b1] @ fb_t
+        for b0, b1, m0, m1, _, step_fb in bases.blocks:  # grad = step * fb^T resid
+            np.matmul(resid[:, m0:m1], step_fb, out=grad[:, b0:b1])
         p -= grad
         np.maximum(p, 0.0, out=p)
     mag = np.sqrt(p, out=p)
@@ -89,9 +117,10 @@ class _Frames:
         xp = np.pad(x, (pad, pad), mode=mode)
         return np.lib.stride_tricks.sliding_window_view(xp, spec.n_fft)[:: spec.hop][: self.frames]
 
-    def overlap_add(self, frames: np.ndarray) -> np.ndarray:
-        """Audio of `length` samples from windowed [frames, n_fft] frames."""
-        out = self._place(_overlap_add(frames, self.spec.hop))
+    def overlap_add(self, frames: np.ndarray, pool: ThreadPoolExecutor | None = None, workers: int = 1) -> np.ndarray:
+        """Audio of `length` samples from windowed [frames, n_fft] frames (`workers` threads of
+        `pool` summing disjoint runs of the output)."""
+        out = self._place(_overlap_add(frames, self.spec.hop, pool, workers))
         out *= self.inv_norm
         return out
 
@@ -112,15 +141,27 @@ class _Frames:
         return folded
 
 
-def _overlap_add(frames: np.ndarray, hop: int) -> np.ndarray:
+def _overlap_add(frames: np.ndarray, hop: int, pool: ThreadPoolExecutor | None = None, workers: int = 1) -> np.ndarray:
     """Sum of [n, width] frames placed every `hop` samples (vectorised: frames cut into hop-long
-    chunks, chunk k of frame i lands on output chunk i + k)."""
+    chunks, chunk k of frame i lands on output chunk i + k). With a pool, each of `workers`
+    threads sums a run of output chunks of its own (the same sums, in the same order)."""
     n, width = frames.shape
     k = -(-width // hop)
     out = np.zeros((n + k - 1, hop), dtype=np.float32)
-    for j in range(k):
-        w = min(hop, width - j * hop)
-        out[j:j + n, :w] += frames[:, j * hop:j * hop + w]
+
+    def rows(r0: int, r1: int) -> None:  # output chunks r0..r1-1
+        for j in range(k):
+            w = min(hop, width - j * hop)
+            lo, hi = max(r0, j), min(r1, j + n)
+            if lo < hi:
+                out[lo:hi, :w] += frames[lo - j:hi - j, j * hop:j * hop + w]
+
+    total = n + k - 1
+    if pool is None or workers <= 1:
+        rows(0, total)
+    else:
+        cuts = [total * i // workers for i in range(workers + 1)]
+        list(pool.map(rows, cuts[:-1], cuts[1:]))
     return out.reshape(-1)[: width + hop * (n - 1)]
 
 
@@ -204,6 +245,6 @@ def griffin_lim(log_mel: np.ndarray, spec: MelSpec = MelSpec(), n_iter: int = 32
         with ThreadPoolExecutor(workers, thread_name_prefix="n2m-gl") as pool:
             list(pool.map(start_part, range(workers)))
             for _ in range(max(1, n_iter)):
-                view = tf.windows(tf.overlap_add(windowed))
+                view = tf.windows(tf.overlap_add(windowed, pool, workers))
                 list(pool.map(iterate_part, [view] * workers, range(workers)))
     return tf.overlap_add(windowed).astype(np.float32, copy=False)
