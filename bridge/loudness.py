@@ -26,6 +26,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from n2m.bridge.resample import fast_length
+
 ABS_GATE_LUFS = -70.0
 REL_GATE_LU = -10.0
 BLOCK_S, STEP_S = 0.4, 0.1
@@ -50,21 +52,6 @@ def k_weighting_coefficients(sr: float) -> list[tuple[np.ndarray, np.ndarray]]:
     return [shelf, highpass]
 
 
-def _fast_length(n: int) -> int:
-    """The smallest 2^a 3^b 5^c >= n: an FFT length pocketfft transforms quickly."""
-    best, p5 = 1 << max(0, (n - 1).bit_length()), 1
-    while p5 < best:
-        p35 = p5
-        while p35 < best:
-            p = p35
-            while p < n:
-                p *= 2
-            best = min(best, p)
-            p35 *= 3
-        p5 *= 5
-    return best
-
-
 @lru_cache(maxsize=8)
 def _k_response(sr: float, n: int) -> np.ndarray:
     """The K-weighting filters' frequency response on the n-point real FFT's bins."""
@@ -80,7 +67,7 @@ def k_weight(x: np.ndarray, sr: float) -> np.ndarray:
     (causal, via the filters' exact frequency response)."""
     x = np.asarray(x, dtype=np.float64)
     pad = int(sr)  # 1 s of zeros: the filters' impulse responses have decayed far below 1e-9 by then
-    n = _fast_length(x.shape[-1] + pad)
+    n = fast_length(x.shape[-1] + pad)
     return np.fft.irfft(np.fft.rfft(x, n, axis=-1) * _k_response(float(sr), n), n, axis=-1)[..., : x.shape[-1]]
 
 

@@ -32,6 +32,7 @@ from pedalboard import time_stretch
 from n2m.bridge.controls import BARS_MAX, BEATS_PER_BAR, BPM_MAX, BPM_MIN, Controls
 from n2m.bridge.loudness import normalize
 from n2m.bridge.periodic import resample_periodic
+from n2m.bridge.resample import resample
 from n2m.bridge.tempo import estimate_tempo, stretch_ratio
 
 SAMPLE_RATES = (44100, 48000, 96000)
@@ -242,44 +243,12 @@ def smoothest_start(audio: np.ndarray, sr: int, bars: int) -> tuple[np.ndarray, 
     return (np.roll(audio, -int(round(k * audio.shape[-1] / bars)), axis=-1), k) if k else (audio, 0)
 
 
-_RESAMPLE_PAD = 4096  # input samples reflected past each end before resampling
-
-
 def _mono(audio: np.ndarray) -> np.ndarray:
     x = np.asarray(audio, dtype=np.float64)
     return x.mean(axis=0) if x.ndim > 1 else x
 
 
 # -- the pipeline ---------------------------------------------------------------------------------
-def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
-    """Mono [n] or [channels, n] audio at sr_out, the length scaled exactly: band-limited by the
-    FFT (every bin up to the lower rate's Nyquist frequency kept), the clip's ends reflected and
-    faded to zero on both sides so the transform's wrap-round is smooth and the ends ring no more
-    than the middle."""
-    x = np.asarray(x, dtype=np.float32)
-    sr_in, sr_out = int(sr_in), int(sr_out)
-    if sr_in == sr_out:
-        return x
-    xc = x[None] if x.ndim == 1 else x
-    ch, m = xc.shape
-    want = int(round(m * sr_out / sr_in))
-    if m == 0:
-        return np.zeros((ch, 0) if x.ndim > 1 else (0,), np.float32)
-    q = sr_in // math.gcd(sr_in, sr_out)  # input samples that span a whole number of output ones
-    pad = q * -(-_RESAMPLE_PAD // q)
-    reach = min(pad, m - 1)  # the reflection cannot reach further than the clip
-    fade = (0.5 - 0.5 * np.cos(np.pi * np.arange(pad) / pad)).astype(np.float32)
-    left, right = np.zeros((ch, pad), np.float32), np.zeros((ch, pad), np.float32)
-    if reach:
-        left[:, pad - reach:] = xc[:, 1:reach + 1][:, ::-1]
-        right[:, :reach] = xc[:, m - 1 - reach:m - 1][:, ::-1]
-    tail = (-(m + 2 * pad)) % q
-    xp = np.concatenate([left * fade, xc, right * fade[::-1], np.zeros((ch, tail), np.float32)], axis=1)
-    start = pad * sr_out // sr_in
-    y = resample_periodic(xp, xp.shape[1] * sr_out // sr_in)[:, start:start + want]
-    return y[0] if x.ndim == 1 else y
-
-
 def _controls_dict(c: Any) -> dict[str, Any]:
     if c is None:
         return {}

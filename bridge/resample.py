@@ -1,4 +1,8 @@
-"""Integer-factor band-limited upsampling (numpy), shared by training and the runtime.
+"""Band-limited resampling (numpy), shared by training and the runtime.
+
+`resample` takes audio from any rate to any other (the clip pipeline's step to the DAW's rate,
+the meters' and the edits' inputs); `upsample` is the integer-factor filter the waveform
+cascaders are trained and run with.
 
 The waveform cascaders are conditioned on a lower-rate signal brought up to their own rate: the
 3.2 kHz generator output upsampled 5x to 16 kHz, the 16 kHz audio upsampled 3x to 48 kHz. Training
@@ -13,9 +17,12 @@ start or stop with a filter transient. Output sample ``k * factor`` lies on inpu
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 
 import numpy as np
+
+from n2m.bridge.periodic import resample_periodic
 
 ZEROS_PER_SIDE = 16  # filter half-length in low-rate samples
 BETA = 8.0  # Kaiser window shape (stop-band attenuation ~80 dB)
@@ -60,10 +67,10 @@ def upsample(x: np.ndarray, factor: int) -> np.ndarray:
     return out.reshape(x.shape[:-1] + (n * factor,)).astype(np.float32)
 
 
-__all__ = ["upsample"]
+__all__ = ["fast_length", "keep_low_band", "resample", "upsample"]
 
 
-def _fast_length(n: int) -> int:
+def fast_length(n: int) -> int:
     """The smallest 2^a 3^b 5^c >= n (a length numpy's FFT takes quickly)."""
     best = 1 << max(0, (n - 1).bit_length())
     p5 = 1
@@ -99,7 +106,7 @@ def keep_low_band(given: np.ndarray, made: np.ndarray, rate: float, pass_hz: flo
     if n < 2:
         return made.copy()
     pad = min(n - 1, 4096)
-    size = _fast_length(n + 2 * pad)
+    size = fast_length(n + 2 * pad)
     widths = [(0, 0)] * (made.ndim - 1) + [(pad, pad)]
     f = np.fft.rfftfreq(size, 1.0 / rate)
     w = np.clip((f - pass_hz) / (stop_hz - pass_hz), 0.0, 1.0)
@@ -107,3 +114,37 @@ def keep_low_band(given: np.ndarray, made: np.ndarray, rate: float, pass_hz: flo
     spec = np.fft.rfft(np.pad(given.astype(np.float64), widths, mode="reflect"), n=size) * (1.0 - w_made)
     spec += np.fft.rfft(np.pad(made.astype(np.float64), widths, mode="reflect"), n=size) * w_made
     return np.fft.irfft(spec, n=size)[..., pad:pad + n].astype(np.float32)
+
+
+RESAMPLE_PAD = 4096  # input samples reflected past each end before resampling
+
+
+def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
+    """Mono [n] or [channels, n] audio at sr_out, the length scaled exactly: band-limited by the
+    FFT (every bin up to the lower rate's Nyquist frequency kept), the clip's ends reflected and
+    faded to zero on both sides so the transform's wrap-round is smooth and the ends ring no more
+    than the middle. float32 out."""
+    x = np.asarray(x, dtype=np.float32)
+    sr_in, sr_out = int(sr_in), int(sr_out)
+    if sr_in == sr_out:
+        return x
+    xc = x[None] if x.ndim == 1 else x
+    ch, m = xc.shape
+    want = int(round(m * sr_out / sr_in))
+    if m == 0:
+        return np.zeros((ch, 0) if x.ndim > 1 else (0,), np.float32)
+    q = sr_in // math.gcd(sr_in, sr_out)  # input samples that span a whole number of output ones
+    pad = q * -(-RESAMPLE_PAD // q)
+    reach = min(pad, m - 1)  # the reflection cannot reach further than the clip
+    fade = (0.5 - 0.5 * np.cos(np.pi * np.arange(pad) / pad)).astype(np.float32)
+    left, right = np.zeros((ch, pad), np.float32), np.zeros((ch, pad), np.float32)
+    if reach:
+        left[:, pad - reach:] = xc[:, 1:reach + 1][:, ::-1]
+        right[:, :reach] = xc[:, m - 1 - reach:m - 1][:, ::-1]
+    # zeros after the faded end up to q times a 5-smooth count: both transforms' lengths factor
+    # into small primes (no slow prime-length FFT)
+    total = q * fast_length(-(-(m + 2 * pad) // q))
+    xp = np.concatenate([left * fade, xc, right * fade[::-1], np.zeros((ch, total - m - 2 * pad), np.float32)], axis=1)
+    start = pad * sr_out // sr_in
+    y = resample_periodic(xp, total * sr_out // sr_in)[:, start:start + want]
+    return y[0] if x.ndim == 1 else y
