@@ -139,8 +139,8 @@ def _torch_run(cascade, controls, seconds: float, seed: int, steps: int, guidanc
 
 
 def _engine_run(engine, controls, seed: int) -> dict[str, float]:
-    """One clip of PROMPT through the engine: text, generator and cascader seconds, superres
-    seconds where the model has that stage, and the end-to-end seconds."""
+    """One clip of PROMPT through the engine: text, generator and cascader seconds, superres and
+    Griffin-Lim seconds where the model has them, and the end-to-end seconds."""
     from n2m.bridge.engine import Request
 
     t0 = time.perf_counter()
@@ -148,7 +148,7 @@ def _engine_run(engine, controls, seed: int) -> dict[str, float]:
     total = time.perf_counter() - t0
     if not np.isfinite(clip.audio).all():
         raise RuntimeError(f"{engine.model_dir}: a clip has NaN or inf samples")
-    keys = ("text_s", "generator_s", "cascader_s") + (("superres_s",) if "superres_s" in clip.info else ())
+    keys = ("text_s", "generator_s", "cascader_s") + tuple(k for k in ("superres_s", "griffin_lim_s") if k in clip.info)
     return {**{k: float(clip.info[k]) for k in keys}, "total_s": total}
 
 

@@ -5,7 +5,8 @@ Every model generates the same prompt at each clip length with its own manifest 
 sampler, guidance, decoder) through the runtime engine on the CPU provider. Repeats are interleaved
 and the model order is rotated each repeat (the machine drifts); medians are reported. Per model:
 route, stages, output rate, size on disk of the graphs it loads, per-stage and total seconds, times
-real time, the ratio to the first model, and the peak RSS of a fresh runtime-only process generating
+real time, the ratio to the first model, the share of CPU time the hypervisor stole during its
+runs (median; /proc/stat), and the peak RSS of a fresh runtime-only process generating
 a 30 s clip. With `--eval DIR` (one per model, same order; "-" for none) the models' `n2m eval`
 summaries are joined in, so one table holds quality and cost. Writes routes.json and routes.png.
 """
@@ -22,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from n2m.exporter.bench.engine import PROMPT, _engine_run, runtime_peak_rss
-from n2m.exporter.bench.measure import cold_generate_s
+from n2m.exporter.bench.measure import _with_steal, cold_generate_s
 
 QUALITY_KEYS = ("tempo_octave", "key", "style", "instruments", "fjd_over_shuffled")
 
@@ -54,9 +55,12 @@ def _size_mb(engine) -> float:
 
 
 def _run(engine, seconds: float, seed: int) -> dict[str, float]:
+    """One clip's stage seconds (0 for a stage the route lacks) and the share of CPU time the
+    hypervisor stole while it ran (where /proc/stat says)."""
     from n2m.bridge.controls import Controls
 
-    return {"superres_s": 0.0, **_engine_run(engine, Controls(seconds=seconds).validated(), seed)}
+    r = _with_steal(_engine_run, engine, Controls(seconds=seconds).validated(), seed)
+    return {"superres_s": 0.0, "griffin_lim_s": 0.0, **r}
 
 
 def run_routes(models: list[str], clip_seconds: list[float], repeats: int, threads: int,
@@ -80,7 +84,8 @@ def run_routes(models: list[str], clip_seconds: list[float], repeats: int, threa
         man = e.manifest
         per = {}
         for s in clip_seconds:
-            med = {k: statistics.median(row[k] for row in times[i][s]) for k in times[i][s][0]}
+            rows = times[i][s]
+            med = {k: statistics.median(row[k] for row in rows) for k in rows[0] if all(k in row for row in rows)}
             med["x_realtime"] = s / med["total_s"]
             med["runs_total_s"] = [row["total_s"] for row in times[i][s]]
             per[f"{s:g}s"] = med
@@ -115,11 +120,12 @@ def plot(report: dict, path: Path) -> Path:
     clips = list(models[0]["clips"])
     names = [Path(m["model"]).name for m in models]
     fig, axes = plt.subplots(1, len(clips), figsize=(5.5 * len(clips), 4.2), squeeze=False)
-    colours = {"text_s": "#999999", "generator_s": "#4c72b0", "cascader_s": "#dd8452", "superres_s": "#55a868"}
+    colours = {"text_s": "#999999", "generator_s": "#4c72b0", "cascader_s": "#dd8452", "superres_s": "#55a868",
+               "griffin_lim_s": "#8172b3"}
     for ax, clip in zip(axes[0], clips, strict=True):
         bottom = np.zeros(len(models))
         for key, colour in colours.items():
-            vals = np.array([m["clips"][clip][key] for m in models])
+            vals = np.array([m["clips"][clip].get(key, 0.0) for m in models])
             ax.bar(names, vals, bottom=bottom, color=colour, label=key[:-2])
             bottom += vals
         for x, m in enumerate(models):

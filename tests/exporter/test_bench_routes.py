@@ -34,9 +34,13 @@ def test_routes_bench_writes_json_and_plot(tiny_model_dir: Path, tiny_wave_super
             assert len(res["runs_total_s"]) == 2 and res["total_s"] > 0
             assert res["x_realtime"] == pytest.approx(float(c[:-1]) / res["total_s"])
             # the stages' own timings fit inside the end-to-end time
-            assert res["text_s"] + res["generator_s"] + res["cascader_s"] + res["superres_s"] <= res["total_s"]
+            stages = res["text_s"] + res["generator_s"] + res["cascader_s"] + res["superres_s"] + res["griffin_lim_s"]
+            assert stages <= res["total_s"]
+            assert 0.0 <= res["steal_pct"] <= 100.0  # the hypervisor's share while it ran (/proc/stat)
         assert m["runtime_process_30s"]["peak_rss_mb"] > 0 and not m["runtime_process_30s"]["torch_imported"]
     assert wave["clips"]["2s"]["superres_s"] > 0 and mel["clips"]["2s"]["superres_s"] == 0
+    assert (mel["clips"]["2s"]["griffin_lim_s"] > 0) == (mel["decoder"] == "griffin-lim")
+    assert wave["clips"]["2s"]["griffin_lim_s"] == 0
     assert mel["clips"]["2s"]["vs_first"] == 1.0
     assert wave["clips"]["2s"]["vs_first"] == pytest.approx(wave["clips"]["2s"]["total_s"] / mel["clips"]["2s"]["total_s"])
     assert mel["quality"]["key"] == 0.25 and "quality" not in wave
