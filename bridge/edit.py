@@ -219,7 +219,7 @@ def plan_edit(engine, src: Source, options: dict, spec: EditSpec) -> Request:
         raise RequestError(f"the clip lasts {src.seconds:.1f} s: more than this model's {hi:g} s")
     takes = {} if spec.kind == "vary" else {"variations": 1}
     req = from_options({**options, **takes, "seconds": round(max(seconds, lo), 3)})
-    engine.check(req)
+    engine.check(req, edit=True)
     return req
 
 

@@ -187,15 +187,16 @@ class Engine:
             raise RequestError(f"unknown decoder {decoder!r} for this model: one of {', '.join(allowed)}{why}")
         return decoder
 
-    def check(self, req: Request) -> tuple[int, float, str, float]:
+    def check(self, req: Request, edit: bool = False) -> tuple[int, float, str, float]:
         """(steps, guidance, sampler, seconds) of a request, or RequestError with the reason: the
         request's own limits (bridge.request), then this model's guidance range, samplers,
-        decoders and duration range."""
+        decoders and duration range. `edit`: the request edits a source (the model's edit
+        guidance is its default)."""
         req = req.validated()
         gen = self.manifest.generator
         steps = gen.default_steps if req.steps is None else req.steps
         g = gen.guidance
-        guidance = (g.default if g else 1.0) if req.guidance is None else float(req.guidance)
+        guidance = (g.default_for(edit) if g else 1.0) if req.guidance is None else float(req.guidance)
         lo, hi = (g.min, g.max) if g else (1.0, 1.0)
         if not lo <= guidance <= hi:
             raise RequestError(f"guidance {guidance:g} is outside this model's range {lo:g}-{hi:g}")
@@ -236,7 +237,7 @@ class Engine:
         source as a log-mel of the manifest's mel front-end ([bins, frames], any length: cut or
         padded to the request's frames, padding never held) with the frames to hold and the strength."""
         req = req.validated()
-        steps, guidance, sampler, seconds = self.check(req)
+        steps, guidance, sampler, seconds = self.check(req, edit=edit is not None)
         decoder = self.decoder_for(req)
         loop = self.loop_seconds(req, seconds) if edit is None else None
         seconds = loop or seconds

@@ -85,6 +85,13 @@ class GuidanceSpec:
     # diffusion times t (1 = noise) where the unconditional pass runs; elsewhere the conditional
     # pass alone (guidance in a limited interval, Kynkaanniemi et al. 2024)
     interval: tuple[float, float] = (0.0, 1.0)
+    # the default of an edit (extend, inpaint, vary), whose new audio must join the source's;
+    # None: `default`
+    edit_default: float | None = None
+
+    def default_for(self, edit: bool) -> float:
+        """The scale a request that names none runs at."""
+        return float(self.edit_default) if edit and self.edit_default is not None else float(self.default)
 
 
 @dataclass
@@ -282,7 +289,9 @@ class Manifest:
             Schedule.from_dict(s.schedule)
             if s.guidance is not None:
                 g = s.guidance
-                if not (math.isfinite(g.min) and math.isfinite(g.max) and g.min <= g.default <= g.max):
+                edit_default = g.default if g.edit_default is None else g.edit_default
+                if not (math.isfinite(g.min) and math.isfinite(g.max) and g.min <= g.default <= g.max
+                        and g.min <= edit_default <= g.max):
                     raise ValueError(f"stage {s.name!r}: guidance range {g} is inconsistent")
                 lo, hi = (float(v) for v in g.interval)
                 if not 0.0 <= lo < hi <= 1.0:

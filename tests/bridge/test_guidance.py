@@ -76,3 +76,38 @@ def test_engine_takes_the_interval_from_the_manifest(tiny_model_dir: Path, tmp_p
         (model / "manifest.json").write_text(json.dumps(raw))
         with pytest.raises((ModelError, ValueError), match="guidance interval"):
             Manifest.load(model)
+
+
+def test_an_edit_runs_at_the_manifests_edit_guidance(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """A copy of the tiny model with guidance 2 and edit guidance 3: a plain request runs at 2, an
+    edit that names no guidance at 3 (its clip records it, and equals the one an edit asking for 3
+    makes), a request that names a scale runs at it; an edit guidance outside the range is
+    refused when the manifest loads; the shipped manifest keeps its own."""
+    from n2m.bridge.cascade import Edit
+    from n2m.bridge.features import MelSpec, log_mel
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    raw = json.loads((model / "manifest.json").read_text())
+    raw["stages"]["generator"]["guidance"].update(default=2.0, edit_default=3.0)
+    (model / "manifest.json").write_text(json.dumps(raw))
+    eng = Engine.load(model, provider="cpu", threads=1)
+    req = from_options({"prompt": "warm rhodes loop", "seconds": 2.0, "seed": 2})
+    assert eng.check(req)[1] == 2.0 and eng.check(req, edit=True)[1] == 3.0
+    assert eng.check(from_options({"prompt": "x", "seconds": 2.0, "guidance": 4.0}), edit=True)[1] == 4.0
+    assert eng.generate(req)[0].guidance == 2.0
+    spec = MelSpec(**eng.manifest.mel)
+    source = log_mel((0.3 * np.sin(2 * np.pi * 220 * np.arange(32000) / 16000)).astype(np.float32), spec)
+    edit = Edit(source, None, 0.6)
+    clip = eng.generate(req, edit=edit)[0]
+    asked = eng.generate(from_options({"prompt": "warm rhodes loop", "seconds": 2.0, "seed": 2, "guidance": 3.0}),
+                         edit=edit)[0]
+    assert clip.guidance == 3.0 and np.array_equal(clip.audio, asked.audio)
+    raw["stages"]["generator"]["guidance"]["edit_default"] = 20.0
+    (model / "manifest.json").write_text(json.dumps(raw))
+    with pytest.raises((ModelError, ValueError), match="guidance range"):
+        Manifest.load(model)
+    from n2m.bridge.modelpath import DEFAULT_MODEL, resolve_model
+
+    g = Manifest.load(resolve_model(DEFAULT_MODEL)).generator.guidance
+    assert g.edit_default is not None and g.min <= g.edit_default <= g.max

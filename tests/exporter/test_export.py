@@ -135,6 +135,9 @@ def test_cli_errors(tmp_path: Path, tiny_checkpoints, capsys) -> None:
         assert main(["--generator", str(gen), "--vocoder", str(voc), "--out", str(tmp_path / "m"),
                      "--guidance-interval", bad]) == 2
         assert says in capsys.readouterr().err
+    for flag in ("--guidance", "--edit-guidance"):  # a scale above --guidance-max (15)
+        assert main(["--generator", str(gen), "--vocoder", str(voc), "--out", str(tmp_path / "m"), flag, "20"]) == 2
+        assert "outside 0..15" in capsys.readouterr().err
     assert not (tmp_path / "m").exists()
 
 
