@@ -52,9 +52,11 @@ def k_weighting_coefficients(sr: float) -> list[tuple[np.ndarray, np.ndarray]]:
     return [shelf, highpass]
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=2)
 def _k_response(sr: float, n: int) -> np.ndarray:
-    """The K-weighting filters' frequency response on the n-point real FFT's bins."""
+    """The K-weighting filters' frequency response on the n-point real FFT's bins (kept for the
+    clip being normalised, whose measurements all share one length: a 30 s clip's is 12 MB, so a
+    long-running daemon keeps no more than two)."""
     w = np.exp(-1j * np.linspace(0.0, math.pi, n // 2 + 1))
     h = np.ones_like(w)
     for b, a in k_weighting_coefficients(sr):

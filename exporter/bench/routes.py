@@ -87,7 +87,7 @@ def run_routes(models: list[str], clip_seconds: list[float], repeats: int, threa
             rows = times[i][s]
             med = {k: statistics.median(row[k] for row in rows) for k in rows[0] if all(k in row for row in rows)}
             med["x_realtime"] = s / med["total_s"]
-            med["runs_total_s"] = [row["total_s"] for row in times[i][s]]
+            med["runs_total_s"] = [row["total_s"] for row in rows]
             per[f"{s:g}s"] = med
         entry = {"model": str(e.model_dir), "model_id": e.model_id, "route": man.route,
                  "stages": list(man.stages), "sample_rate": e.sample_rate, "variants": dict(e.variants),
