@@ -309,7 +309,7 @@ def _processed(clip: ClipLike, options: PipelineOptions) -> ProcessedClip:
     measured, ratio = None, 1.0
     if opts.bpm is not None and opts.stretch:
         measured, conf = estimate_tempo(x.mean(axis=0), sr0)
-        ratio, note = stretch_ratio(measured, opts.bpm, opts.max_stretch)
+        ratio, note = stretch_ratio(measured, opts.bpm, opts.max_stretch, opts.meter)
         notes.append(note)
         if abs(ratio - 1.0) > 1e-3:
             x = time_stretch(np.ascontiguousarray(x), float(sr0), stretch_factor=ratio)

@@ -9,6 +9,8 @@ import math
 
 import numpy as np
 
+from n2m.bridge.grid import beat_quarters
+
 _FLUX_CHUNK = 256  # frames per FFT batch of the spectral flux
 
 
@@ -43,6 +45,23 @@ def onset_strength(x: np.ndarray, sr: int, fps: float = 200.0) -> tuple[np.ndarr
     return (flux - flux.mean() if flux.size else flux), sr / flux_frame(sr, fps)[0]
 
 
+def _metre_support(ac: np.ndarray) -> np.ndarray:
+    """Per lag L: how strongly the onsets also repeat at the bars a beat of L would build, the
+    better of duple (2L and 4L) and triple (3L) bars, each the autocorrelation's largest value within
+    two lags. A syncopated pattern's 3-eighth pulse (trap's 3-3-2) repeats at 1.5 beats but does not
+    tile a 4/4 bar, so the quarter-note beat wins over it."""
+    n = len(ac)
+    pad = np.concatenate([np.maximum(ac, 0.0), np.zeros(2)])
+    near = np.lib.stride_tricks.sliding_window_view(np.concatenate([np.zeros(2), pad]), 5).max(axis=1)[:n]
+    lags = np.arange(n)
+
+    def at(m: int) -> np.ndarray:
+        return np.where(m * lags < n - 2, near[np.minimum(m * lags, n - 1)], 0.0)
+
+    four = np.where(4 * lags < n - 2, at(4), at(2))  # a short clip without room for the bar: 2L twice
+    return 0.5 * np.maximum(at(2) + four, 2.0 * at(3))
+
+
 def estimate_tempo(x: np.ndarray, sr: int, lo: float = 50.0, hi: float = 220.0) -> tuple[float | None, float]:
     """(bpm, confidence 0..1) from the autocorrelation of the onset strength; (None, 0) if none."""
     onset, fps = onset_strength(x, sr)
@@ -60,8 +79,11 @@ def estimate_tempo(x: np.ndarray, sr: int, lo: float = 50.0, hi: float = 220.0) 
         return None, 0.0
     with np.errstate(divide="ignore"):
         bpm_of_lag = 60.0 * fps / np.maximum(lags, 1e-9)
-    prior = np.exp(-0.5 * (np.log2(bpm_of_lag / 120.0) / 1.0) ** 2)  # mild preference near 120
-    score = np.where((lags >= lag_lo) & (lags <= lag_hi), np.maximum(ac, 0.0) * prior, -1.0)
+    prior = np.exp(-0.5 * (np.log2(bpm_of_lag / 120.0) / 2.0) ** 2)  # a mild preference near 120
+    peak = np.zeros(len(ac), dtype=bool)  # candidates: the autocorrelation's own positive peaks
+    peak[1:-1] = (ac[1:-1] >= ac[:-2]) & (ac[1:-1] >= ac[2:]) & (ac[1:-1] > 0)
+    ok = peak & (lags >= lag_lo) & (lags <= lag_hi)
+    score = np.where(ok, (ac + _metre_support(ac)) * prior, -1.0)
     k = int(np.argmax(score))
     if score[k] <= 0:
         return None, 0.0
@@ -71,11 +93,14 @@ def estimate_tempo(x: np.ndarray, sr: int, lo: float = 50.0, hi: float = 220.0) 
     return 60.0 * fps / (k + float(np.clip(shift, -0.5, 0.5))), float(max(0.0, min(1.0, b)))
 
 
-def stretch_ratio(measured: float | None, target: float, max_stretch: float) -> tuple[float, str]:
-    """pedalboard's stretch factor (>1 = faster) for the octave of `measured` nearest `target`."""
+def stretch_ratio(measured: float | None, target: float, max_stretch: float,
+                  meter: str | None = None) -> tuple[float, str]:
+    """pedalboard's stretch factor (>1 = faster) for the reading of `measured` nearest `target`: its
+    octaves, and in 6/8 also the quarter-note tempo of a dotted-quarter beat (the felt pulse there)."""
     if measured is None:
         return 1.0, "tempo not measurable: not stretched"
-    best = min((measured * m for m in (0.5, 1.0, 2.0)), key=lambda c: abs(math.log(target / c)))
+    beats = {1.0, beat_quarters(meter)}
+    best = min((measured * m * q for m in (0.5, 1.0, 2.0) for q in beats), key=lambda c: abs(math.log(target / c)))
     ratio = target / best
     if abs(ratio - 1.0) > max_stretch:
         return 1.0, f"measured {measured:.1f} bpm is too far from {target:g} bpm to stretch"

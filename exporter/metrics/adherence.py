@@ -12,9 +12,9 @@ SR = 16000
 
 
 def measure_tempo(audio: np.ndarray, sr: int = SR) -> float:
-    """bpm by bridge.tempo (the meter the product reads a dropped file's tempo with); 0 when it
-    finds none. On 300 training renders of corpus v2 (10 s) it is right, octave errors allowed,
-    for 0.960 of clips, where librosa's beat tracker (`measure_tempo_librosa`) is for 0.903."""
+    """bpm by bridge.tempo (the meter the product reads a dropped file's tempo with, and the clip
+    pipeline stretches by); 0 when it finds none. The oracle rows of `n2m eval` say how often it
+    reads the held-out renders right, beside librosa's beat tracker (`measure_tempo_librosa`)."""
     from n2m.bridge.tempo import estimate_tempo
 
     if not np.isfinite(audio).all() or np.abs(audio).max() < 1e-6:
