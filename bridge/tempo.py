@@ -45,21 +45,23 @@ def onset_strength(x: np.ndarray, sr: int, fps: float = 200.0) -> tuple[np.ndarr
     return (flux - flux.mean() if flux.size else flux), sr / flux_frame(sr, fps)[0]
 
 
-def _metre_support(ac: np.ndarray) -> np.ndarray:
-    """Per lag L: how strongly the onsets also repeat at the bars a beat of L would build, the
-    better of duple (2L and 4L) and triple (3L) bars, each the autocorrelation's largest value within
-    two lags. A syncopated pattern's 3-eighth pulse (trap's 3-3-2) repeats at 1.5 beats but does not
-    tile a 4/4 bar, so the quarter-note beat wins over it."""
+def _metre_support(ac: np.ndarray, lag: int) -> float:
+    """How strongly the onsets also repeat at the bars a beat of `lag` would build: the better of
+    duple (2L and 4L) and triple (3L) bars, each the autocorrelation's largest positive value
+    within 3% of that multiple (two lags at least: a generated clip's timing drifts a little). A
+    syncopated pattern's 3-eighth pulse (trap's 3-3-2) repeats at 1.5 beats but does not tile a
+    4/4 bar, so the quarter-note beat wins over it."""
     n = len(ac)
-    pad = np.concatenate([np.maximum(ac, 0.0), np.zeros(2)])
-    near = np.lib.stride_tricks.sliding_window_view(np.concatenate([np.zeros(2), pad]), 5).max(axis=1)[:n]
-    lags = np.arange(n)
 
-    def at(m: int) -> np.ndarray:
-        return np.where(m * lags < n - 2, near[np.minimum(m * lags, n - 1)], 0.0)
+    def near(m: int) -> float | None:
+        w = max(2, int(round(0.03 * m * lag)))
+        if m * lag + w >= n:
+            return None
+        return max(0.0, float(ac[m * lag - w:m * lag + w + 1].max()))
 
-    four = np.where(4 * lags < n - 2, at(4), at(2))  # a short clip without room for the bar: 2L twice
-    return 0.5 * np.maximum(at(2) + four, 2.0 * at(3))
+    two, three, four = near(2), near(3), near(4)
+    duple = (two or 0.0) + (four if four is not None else (two or 0.0))  # no room for the bar: 2L twice
+    return 0.5 * max(duple, 2.0 * (three or 0.0))
 
 
 def estimate_tempo(x: np.ndarray, sr: int, lo: float = 50.0, hi: float = 220.0) -> tuple[float | None, float]:
@@ -82,8 +84,9 @@ def estimate_tempo(x: np.ndarray, sr: int, lo: float = 50.0, hi: float = 220.0) 
     prior = np.exp(-0.5 * (np.log2(bpm_of_lag / 120.0) / 2.0) ** 2)  # a mild preference near 120
     peak = np.zeros(len(ac), dtype=bool)  # candidates: the autocorrelation's own positive peaks
     peak[1:-1] = (ac[1:-1] >= ac[:-2]) & (ac[1:-1] >= ac[2:]) & (ac[1:-1] > 0)
-    ok = peak & (lags >= lag_lo) & (lags <= lag_hi)
-    score = np.where(ok, (ac + _metre_support(ac)) * prior, -1.0)
+    score = np.full(len(ac), -1.0)
+    for lag in np.flatnonzero(peak[lag_lo:lag_hi + 1]) + lag_lo:
+        score[lag] = (ac[lag] + _metre_support(ac, int(lag))) * prior[lag]
     k = int(np.argmax(score))
     if score[k] <= 0:
         return None, 0.0
