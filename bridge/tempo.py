@@ -59,9 +59,9 @@ def _metre_support(ac: np.ndarray, lag: int) -> float:
             return None
         return max(0.0, float(ac[m * lag - w:m * lag + w + 1].max()))
 
-    two, three, four = near(2), near(3), near(4)
-    duple = (two or 0.0) + (four if four is not None else (two or 0.0))  # no room for the bar: 2L twice
-    return 0.5 * max(duple, 2.0 * (three or 0.0))
+    two, three, four = near(2) or 0.0, near(3) or 0.0, near(4)
+    duple = two + (two if four is None else four)  # no room for the bar: 2L twice
+    return 0.5 * max(duple, 2.0 * three)
 
 
 def estimate_tempo(x: np.ndarray, sr: int, lo: float = 50.0, hi: float = 220.0) -> tuple[float | None, float]:
