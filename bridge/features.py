@@ -125,6 +125,8 @@ def bins_up_to(spec: MelSpec, fmax: float) -> int:
 FINE = MelSpec(sample_rate=44100, n_fft=2048, hop=441, n_mels=192, fmin=30.0, fmax=22050.0)
 COARSE_FMAX = 8000.0
 COARSE = CoarseSpec(FINE, pool=2, n_bins=bins_up_to(FINE, COARSE_FMAX))
+# what a spectral cascader's side channels hold: the side's log-mel, or the side's minus the mid's
+SIDE_MODES = ("absolute", "relative")
 
 
 def mid_side(stereo: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -33,6 +33,7 @@ from n2m.bridge.controls import (
     TRAIN_BPM_MAX,
     TRAIN_BPM_MIN,
 )
+from n2m.bridge.features import SIDE_MODES
 from n2m.bridge.schedule import Schedule
 
 MANIFEST_NAME = "manifest.json"
@@ -262,6 +263,10 @@ class Manifest:
             if abs(self.hop * self.frame_rate - self.sample_rate) > 1e-6 or self.channels != 2:
                 raise ValueError(f"the fine route makes stereo at {self.sample_rate} Hz: hop {self.hop} at "
                                  f"{self.frame_rate:g} frames/s and {self.channels} channels do not")
+            side = self.stages["spectral"].config.get("side", "absolute")
+            if side not in SIDE_MODES:
+                raise ValueError(f"the spectral stage's side {side!r} is not one of {', '.join(SIDE_MODES)}: "
+                                 f"a model folder from a newer n2m? Fix: update n2m or re-export the model")
         elif self.route == "wave" or "superres" in self.stages:
             if int(round(last.rate)) != self.sample_rate:
                 raise ValueError(f"sample_rate {self.sample_rate} is not the last stage's rate {last.rate:g}")

@@ -53,7 +53,7 @@ def sample_spectral(stage, spec: StageSpec, coarse: np.ndarray, states: np.ndarr
     initial noise; the prompt's text states condition every row, with classifier-free guidance
     against "" and no controls (the coarse mel kept) when `guidance` (default: the stage's) is
     not 1. With `seconds` the coarse mel is a loop's circle of that length, and so is the output
-    (bridge.periodic)."""
+    (bridge.periodic). A relative-side stage's side rows are put back on its mid."""
     from n2m.bridge.cascade import NO_HOOKS, _sample, generator_cond
     from n2m.bridge.periodic import Circle
 
@@ -82,6 +82,9 @@ def sample_spectral(stage, spec: StageSpec, coarse: np.ndarray, states: np.ndarr
 
     x = np.stack([r.standard_normal((spec.channels, frames), dtype=np.float32) for r in rngs])
     out = _sample(spec.name, model, x, steps, spec, sampler or spec.default_sampler, rngs, hooks)
+    if spec.config.get("side", "absolute") == "relative":  # the side rows hold side - mid
+        half = spec.channels // 2
+        out[:, half:] += out[:, :half]
     fine = out * spec.mel_norm["scale"] + spec.mel_norm["mean"]
     return fine.reshape(n, 2, spec.channels // 2, frames).astype(np.float32)
 

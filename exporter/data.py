@@ -167,12 +167,15 @@ class GeneratorData:
 class SpectralData(GeneratorData):
     """Crops for the spectral cascader, at FINE's 100 frames/s: the clip's FINE mid and side mel
     stacked over its COARSE mel repeated to 100 frames/s (the conditioning), all normalised alike:
-    `signal` is [2 * 192 + 145, frames] and the trainer splits target from conditioning. Captions,
+    `signal` is [2 * 192 + 145, frames] and the trainer splits target from conditioning. With
+    side "relative" the side rows hold the normalised side minus the normalised mid. Captions,
     controls and the beat grid (at 100 frames/s) as for the generator."""
 
     def __init__(self, corpus: str | Path | CorpusReader, split: str = "train", crop_frames: int = 512,
-                 mel_mean: float = -1.5, mel_scale: float = 3.4, dropout: DropoutConfig | None = None) -> None:
+                 mel_mean: float = -1.5, mel_scale: float = 3.4, dropout: DropoutConfig | None = None,
+                 side: str = "absolute") -> None:
         super().__init__(corpus, split, crop_frames, mel_mean, mel_scale, dropout, "coarse")
+        self.relative = side == "relative"
         self.clips = [c for c in self.clips if c.get("fine_frames", 0) > 0]
         self.controls = [clip_controls(c) for c in self.clips]
         if not self.clips:
@@ -185,8 +188,11 @@ class SpectralData(GeneratorData):
         coarse = np.repeat(self.reader.coarse(clip), COARSE.pool, axis=1)[:, :n]
         if coarse.shape[1] < n:
             coarse = np.pad(coarse, ((0, 0), (0, n - coarse.shape[1])), mode="edge")
-        sig = np.concatenate([fine.reshape(2 * fine.shape[1], n), coarse], axis=0)
-        return (sig - self.mel_mean) / self.mel_scale, 1
+        sig = (np.concatenate([fine.reshape(2 * fine.shape[1], n), coarse], axis=0) - self.mel_mean) / self.mel_scale
+        if self.relative:
+            b = fine.shape[1]
+            sig[b:2 * b] -= sig[:b]
+        return sig, 1
 
 
 class VocoderData:

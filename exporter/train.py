@@ -138,7 +138,7 @@ class Trainer:
                                       f"its {self.stage_cfg.sample_rate} Hz audio has {self.data.hop}")
             elif self.stage == "spectral":
                 self.data = SpectralData(self.corpus_dir, "train", cfg.crop_frames, self.stage_cfg.mel_mean,
-                                         self.stage_cfg.mel_scale, DropoutConfig(**cfg.dropout))
+                                         self.stage_cfg.mel_scale, DropoutConfig(**cfg.dropout), self.stage_cfg.side)
             else:
                 self.data = GeneratorData(self.corpus_dir, "train", cfg.crop_frames, self.stage_cfg.mel_mean,
                                           self.stage_cfg.mel_scale, DropoutConfig(**cfg.dropout),
@@ -201,24 +201,14 @@ class Trainer:
 
     def init_from(self, source: str | Path) -> None:
         """Start from trained weights: a checkpoint (.pt; its EMA weights) or an exported model
-        directory. Model and EMA both take them; optimizer and step stay fresh."""
-        source = Path(source)
-        if source.is_dir():
-            from n2m.exporter.export.warmstart import WarmStartError, stage_state_dict
+        directory (exporter.export.warmstart.init_state). Model and EMA both take them; optimizer
+        and step stay fresh."""
+        from n2m.exporter.export.warmstart import WarmStartError, init_state
 
-            try:
-                state = stage_state_dict(source, self.stage, build_model(self.stage_cfg))
-            except WarmStartError as exc:
-                raise ConfigError(str(exc)) from None
-        elif source.is_file():
-            ckpt = torch.load(source, map_location="cpu", weights_only=False)
-            if ckpt.get("stage") != self.stage:
-                raise ConfigError(f"{source} holds a {ckpt.get('stage')!r} stage, the config trains {self.stage!r}")
-            if config_from_dict(ckpt["config"]) != self.stage_cfg:
-                raise ConfigError(f"{source} was trained with a different model config")
-            state = ckpt.get("ema") or ckpt["model"]
-        else:
-            raise ConfigError(f"--init {source}: no such checkpoint or model directory")
+        try:
+            state = init_state(source, self.stage, self.stage_cfg)
+        except WarmStartError as exc:
+            raise ConfigError(str(exc)) from None
         self.model.load_state_dict(state)
         self.ema.model.load_state_dict(state)
         self.init_source = str(source)

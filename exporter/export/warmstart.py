@@ -4,7 +4,8 @@ Training checkpoints live outside the repository and can be lost; the shipped ON
 the (EMA) weights the model was exported with. `stage_state_dict` maps every parameter of a freshly
 built stage back from the graph's initializers and then *proves* the mapping: the torch model with
 the recovered weights must match ONNX Runtime on random inputs (fp32, max abs error 1e-4), or it
-raises. `n2m train CONFIG --init MODEL_DIR` uses it to warm-start a run.
+raises. `n2m train CONFIG --init MODEL_DIR` uses it to warm-start a run (`init_state`, which
+also takes a checkpoint, and rebases an absolute-side spectral cascader for a relative-side run).
 
 Most initializers keep their parameter names. The exporter rewrites a few: GroupNorm affine
 weights become ``(C, 1)`` constants, linear weights that feed a MatMul are stored transposed, and a
@@ -16,13 +17,20 @@ parity check catches any mismatch.
 from __future__ import annotations
 
 import json
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from n2m.exporter.models.unet import STAGE_CONFIGS, UNetConfig, VocoderConfig, build_model
+from n2m.bridge.features import FINE
+from n2m.exporter.models.unet import (
+    STAGE_CONFIGS,
+    UNetConfig,
+    VocoderConfig,
+    build_model,
+    config_from_dict,
+)
 
 
 class WarmStartError(Exception):
@@ -48,6 +56,59 @@ def _fit(want: tuple[int, ...], arr: np.ndarray, is_norm: bool) -> np.ndarray | 
     return None
 
 
+def _manifest_stage(model_dir: Path, stage: str) -> dict:
+    man_path = model_dir / "manifest.json"
+    if not man_path.is_file():
+        raise WarmStartError(f"{man_path} not found: pass an exported model directory")
+    st = (json.loads(man_path.read_text()).get("stages") or {}).get(stage)
+    if not st or "fp32" not in st.get("files", {}):
+        raise WarmStartError(f"{model_dir} has no fp32 {stage} graph")
+    return st
+
+
+def _rebases(src: UNetConfig | VocoderConfig, cfg: UNetConfig | VocoderConfig) -> bool:
+    """Whether `src` warm-starts `cfg` by rebasing its side: equal but absolute -> relative."""
+    return (isinstance(src, UNetConfig) and isinstance(cfg, UNetConfig) and src.side == "absolute"
+            and cfg.side == "relative" and replace(src, side="relative") == cfg)
+
+
+def rebase_side(state: dict[str, torch.Tensor], bins: int = FINE.n_mels) -> dict[str, torch.Tensor]:
+    """An absolute-side spectral cascader's weights as the relative-side one computing the same
+    function: f_new(z_mid, z_side - z_mid) = (v_mid, v_side - v_mid). The input's mid columns also
+    take the side's (z_side = z_rel + z_mid); the output's side rows lose the mid's."""
+    out = dict(state)
+    w_in = state["conv_in.weight"].clone()  # [C, mid + side + COARSE + grid, k]
+    w_in[:, :bins] += w_in[:, bins:2 * bins]
+    w_out, b_out = state["conv_out.weight"].clone(), state["conv_out.bias"].clone()  # [mid + side, C, k]
+    w_out[bins:2 * bins] -= w_out[:bins]
+    b_out[bins:2 * bins] -= b_out[:bins]
+    out.update({"conv_in.weight": w_in, "conv_out.weight": w_out, "conv_out.bias": b_out})
+    return out
+
+
+def init_state(source: str | Path, stage: str, cfg: UNetConfig | VocoderConfig) -> dict[str, torch.Tensor]:
+    """The weights a run of `cfg` starts from: a checkpoint's EMA weights, or an exported model
+    directory's graph (`stage_state_dict`); rebased (`rebase_side`) when the source's side is
+    absolute and `cfg`'s relative. Raises WarmStartError naming what does not fit."""
+    source = Path(source)
+    if source.is_dir():
+        src = _config(stage, _manifest_stage(source, stage)["config"])
+        rebase = _rebases(src, cfg)
+        state = stage_state_dict(source, stage, build_model(src if rebase else cfg))
+    elif source.is_file():
+        ckpt = torch.load(source, map_location="cpu", weights_only=False)
+        if ckpt.get("stage") != stage:
+            raise WarmStartError(f"{source} holds a {ckpt.get('stage')!r} stage, the config trains {stage!r}")
+        src = config_from_dict(ckpt["config"])
+        rebase = _rebases(src, cfg)
+        if src != cfg and not rebase:
+            raise WarmStartError(f"{source} was trained with a different model config")
+        state = ckpt.get("ema") or ckpt["model"]
+    else:
+        raise WarmStartError(f"--init {source}: no such checkpoint or model directory")
+    return rebase_side(state) if rebase else state
+
+
 def stage_state_dict(model_dir: str | Path, stage: str, model: torch.nn.Module | None = None,
                      check: bool = True) -> dict[str, torch.Tensor]:
     """The fp32 graph of `stage` in `model_dir` as a state_dict for `model` (built from the
@@ -57,13 +118,7 @@ def stage_state_dict(model_dir: str | Path, stage: str, model: torch.nn.Module |
     from onnx import numpy_helper
 
     model_dir = Path(model_dir)
-    man_path = model_dir / "manifest.json"
-    if not man_path.is_file():
-        raise WarmStartError(f"{man_path} not found: pass an exported model directory")
-    man = json.loads(man_path.read_text())
-    st = (man.get("stages") or {}).get(stage)
-    if not st or "fp32" not in st.get("files", {}):
-        raise WarmStartError(f"{model_dir} has no fp32 {stage} graph")
+    st = _manifest_stage(model_dir, stage)
     cfg = _config(stage, st["config"])
     if model is None:
         model = build_model(cfg)

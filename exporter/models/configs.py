@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from n2m.bridge.features import COARSE, FINE
+from n2m.bridge.features import COARSE, FINE, SIDE_MODES
 
 TEXT_DIM = 384
 N_KEYS = 13  # 0 = unspecified, 1..12 = TONICS
@@ -50,6 +50,9 @@ class UNetConfig:
     # the spectral cascader ("spectral", representation "fine"): the noise augmentation drawn in
     # [0, cond_aug_max] for its COARSE conditioning in training
     cond_aug_max: float = 0.0
+    # the spectral cascader's side channels: "absolute" (the side's log-mel) or "relative" (the side's
+    # log-mel minus the mid's: a centred source is a steady level below the mid, whatever the mid does)
+    side: str = "absolute"
 
     def __post_init__(self) -> None:
         self.channels = tuple(int(c) for c in self.channels)
@@ -72,6 +75,8 @@ class UNetConfig:
             raise ValueError(f"representation {self.representation!r} is not one of {', '.join(REPRESENTATIONS)}")
         if (self.stage == "spectral") != (self.representation == "fine"):
             raise ValueError("the spectral cascader, and only it, works on the FINE representation")
+        if self.side not in SIDE_MODES or (self.side != "absolute" and self.stage != "spectral"):
+            raise ValueError(f"side {self.side!r}: one of {', '.join(SIDE_MODES)}, and 'relative' on the spectral stage only")
         if self.representation == "fine":
             from n2m.bridge.features import COARSE, FINE
 

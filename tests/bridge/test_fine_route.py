@@ -228,3 +228,41 @@ def test_spectral_guidance_from_the_manifest(tiny_fine_dir: Path, tmp_path: Path
     a, b = two.generate(req, progress=events.append)[0].audio, eng.generate(req)[0].audio
     assert a.shape == b.shape == (2, 88200) and np.abs(a - b).max() > 1e-3
     assert events[-1]["fraction"] == pytest.approx(1.0)
+
+
+def _with_side(src: Path, dst: Path, side: str) -> Path:
+    import shutil
+
+    shutil.copytree(src, dst, symlinks=False)
+    d = json.loads((dst / "manifest.json").read_text())
+    d["stages"]["spectral"]["config"]["side"] = side
+    (dst / "manifest.json").write_text(json.dumps(d))
+    return dst
+
+
+def test_a_relative_side_stage_puts_its_side_back_on_its_mid(tiny_fine_dir: Path, tmp_path: Path) -> None:
+    """The same spectral graph read as a relative-side stage (its manifest's config says so): the mid
+    is unchanged and the side is the graph's side rows plus its mid rows (normalised), so in log-mel
+    side_rel = side_abs + mid - mean; the engine makes a stereo clip of it. Input tried: a side mode
+    this n2m does not know, refused at load with the fix."""
+    from n2m.bridge.controls import Controls
+    from n2m.bridge.spectral import sample_spectral
+
+    rel_dir = _with_side(tiny_fine_dir, tmp_path / "rel", "relative")
+    outs = []
+    for model in (tiny_fine_dir, rel_dir):
+        eng = Engine.load(model, provider="cpu", threads=1)
+        spec = eng.manifest.stages["spectral"]
+        frames = eng.cascade.frames_for(2.0)
+        coarse = np.random.default_rng(1).normal(-4.0, 1.5, (1, COARSE.n_bins, frames // COARSE.pool))
+        states, mask = (a.astype(np.float32) for a in eng.cascade.text(["lofi piano", ""]))
+        outs.append(sample_spectral(eng.cascade.stages["spectral"], spec, coarse.astype(np.float32), states, mask,
+                                    Controls(), [5], 3, COARSE.pool))
+    (absolute, relative), mean = outs, spec.mel_norm["mean"]
+    np.testing.assert_allclose(relative[:, 0], absolute[:, 0], atol=1e-6)
+    np.testing.assert_allclose(relative[:, 1], absolute[:, 1] + absolute[:, 0] - mean, atol=1e-4)
+    assert np.abs(relative[:, 1] - absolute[:, 1]).max() > 0.1
+    clip = eng.generate(from_options({"prompt": "lofi piano", "seconds": 2.0, "seed": 5}))[0]
+    assert clip.audio.shape == (2, 88200) and np.isfinite(clip.audio).all()
+    with pytest.raises(ModelError, match="side 'sideways'.*Fix:"):
+        Engine.load(_with_side(tiny_fine_dir, tmp_path / "bad", "sideways"), provider="cpu")
