@@ -4,7 +4,7 @@ the rebase that warm-starts it from an absolute-side cascader, and the configs t
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -79,7 +79,7 @@ def test_relative_crops_hold_side_minus_mid(corpus):
 def _spectral_cfg(corpus: Path, side: str):
     cfg = load_config(CONFIGS / "tiny_generator.json")
     cfg.corpus, cfg.crop_frames = str(corpus), 64
-    cfg.model = {**json.loads(json.dumps(tiny_spectral_config().__dict__)), "side": side}
+    cfg.model = {**asdict(tiny_spectral_config()), "side": side}
     return cfg
 
 
