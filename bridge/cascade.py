@@ -247,11 +247,13 @@ class _Run:
         return audio
 
     def fine(self, coarse: np.ndarray, states: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """[n, 2, samples] stereo from the generator's coarse log-mel: spectral stage, Griffin-Lim."""
+        """[n, 2, samples] stereo from the generator's coarse log-mel (and side bands): spectral
+        stage, crossover, Griffin-Lim."""
         man, spec = self.man, self.man.stages[SPECTRAL]
         coarse_spec = CoarseSpec.from_dict(man.coarse)
         t0 = time.perf_counter()
-        fine = sample_spectral(self.c.stages[SPECTRAL], spec, coarse, states, mask, self.plan.controls, self.seeds,
+        fine = sample_spectral(self.c.stages[SPECTRAL], spec, coarse[:, :coarse_spec.n_bins], states, mask,
+                               self.plan.controls, self.seeds,
                                self.cas_steps, coarse_spec.pool, self, seconds=self.plan.seconds if self.plan.loop else None)
         self.timings["cascader_s"] = time.perf_counter() - t0
         self.check_cancel("before Griffin-Lim")

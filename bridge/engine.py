@@ -298,17 +298,20 @@ class Engine:
 
     def features(self, audio: np.ndarray, rate: int) -> np.ndarray:
         """The generator's log-mel ([bins, frames] at the grid rate) of mono [n] or [channels, n]
-        audio at `rate`: the 80-bin mel of the mono mix (mel route), or the COARSE mel of its mid."""
-        from n2m.bridge.features import CoarseSpec, coarse_mel, log_mel
+        audio at `rate`: the 80-bin mel of the mono mix (mel route), or the COARSE mel of its mid
+        (and, where the generator makes them, the side bands of a stereo source; a mono one has none)."""
+        from n2m.bridge.features import CoarseSpec, coarse_mel, coarse_rows, fine_mel, log_mel
         from n2m.bridge.pipeline import resample
 
         x = np.asarray(audio, np.float32)
-        mono = x if x.ndim == 1 else x.mean(axis=0)
         spec = MelSpec(**self.manifest.mel)
+        cs = CoarseSpec.from_dict(self.manifest.coarse) if self.manifest.coarse is not None else None
+        if cs is not None and cs.side_bands:  # a mono source is centred: no side
+            stereo = np.stack([x, x]) if x.ndim == 1 else x if x.shape[0] == 2 else np.stack([x.mean(axis=0)] * 2)
+            return coarse_rows(fine_mel(np.stack([resample(c, int(rate), spec.sample_rate) for c in stereo]), spec), cs)
+        mono = x if x.ndim == 1 else x.mean(axis=0)
         mel = log_mel(resample(mono, int(rate), spec.sample_rate), spec)
-        if self.manifest.coarse is None:
-            return mel
-        return coarse_mel(mel, CoarseSpec.from_dict(self.manifest.coarse))
+        return mel if cs is None else coarse_mel(mel, cs)
 
     def superres(self, audio: np.ndarray, seeds: list[int], keep_low: bool = True) -> np.ndarray:
         """Run only the super-resolution stage: [n, m] audio at its conditioning rate (16 kHz) ->

@@ -7,7 +7,9 @@
   consumes (mid/side, so that phases reconstructed per channel still fold down to the mid).
 - `COARSE`: the mid's FINE mel pooled to 50 frames/s (log of the mean power of frames 2j and
   2j+1) and cut to the bins centred at or below 8 kHz: what the v2 generator makes. Sharing
-  FINE's filterbank makes the cascader's crossover a plain bin split.
+  FINE's filterbank makes the cascader's crossover a plain bin split. A generator may also make
+  `side_bands` rows: per band of FINE bins and coarse frame, the side's power over the mid's
+  (`side_bands`), so that the text-conditioned generator decides the stereo image.
 """
 
 from __future__ import annotations
@@ -40,11 +42,18 @@ class MelSpec:
 
 @dataclass(frozen=True)
 class CoarseSpec:
-    """FINE's mid-channel mel pooled over `pool` frames in power and cut to its first `n_bins` bins."""
+    """FINE's mid-channel mel pooled over `pool` frames in power and cut to its first `n_bins` bins,
+    then `side_bands` rows of the side's level against the mid's (0: the generator makes no image)."""
 
     fine: MelSpec
     pool: int
     n_bins: int
+    side_bands: int = 0
+
+    @property
+    def channels(self) -> int:
+        """The generator's rows: the mid's bins, then the side bands."""
+        return self.n_bins + self.side_bands
 
     @property
     def frame_rate(self) -> float:
@@ -58,11 +67,12 @@ class CoarseSpec:
         return -(-self.fine.frames(n_samples) // self.pool)
 
     def to_dict(self) -> dict:
-        return {"fine": self.fine.to_dict(), "pool": self.pool, "n_bins": self.n_bins}
+        d = {"fine": self.fine.to_dict(), "pool": self.pool, "n_bins": self.n_bins}
+        return {**d, "side_bands": self.side_bands} if self.side_bands else d
 
     @classmethod
     def from_dict(cls, d: dict) -> CoarseSpec:
-        return cls(MelSpec(**d["fine"]), int(d["pool"]), int(d["n_bins"]))
+        return cls(MelSpec(**d["fine"]), int(d["pool"]), int(d["n_bins"]), int(d.get("side_bands", 0)))
 
 
 def _hz_to_mel(f):
@@ -160,6 +170,75 @@ def pool_log_mel(log_mel_: np.ndarray, pool: int) -> np.ndarray:
 def coarse_mel(mid_log_mel: np.ndarray, spec: CoarseSpec = COARSE) -> np.ndarray:
     """float32 [n_bins, coarse frames]: the coarse representation of a mid-channel FINE log-mel."""
     return pool_log_mel(np.asarray(mid_log_mel)[: spec.n_bins], spec.pool)
+
+
+# a side this far below the mid (-40 dB in power) is as good as none; the side never exceeds the mid
+SIDE_BAND_FLOOR = float(np.float32(np.log(1e-4)))
+
+
+def band_edges(n_mels: int, bands: int) -> np.ndarray:
+    """[bands + 1] bin edges splitting `n_mels` mel bins into `bands` runs of (nearly) equal width."""
+    if not 0 < bands <= n_mels:
+        raise ValueError(f"side bands must be 1..{n_mels}, got {bands}")
+    return np.linspace(0, n_mels, bands + 1).round().astype(int)
+
+
+def _band_power(log_mel_: np.ndarray, edges: np.ndarray, pool: int, frames: int, floor: float) -> np.ndarray:
+    """[bands, frames // pool] mean power above the log floor per band of bins and group of `pool`
+    frames (what the decoder plays: it reconstructs the floor as silence)."""
+    p = np.maximum(np.exp(np.asarray(log_mel_, np.float64)[:, :frames]) - floor, 0.0)
+    per = np.stack([p[lo:hi].sum(axis=0) for lo, hi in zip(edges[:-1], edges[1:], strict=True)])
+    return per.reshape(len(per), -1, pool).mean(axis=2)
+
+
+def _side_ratio(fine: np.ndarray, spec: CoarseSpec, frames: int) -> np.ndarray:
+    """Unclipped log side-over-mid power per band and coarse frame; a silent band reads as no side."""
+    edges, floor = band_edges(spec.fine.n_mels, spec.side_bands), spec.log_floor
+    side = _band_power(fine[1], edges, spec.pool, frames, floor)
+    mid = _band_power(fine[0], edges, spec.pool, frames, floor)
+    return np.log(side + floor * np.exp(SIDE_BAND_FLOOR)) - np.log(mid + floor)
+
+
+def side_bands(fine: np.ndarray, spec: CoarseSpec) -> np.ndarray:
+    """float32 [side_bands, fine frames // pool]: log of the side's power over the mid's per band of
+    FINE bins and coarse frame of a [2, n_mels, frames] mid + side log-mel, in [SIDE_BAND_FLOOR, 0]."""
+    frames = fine.shape[-1] // spec.pool * spec.pool
+    return np.clip(_side_ratio(fine, spec, frames), SIDE_BAND_FLOOR, 0.0).astype(np.float32)
+
+
+def apply_side_bands(fine: np.ndarray, ratio: np.ndarray, spec: CoarseSpec) -> np.ndarray:
+    """A [2, n_mels, frames] mid + side log-mel whose side is scaled, per band and coarse frame, to
+    `ratio` ([side_bands, coarse frames], as `side_bands` measures it) below its mid: the side keeps
+    its detail within a band, the generator sets its level; bins at the floor stay silent, the side
+    stays at or below the mid per bin. Frames past the ratio's keep theirs."""
+    out = np.array(fine, dtype=np.float32, copy=True)
+    frames = min(out.shape[-1] // spec.pool, np.shape(ratio)[1]) * spec.pool
+    if frames == 0:
+        return out
+    floor = spec.log_floor
+    want = np.clip(np.asarray(ratio, np.float64)[:, : frames // spec.pool], SIDE_BAND_FLOOR, 0.0)
+    gain = np.repeat(np.exp(want - _side_ratio(out, spec, frames)), spec.pool, axis=1)
+    edges = band_edges(spec.fine.n_mels, spec.side_bands)
+    side = np.maximum(np.exp(out[1, :, :frames].astype(np.float64)) - floor, 0.0)
+    for b, (lo, hi) in enumerate(zip(edges[:-1], edges[1:], strict=True)):
+        side[lo:hi] *= gain[b]
+    out[1, :, :frames] = np.log(side + floor).astype(np.float32)
+    np.minimum(out[1], out[0], out=out[1])
+    return out
+
+
+def coarse_rows(fine: np.ndarray, spec: CoarseSpec) -> np.ndarray:
+    """float32 [spec.channels, coarse frames]: what a generator of `spec` makes, measured on a
+    [2, n_mels, frames] mid + side log-mel: the COARSE mel, then the side bands (a last half coarse
+    frame takes the side bands of the one before it)."""
+    coarse = coarse_mel(fine[0], spec)
+    if not spec.side_bands:
+        return coarse
+    sides = side_bands(fine, spec)[:, :coarse.shape[1]]
+    if sides.shape[1] == 0:
+        sides = np.full((spec.side_bands, 1), SIDE_BAND_FLOOR, np.float32)
+    sides = np.pad(sides, ((0, 0), (0, coarse.shape[1] - sides.shape[1])), mode="edge")
+    return np.concatenate([coarse, sides]).astype(np.float32)
 
 
 def coarse_to_fine(coarse: np.ndarray, spec: CoarseSpec = COARSE, frames: int | None = None) -> np.ndarray:

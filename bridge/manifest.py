@@ -263,6 +263,9 @@ class Manifest:
             if abs(self.hop * self.frame_rate - self.sample_rate) > 1e-6 or self.channels != 2:
                 raise ValueError(f"the fine route makes stereo at {self.sample_rate} Hz: hop {self.hop} at "
                                  f"{self.frame_rate:g} frames/s and {self.channels} channels do not")
+            rows = int(self.coarse.get("n_bins", 0)) + int(self.coarse.get("side_bands", 0))
+            if self.generator.channels != rows:
+                raise ValueError(f"the generator makes {self.generator.channels} rows, its coarse representation has {rows}")
             side = self.stages["spectral"].config.get("side", "absolute")
             if side not in SIDE_MODES:
                 raise ValueError(f"the spectral stage's side {side!r} is not one of {', '.join(SIDE_MODES)}: "

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from n2m.bridge.features import CoarseSpec, MelSpec
+from n2m.bridge.features import CoarseSpec, MelSpec, apply_side_bands
 from n2m.bridge.grid import beat_grid
 from n2m.bridge.griffinlim import griffin_lim
 from n2m.bridge.manifest import StageSpec
@@ -49,11 +49,11 @@ def sample_spectral(stage, spec: StageSpec, coarse: np.ndarray, states: np.ndarr
                     sampler: str | None = None, seconds: float | None = None,
                     guidance: float | None = None) -> np.ndarray:
     """[n, 2, fine bins, frames * pool] fine log-mel (mid, side) from [n, coarse bins, frames]
-    coarse log-mel. Per row the seed draws the conditioning's augmentation noise, then the
-    initial noise; the prompt's text states condition every row, with classifier-free guidance
-    against "" and no controls (the coarse mel kept) when `guidance` (default: the stage's) is
-    not 1. With `seconds` the coarse mel is a loop's circle of that length, and so is the output
-    (bridge.periodic). A relative-side stage's side rows are put back on its mid."""
+    coarse log-mel (the mid's bins only: side bands are the crossover's). Per row the seed draws
+    the conditioning's augmentation noise, then the initial noise; the prompt's text states
+    condition every row, with classifier-free guidance against "" and no controls (the coarse mel
+    kept) when `guidance` (default: the stage's) is not 1. With `seconds` the coarse mel is a
+    loop's circle of that length, and so is the output (bridge.periodic). A relative-side stage's side rows are put back on its mid."""
     from n2m.bridge.cascade import NO_HOOKS, _sample, generator_cond
     from n2m.bridge.periodic import Circle
 
@@ -108,15 +108,16 @@ def crossover(fine: np.ndarray, coarse: np.ndarray, spec: CoarseSpec, circular: 
     """[2, bins, frames] mid + side log-mel from the cascader's output and the generator's coarse
     mel: the mid below the coarse band's top is the generator's own; above it the cascader's,
     at most HF_MARGIN above the frame's top coarse bins; the side never louder than the mid in
-    a bin. The generator decides the notes, the cascader adds the air and the image."""
+    a bin. The generator decides the notes, the cascader adds the air and the image; where the
+    generator makes side bands (`spec.side_bands`), their levels set the image's, band by band."""
     out = np.array(fine, dtype=np.float32, copy=True)
     b, frames = spec.n_bins, out.shape[-1]
-    low = upsample_frames(coarse, spec.pool, frames, circular)
+    low = upsample_frames(coarse[:b], spec.pool, frames, circular)
     out[0, :b] = low
     ref = low[b - TOP_BINS:].max(axis=0) + HF_MARGIN
     np.minimum(out[0, b:], ref[None], out=out[0, b:])
     np.minimum(out[1], out[0], out=out[1])
-    return out
+    return apply_side_bands(out, coarse[b:], spec) if spec.side_bands else out
 
 
 def decode_fine(fine: np.ndarray, coarse: np.ndarray | None, mel: MelSpec, coarse_spec: CoarseSpec,

@@ -201,24 +201,27 @@ class _FineRoute:
         return Decoded(audio, self.front.spec.sample_rate, time.perf_counter() - t0)
 
     def oracle_generator(self, render: np.ndarray, sr: int, seed: int) -> Decoded:
-        """The render's COARSE mel (clamped to the corpus' range) through the spectral stage with
-        the manifest's steps, the crossover, and Griffin-Lim; unconditioned text (no prompt)."""
+        """The render's COARSE mel (clamped to the corpus' range; and side bands where the generator
+        makes them) through the spectral stage with the manifest's steps, the crossover, and
+        Griffin-Lim; unconditioned text (no prompt)."""
         from n2m.bridge.controls import Controls
-        from n2m.bridge.features import coarse_mel
+        from n2m.bridge.features import coarse_rows
         from n2m.bridge.spectral import SPECTRAL, sample_spectral
 
         fine, length = self.front.encode(render, sr)
-        coarse = coarse_mel(fine[0], self.coarse)
+        coarse = coarse_rows(fine, self.coarse)
         if self.man.mel_max is not None:
-            coarse = np.clip(coarse, float(np.log(self.coarse.log_floor)), float(self.man.mel_max))
+            b = self.coarse.n_bins
+            coarse[:b] = np.clip(coarse[:b], float(np.log(self.coarse.log_floor)), float(self.man.mel_max))
         m = self.man.frame_multiple
         pad = -coarse.shape[1] % m
         coarse_p = np.pad(coarse, ((0, 0), (0, pad)), mode="edge")
         eng, spec = self.engine, self.man.stages[SPECTRAL]
         t0 = time.perf_counter()
         states, mask = eng._encode(["", ""])
-        out = sample_spectral(eng.cascade.stages[SPECTRAL], spec, coarse_p[None], states.astype(np.float32),
-                              mask.astype(np.float32), Controls(), [seed], int(spec.default_steps), self.coarse.pool)
+        out = sample_spectral(eng.cascade.stages[SPECTRAL], spec, coarse_p[None, :self.coarse.n_bins],
+                              states.astype(np.float32), mask.astype(np.float32), Controls(), [seed],
+                              int(spec.default_steps), self.coarse.pool)
         audio = self._stereo(out[0], coarse_p, length, seed)
         return Decoded(audio, self.front.spec.sample_rate, time.perf_counter() - t0)
 

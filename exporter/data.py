@@ -24,7 +24,7 @@ development before the real corpus exists.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from n2m.bridge.controls import BEATS_PER_BAR, METERS, MODES, TONICS, ControlError, Controls
-from n2m.bridge.features import COARSE, FINE, MelSpec, coarse_mel, fine_mel, log_mel
+from n2m.bridge.features import COARSE, FINE, MelSpec, coarse_mel, fine_mel, log_mel, side_bands
 from n2m.bridge.grid import beat_grid
 from n2m.bridge.resample import upsample
 from n2m.exporter.corpus.reader import CorpusError, CorpusReader
@@ -80,11 +80,16 @@ class GeneratorData:
 
     def __init__(self, corpus: str | Path | CorpusReader, split: str = "train", crop_frames: int = 512,
                  mel_mean: float = -4.5, mel_scale: float = 7.0,
-                 dropout: DropoutConfig | None = None, representation: str = "mel") -> None:
+                 dropout: DropoutConfig | None = None, representation: str = "mel", side_bands: int = 0) -> None:
         self.reader = _open(corpus)
         self.representation = representation
+        if side_bands and representation != "coarse":
+            raise ValueError("side bands go with the COARSE representation")
+        self.coarse = replace(COARSE, side_bands=int(side_bands))
+        self._sides: dict[str, np.ndarray] = {}
         frames_key = "coarse_frames" if representation == "coarse" else "mel_frames"
-        self.clips = [c for c in self.reader.clips(split) if c.get(frames_key, 0) > 0]
+        self.clips = [c for c in self.reader.clips(split) if c.get(frames_key, 0) > 0
+                      and (not side_bands or c.get("fine_frames", 0) > 0)]
         if not self.clips:
             if representation == "coarse" and self.reader.clips(split):
                 self.reader.coarse(self.reader.clips(split)[0])  # raises CorpusError naming the fix
@@ -107,8 +112,15 @@ class GeneratorData:
     key = "mel"  # the batch entry holding the signal
 
     def signal(self, clip: dict) -> tuple[np.ndarray, int]:
-        """(the clip's training signal [C, frames * hop], hop): normalised log-mel, hop 1."""
+        """(the clip's training signal [C, frames * hop], hop): normalised log-mel (with side bands:
+        the COARSE mel over its side bands, bridge.features.side_bands), hop 1."""
         mel = self.reader.coarse(clip) if self.representation == "coarse" else self.reader.mel(clip)
+        if self.coarse.side_bands:
+            key = clip.get("id") or str(clip.get("shard"))
+            if key not in self._sides:  # measured once per clip (the FINE cache is 40 times COARSE's size)
+                sides = side_bands(self.reader.fine(clip), self.coarse)[:, :mel.shape[1]]
+                self._sides[key] = np.pad(sides, ((0, 0), (0, mel.shape[1] - sides.shape[1])), mode="edge")
+            mel = np.concatenate([mel, self._sides[key]])
         return (mel - self.mel_mean) / self.mel_scale, 1
 
     def example(self, rng: np.random.Generator, index: int | None = None, drop: bool = True) -> dict:

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from n2m.bridge.controls import Controls, parse_controls
-from n2m.bridge.features import FINE
+from n2m.bridge.features import COARSE, FINE
 from n2m.exporter.data import AudioCascaderData, VocoderData
 from n2m.exporter.models.pipeline import (
     AudioCascaderRunner,
@@ -69,7 +69,7 @@ def _generator(trainer, sdir: Path) -> None:
         mel = _guided(trainer, runner, prompt, seed=i)
         stem = sdir / f"step{trainer.step:07d}_{i}"
         if trainer.stage_cfg.representation == "coarse":  # no cascader yet: the band above is silent
-            audio, rate = coarse_preview(mel), FINE.sample_rate
+            audio, rate = coarse_preview(mel[:COARSE.n_bins]), FINE.sample_rate
         else:
             audio = griffin_lim(mel) if vocoder is None else np.clip(vocoder.vocode(mel, seed=i), -1, 1)
             rate = trainer.spec.sample_rate

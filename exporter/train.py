@@ -44,7 +44,7 @@ import os
 import signal
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -142,7 +142,7 @@ class Trainer:
             else:
                 self.data = GeneratorData(self.corpus_dir, "train", cfg.crop_frames, self.stage_cfg.mel_mean,
                                           self.stage_cfg.mel_scale, DropoutConfig(**cfg.dropout),
-                                          self.stage_cfg.representation)
+                                          self.stage_cfg.representation, self.stage_cfg.side_bands)
             if cfg.crop_frames % self.stage_cfg.frame_multiple:
                 raise ConfigError(f"crop_frames {cfg.crop_frames} must be a multiple of "
                                   f"{self.stage_cfg.frame_multiple}")
@@ -181,7 +181,7 @@ class Trainer:
         if isinstance(c, VocoderConfig) or c.stage == "wavegen":
             d["audio_scale"] = c.audio_scale
         if getattr(c, "representation", "mel") == "coarse":
-            d["coarse_mel"] = COARSE.to_dict()
+            d["coarse_mel"] = replace(COARSE, side_bands=c.side_bands).to_dict()
         return d
 
     def save(self) -> None:

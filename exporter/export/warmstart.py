@@ -5,7 +5,8 @@ the (EMA) weights the model was exported with. `stage_state_dict` maps every par
 built stage back from the graph's initializers and then *proves* the mapping: the torch model with
 the recovered weights must match ONNX Runtime on random inputs (fp32, max abs error 1e-4), or it
 raises. `n2m train CONFIG --init MODEL_DIR` uses it to warm-start a run (`init_state`, which
-also takes a checkpoint, and rebases an absolute-side spectral cascader for a relative-side run).
+also takes a checkpoint, rebases an absolute-side spectral cascader for a relative-side run, and widens
+a coarse generator for a run that adds side bands).
 
 Most initializers keep their parameter names. The exporter rewrites a few: GroupNorm affine
 weights become ``(C, 1)`` constants, linear weights that feed a MatMul are stored transposed, and a
@@ -86,26 +87,49 @@ def rebase_side(state: dict[str, torch.Tensor], bins: int = FINE.n_mels) -> dict
     return out
 
 
+def _widens(src: UNetConfig | VocoderConfig, cfg: UNetConfig | VocoderConfig) -> bool:
+    """Whether `src` warm-starts `cfg` by adding side-band rows: a coarse generator without them."""
+    if not (isinstance(src, UNetConfig) and isinstance(cfg, UNetConfig)) or src.side_bands or not cfg.side_bands:
+        return False
+    rows = src.in_channels + cfg.side_bands
+    return replace(src, side_bands=cfg.side_bands, in_channels=rows, out_channels=rows) == cfg
+
+
+def widen_side_bands(state: dict[str, torch.Tensor], bins: int, bands: int) -> dict[str, torch.Tensor]:
+    """A coarse generator's weights with `bands` side-band rows added after its `bins` mel rows: the
+    new input columns and output rows start at zero, so the mel rows compute what they did."""
+    out = dict(state)
+    w_in = state["conv_in.weight"]  # [C, bins + grid, k]
+    zeros_in = w_in.new_zeros(w_in.shape[0], bands, w_in.shape[2])
+    out["conv_in.weight"] = torch.cat([w_in[:, :bins], zeros_in, w_in[:, bins:]], dim=1)
+    w_out, b_out = state["conv_out.weight"], state["conv_out.bias"]  # [bins, C, k], [bins]
+    out["conv_out.weight"] = torch.cat([w_out, w_out.new_zeros(bands, *w_out.shape[1:])])
+    out["conv_out.bias"] = torch.cat([b_out, b_out.new_zeros(bands)])
+    return out
+
+
 def init_state(source: str | Path, stage: str, cfg: UNetConfig | VocoderConfig) -> dict[str, torch.Tensor]:
     """The weights a run of `cfg` starts from: a checkpoint's EMA weights, or an exported model
     directory's graph (`stage_state_dict`); rebased (`rebase_side`) when the source's side is
-    absolute and `cfg`'s relative. Raises WarmStartError naming what does not fit."""
+    absolute and `cfg`'s relative; widened (`widen_side_bands`) when `cfg` adds side bands. Raises WarmStartError naming what does not fit."""
     source = Path(source)
     if source.is_dir():
         src = _config(stage, _manifest_stage(source, stage)["config"])
-        rebase = _rebases(src, cfg)
-        state = stage_state_dict(source, stage, build_model(src if rebase else cfg))
+        rebase, widen = _rebases(src, cfg), _widens(src, cfg)
+        state = stage_state_dict(source, stage, build_model(src if rebase or widen else cfg))
     elif source.is_file():
         ckpt = torch.load(source, map_location="cpu", weights_only=False)
         if ckpt.get("stage") != stage:
             raise WarmStartError(f"{source} holds a {ckpt.get('stage')!r} stage, the config trains {stage!r}")
         src = config_from_dict(ckpt["config"])
-        rebase = _rebases(src, cfg)
-        if src != cfg and not rebase:
+        rebase, widen = _rebases(src, cfg), _widens(src, cfg)
+        if src != cfg and not (rebase or widen):
             raise WarmStartError(f"{source} was trained with a different model config")
         state = ckpt.get("ema") or ckpt["model"]
     else:
         raise WarmStartError(f"--init {source}: no such checkpoint or model directory")
+    if widen:
+        return widen_side_bands(state, src.out_channels, cfg.side_bands)
     return rebase_side(state) if rebase else state
 
 

@@ -10,7 +10,7 @@ cascade does (bridge.cascade): only the networks differ.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -153,7 +153,8 @@ def _fine_manifest(gen_model: torch.nn.Module, gen_ckpt: dict, stages: dict[str,
     rate = COARSE.frame_rate
     fields = dict(
         model_id="torch", name="torch", sample_rate=FINE.sample_rate, hop=int(round(FINE.sample_rate / rate)),
-        channels=2, frame_rate=rate, mel=FINE.to_dict(), coarse=COARSE.to_dict(),
+        channels=2, frame_rate=rate, mel=FINE.to_dict(),
+        coarse=replace(COARSE, side_bands=int(getattr(gen_model.cfg, "side_bands", 0))).to_dict(),
         mel_norm=dict(gen_ckpt.get("mel_norm", gen_model.cfg.mel_norm)), text_encoder=text_encoder, stages=stages,
         controls=ControlsSpec(), files={}, corpus_id=str(gen_ckpt.get("corpus_id", "unknown")),
         default_seconds=opts.default_seconds, default_decoder=GRIFFIN_LIM, mel_max=opts.mel_max, route="fine")

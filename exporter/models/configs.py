@@ -53,6 +53,9 @@ class UNetConfig:
     # the spectral cascader's side channels: "absolute" (the side's log-mel) or "relative" (the side's
     # log-mel minus the mid's: a centred source is a steady level below the mid, whatever the mid does)
     side: str = "absolute"
+    # a coarse generator's side-band rows after the COARSE mel (bridge.features.side_bands): the
+    # generator, which reads the text, decides the stereo image; 0: the cascader alone does
+    side_bands: int = 0
 
     def __post_init__(self) -> None:
         self.channels = tuple(int(c) for c in self.channels)
@@ -78,19 +81,18 @@ class UNetConfig:
         if self.side not in SIDE_MODES or (self.side != "absolute" and self.stage != "spectral"):
             raise ValueError(f"side {self.side!r}: one of {', '.join(SIDE_MODES)}, and 'relative' on the spectral stage only")
         if self.representation == "fine":
-            from n2m.bridge.features import COARSE, FINE
-
             want = (2 * FINE.n_mels + COARSE.n_bins, 2 * FINE.n_mels)
             if (self.in_channels, self.out_channels) != want:
                 raise ValueError(f"a spectral cascader takes FINE mid + side with the COARSE conditioning "
                                  f"(in {want[0]}) and makes FINE mid + side (out {want[1]}), got "
                                  f"{self.in_channels}/{self.out_channels}")
         if self.representation == "coarse":
-            from n2m.bridge.features import COARSE
-
-            if self.stage != "generator" or self.in_channels != COARSE.n_bins or self.out_channels != COARSE.n_bins:
-                raise ValueError(f"a coarse generator has in_channels = out_channels = {COARSE.n_bins} "
-                                 f"(the COARSE mel's bins), got {self.in_channels}/{self.out_channels}")
+            rows = COARSE.n_bins + self.side_bands
+            if self.stage != "generator" or self.in_channels != rows or self.out_channels != rows:
+                raise ValueError(f"a coarse generator has in_channels = out_channels = {rows} (the COARSE "
+                                 f"mel's bins + {self.side_bands} side bands), got {self.in_channels}/{self.out_channels}")
+        if not 0 <= self.side_bands <= FINE.n_mels or (self.side_bands and self.representation != "coarse"):
+            raise ValueError(f"side_bands {self.side_bands}: 0..{FINE.n_mels}, on a coarse generator only")
         for a in self.attn_levels:
             if not 0 <= a < len(self.channels):
                 raise ValueError(f"attn level {a} outside 0..{len(self.channels) - 1}")
