@@ -72,7 +72,7 @@ SHIPPED = Path(__file__).resolve().parents[2] / "bridge" / "models" / "default"
 
 
 @pytest.mark.parametrize("prompt,bpm,seed", [
-    ("I need a vibe of soulful club house with square lead, 4/4 time, in E minor, at 127bpm for a game menu", 127.0, 2),
+    ("Let's hear an idea of pounding techno, at 132bpm, in B dorian for a game menu", 132.0, 5),
     ("Lay down an idea of bleepy 8-bit with square lead, 8 bars, at 145bpm under a vocal", 145.0, 84),
 ])
 def test_shipped_clips_whose_timing_drifts_read_at_their_beat(prompt: str, bpm: float, seed: int) -> None:
