@@ -236,6 +236,21 @@ class Manifest:
             raise bad(str(exc)) from exc
         return m
 
+    def _validate_fine(self) -> None:
+        """The fine route's own checks: stereo from Griffin-Lim, the generator's rows, the side mode."""
+        if self.coarse is None or "superres" in self.stages:
+            raise ValueError("the fine route needs its coarse representation and ends in Griffin-Lim")
+        if abs(self.hop * self.frame_rate - self.sample_rate) > 1e-6 or self.channels != 2:
+            raise ValueError(f"the fine route makes stereo at {self.sample_rate} Hz: hop {self.hop} at "
+                             f"{self.frame_rate:g} frames/s and {self.channels} channels do not")
+        rows = int(self.coarse.get("n_bins", 0)) + int(self.coarse.get("side_bands", 0))
+        if self.generator.channels != rows:
+            raise ValueError(f"the generator makes {self.generator.channels} rows, its coarse representation has {rows}")
+        side = self.stages["spectral"].config.get("side", "absolute")
+        if side not in SIDE_MODES:
+            raise ValueError(f"the spectral stage's side {side!r} is not one of {', '.join(SIDE_MODES)}: "
+                             f"a model folder from a newer n2m? Fix: update n2m or re-export the model")
+
     def validate(self) -> None:
         """Structural checks (ValueError): every referenced file listed, stages complete, values sane."""
         if self.route not in ROUTES:
@@ -258,18 +273,7 @@ class Manifest:
                 raise ValueError(f"stage {name!r} needs the rate of its conditioning audio (cond_rate)")
         last = self.stages[self.stage_names[-1]]
         if self.route == "fine":
-            if self.coarse is None or "superres" in self.stages:
-                raise ValueError("the fine route needs its coarse representation and ends in Griffin-Lim")
-            if abs(self.hop * self.frame_rate - self.sample_rate) > 1e-6 or self.channels != 2:
-                raise ValueError(f"the fine route makes stereo at {self.sample_rate} Hz: hop {self.hop} at "
-                                 f"{self.frame_rate:g} frames/s and {self.channels} channels do not")
-            rows = int(self.coarse.get("n_bins", 0)) + int(self.coarse.get("side_bands", 0))
-            if self.generator.channels != rows:
-                raise ValueError(f"the generator makes {self.generator.channels} rows, its coarse representation has {rows}")
-            side = self.stages["spectral"].config.get("side", "absolute")
-            if side not in SIDE_MODES:
-                raise ValueError(f"the spectral stage's side {side!r} is not one of {', '.join(SIDE_MODES)}: "
-                                 f"a model folder from a newer n2m? Fix: update n2m or re-export the model")
+            self._validate_fine()
         elif self.route == "wave" or "superres" in self.stages:
             if int(round(last.rate)) != self.sample_rate:
                 raise ValueError(f"sample_rate {self.sample_rate} is not the last stage's rate {last.rate:g}")

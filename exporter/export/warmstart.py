@@ -111,7 +111,8 @@ def widen_side_bands(state: dict[str, torch.Tensor], bins: int, bands: int) -> d
 def init_state(source: str | Path, stage: str, cfg: UNetConfig | VocoderConfig) -> dict[str, torch.Tensor]:
     """The weights a run of `cfg` starts from: a checkpoint's EMA weights, or an exported model
     directory's graph (`stage_state_dict`); rebased (`rebase_side`) when the source's side is
-    absolute and `cfg`'s relative; widened (`widen_side_bands`) when `cfg` adds side bands. Raises WarmStartError naming what does not fit."""
+    absolute and `cfg`'s relative; widened (`widen_side_bands`) when `cfg` adds side bands.
+    Raises WarmStartError naming what does not fit."""
     source = Path(source)
     if source.is_dir():
         src = _config(stage, _manifest_stage(source, stage)["config"])
