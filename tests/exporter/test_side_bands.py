@@ -34,7 +34,7 @@ from n2m.exporter.export.warmstart import (
     stage_state_dict,
     widen_side_bands,
 )
-from n2m.exporter.models.configs import tiny_coarse_generator_config
+from n2m.exporter.models.configs import config_from_dict, tiny_coarse_generator_config
 from n2m.exporter.models.unet import build_model
 from n2m.exporter.train import Trainer, load_config
 
@@ -184,8 +184,7 @@ def sided_dir(corpus, tiny_fine_dir, tmp_path_factory) -> Path:
     gen = stage_state_dict(tiny_fine_dir, "generator")
     src_cfg = Manifest.load(tiny_fine_dir).stages["generator"].config
     cfg.corpus, cfg.crop_frames = str(corpus), 32
-    cfg.model = asdict(_sided(replace(tiny_coarse_generator_config(), **{k: (tuple(v) if isinstance(v, list) else v)
-                                                                            for k, v in src_cfg.items()})))
+    cfg.model = asdict(_sided(config_from_dict(src_cfg)))
     trainer = Trainer(cfg, work / "run")
     trainer.init_from(tiny_fine_dir)
     np.testing.assert_array_equal(trainer.model.state_dict()["conv_out.weight"][:COARSE.n_bins].numpy(),
