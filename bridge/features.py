@@ -206,6 +206,24 @@ def side_bands(fine: np.ndarray, spec: CoarseSpec) -> np.ndarray:
     return np.clip(_side_ratio(fine, spec, frames), SIDE_BAND_FLOOR, 0.0).astype(np.float32)
 
 
+SIDE_SMOOTH_S = 0.5  # the running mean the crossover takes of a generator's side bands
+
+
+def smooth_side_bands(ratio: np.ndarray, spec: CoarseSpec, circular: bool = False) -> np.ndarray:
+    """`ratio` ([side_bands, coarse frames]) as its running mean over SIDE_SMOOTH_S in the log domain
+    (wrapping round for a periodic loop): a mix's image moves at that pace, and the frame-to-frame
+    noise a sampler leaves in the rows averages out instead of widening the mix (clipped at 0, a
+    noisy log ratio's mean power rises)."""
+    r = np.asarray(ratio, np.float64)
+    w = int(round(SIDE_SMOOTH_S * spec.fine.sample_rate / spec.fine.hop / spec.pool))
+    if w <= 1 or r.shape[1] == 0:
+        return r.astype(np.float32)
+    lo, hi = w // 2, w - 1 - w // 2
+    padded = np.pad(r, ((0, 0), (lo, hi)), mode="wrap" if circular else "edge")
+    c = np.cumsum(np.pad(padded, ((0, 0), (1, 0))), axis=1)
+    return ((c[:, w:] - c[:, :-w]) / w).astype(np.float32)
+
+
 def apply_side_bands(fine: np.ndarray, ratio: np.ndarray, spec: CoarseSpec) -> np.ndarray:
     """A [2, n_mels, frames] mid + side log-mel whose side is scaled, per band and coarse frame, to
     `ratio` ([side_bands, coarse frames], as `side_bands` measures it) below its mid: the side keeps

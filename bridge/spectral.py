@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from n2m.bridge.features import CoarseSpec, MelSpec, apply_side_bands
+from n2m.bridge.features import CoarseSpec, MelSpec, apply_side_bands, smooth_side_bands
 from n2m.bridge.grid import beat_grid
 from n2m.bridge.griffinlim import griffin_lim
 from n2m.bridge.manifest import StageSpec
@@ -109,7 +109,8 @@ def crossover(fine: np.ndarray, coarse: np.ndarray, spec: CoarseSpec, circular: 
     mel: the mid below the coarse band's top is the generator's own; above it the cascader's,
     at most HF_MARGIN above the frame's top coarse bins; the side never louder than the mid in
     a bin. The generator decides the notes, the cascader adds the air and the image; where the
-    generator makes side bands (`spec.side_bands`), their levels set the image's, band by band."""
+    generator makes side bands (`spec.side_bands`), their levels (a running mean over half a second)
+    set the image's, band by band."""
     out = np.array(fine, dtype=np.float32, copy=True)
     b, frames = spec.n_bins, out.shape[-1]
     low = upsample_frames(coarse[:b], spec.pool, frames, circular)
@@ -117,7 +118,9 @@ def crossover(fine: np.ndarray, coarse: np.ndarray, spec: CoarseSpec, circular: 
     ref = low[b - TOP_BINS:].max(axis=0) + HF_MARGIN
     np.minimum(out[0, b:], ref[None], out=out[0, b:])
     np.minimum(out[1], out[0], out=out[1])
-    return apply_side_bands(out, coarse[b:], spec) if spec.side_bands else out
+    if not spec.side_bands:
+        return out
+    return apply_side_bands(out, smooth_side_bands(coarse[b:], spec, circular), spec)
 
 
 def decode_fine(fine: np.ndarray, coarse: np.ndarray | None, mel: MelSpec, coarse_spec: CoarseSpec,
