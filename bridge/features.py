@@ -183,27 +183,20 @@ def band_edges(n_mels: int, bands: int) -> np.ndarray:
     return np.linspace(0, n_mels, bands + 1).round().astype(int)
 
 
-def _power(log_mel_: np.ndarray, frames: int, floor: float) -> np.ndarray:
-    """Power above the log floor (what the decoder plays: it reconstructs the floor as silence)."""
-    return np.maximum(np.exp(np.asarray(log_mel_, np.float64)[:, :frames]) - floor, 0.0)
-
-
-def _band_power(p: np.ndarray, edges: np.ndarray, pool: int) -> np.ndarray:
-    """[bands, frames // pool] mean power per band of bins and group of `pool` frames."""
+def _band_power(log_mel_: np.ndarray, edges: np.ndarray, pool: int, frames: int, floor: float) -> np.ndarray:
+    """[bands, frames // pool] mean power above the log floor per band of bins and group of `pool`
+    frames (what the decoder plays: it reconstructs the floor as silence)."""
+    p = np.maximum(np.exp(np.asarray(log_mel_, np.float64)[:, :frames]) - floor, 0.0)
     per = np.stack([p[lo:hi].sum(axis=0) for lo, hi in zip(edges[:-1], edges[1:], strict=True)])
     return per.reshape(len(per), -1, pool).mean(axis=2)
 
 
-def _ratio(side: np.ndarray, mid: np.ndarray, edges: np.ndarray, spec: CoarseSpec) -> np.ndarray:
-    """Unclipped log side-over-mid power per band and coarse frame; a silent band reads as no side."""
-    floor = spec.log_floor
-    return (np.log(_band_power(side, edges, spec.pool) + floor * np.exp(SIDE_BAND_FLOOR))
-            - np.log(_band_power(mid, edges, spec.pool) + floor))
-
-
 def _side_ratio(fine: np.ndarray, spec: CoarseSpec, frames: int) -> np.ndarray:
+    """Unclipped log side-over-mid power per band and coarse frame; a silent band reads as no side."""
     edges, floor = band_edges(spec.fine.n_mels, spec.side_bands), spec.log_floor
-    return _ratio(_power(fine[1], frames, floor), _power(fine[0], frames, floor), edges, spec)
+    side = _band_power(fine[1], edges, spec.pool, frames, floor)
+    mid = _band_power(fine[0], edges, spec.pool, frames, floor)
+    return np.log(side + floor * np.exp(SIDE_BAND_FLOOR)) - np.log(mid + floor)
 
 
 def side_bands(fine: np.ndarray, spec: CoarseSpec) -> np.ndarray:
@@ -213,8 +206,7 @@ def side_bands(fine: np.ndarray, spec: CoarseSpec) -> np.ndarray:
     return np.clip(_side_ratio(fine, spec, frames), SIDE_BAND_FLOOR, 0.0).astype(np.float32)
 
 
-SIDE_ROUNDS = 6  # rounds of scaling a band's side to its level under the per-bin cap
-SIDE_SMOOTH_S = 1.0  # the running mean the crossover takes of a generator's side bands
+SIDE_SMOOTH_S = 0.5  # the running mean the crossover takes of a generator's side bands
 
 
 def smooth_side_bands(ratio: np.ndarray, spec: CoarseSpec, circular: bool = False) -> np.ndarray:
@@ -240,21 +232,18 @@ def apply_side_bands(fine: np.ndarray, ratio: np.ndarray, spec: CoarseSpec) -> n
     """A [2, n_mels, frames] mid + side log-mel whose side is scaled, per band and coarse frame, to
     `ratio` ([side_bands, coarse frames], as `side_bands` measures it) below its mid: the side keeps
     its detail within a band, the generator sets its level; bins at the floor stay silent, the side
-    stays at or below the mid per bin (a capped bin's shortfall goes to the band's others, as far as
-    their mids allow). Frames past the ratio's keep theirs."""
+    stays at or below the mid per bin. Frames past the ratio's keep theirs."""
     out = np.array(fine, dtype=np.float32, copy=True)
     frames = min(out.shape[-1] // spec.pool, np.shape(ratio)[1]) * spec.pool
     if frames == 0:
         return out
     floor = spec.log_floor
     want = np.clip(np.asarray(ratio, np.float64)[:, : frames // spec.pool], SIDE_BAND_FLOOR, 0.0)
+    gain = np.repeat(np.exp(want - _side_ratio(out, spec, frames)), spec.pool, axis=1)
     edges = band_edges(spec.fine.n_mels, spec.side_bands)
-    mid, side = _power(out[0], frames, floor), _power(out[1], frames, floor)
-    for _ in range(SIDE_ROUNDS):  # what the cap takes from a bin, the band's other bins make up
-        gain = np.repeat(np.exp(want - _ratio(side, mid, edges, spec)), spec.pool, axis=1)
-        for b, (lo, hi) in enumerate(zip(edges[:-1], edges[1:], strict=True)):
-            side[lo:hi] *= gain[b]
-        np.minimum(side, mid, out=side)
+    side = np.maximum(np.exp(out[1, :, :frames].astype(np.float64)) - floor, 0.0)
+    for b, (lo, hi) in enumerate(zip(edges[:-1], edges[1:], strict=True)):
+        side[lo:hi] *= gain[b]
     out[1, :, :frames] = np.log(side + floor).astype(np.float32)
     np.minimum(out[1], out[0], out=out[1])
     return out

@@ -109,7 +109,7 @@ def crossover(fine: np.ndarray, coarse: np.ndarray, spec: CoarseSpec, circular: 
     mel: the mid below the coarse band's top is the generator's own; above it the cascader's,
     at most HF_MARGIN above the frame's top coarse bins; the side never louder than the mid in
     a bin. The generator decides the notes, the cascader adds the air and the image; where the
-    generator makes side bands (`spec.side_bands`), their levels (a running mean over a second)
+    generator makes side bands (`spec.side_bands`), their levels (a running mean over half a second)
     set the image's, band by band."""
     out = np.array(fine, dtype=np.float32, copy=True)
     b, frames = spec.n_bins, out.shape[-1]
