@@ -218,13 +218,13 @@ def smooth_side_bands(ratio: np.ndarray, spec: CoarseSpec, circular: bool = Fals
     w = int(round(SIDE_SMOOTH_S * spec.fine.sample_rate / spec.fine.hop / spec.pool))
     if w <= 1 or r.shape[1] == 0:
         return r.astype(np.float32)
-    lo, hi = w // 2, w - 1 - w // 2
-    if circular:
-        c = np.cumsum(np.pad(np.pad(r, ((0, 0), (lo, hi)), mode="wrap"), ((0, 0), (1, 0))), axis=1)
-        return ((c[:, w:] - c[:, :-w]) / w).astype(np.float32)
-    c = np.cumsum(np.pad(r, ((0, 0), (1, 0))), axis=1)  # near an end: the mean of the frames there are
-    n = r.shape[1]
-    a, b = np.clip(np.arange(n) - lo, 0, n), np.clip(np.arange(n) + hi + 1, 0, n)
+    n, lo, hi = r.shape[1], w // 2, w - 1 - w // 2
+    if circular:  # whole windows over the wrapped rows
+        r, a = np.pad(r, ((0, 0), (lo, hi)), mode="wrap"), np.arange(n)
+        b = a + w
+    else:  # near an end: the mean of the frames there are
+        a, b = np.clip(np.arange(n) - lo, 0, n), np.clip(np.arange(n) + hi + 1, 0, n)
+    c = np.cumsum(np.pad(r, ((0, 0), (1, 0))), axis=1)
     return ((c[:, b] - c[:, a]) / (b - a)).astype(np.float32)
 
 
