@@ -264,7 +264,12 @@ class Trainer:
                     batch["meter"], batch["grid"])
         elif self.stage in ("generator", "wavegen"):
             text, mask = self.text.batch(batch["captions"])
-            v = net(z, t, text, mask, batch["bpm"], batch["key"], batch["mode"], batch["meter"], batch["grid"])
+            side_x0 = bool(getattr(self.stage_cfg, "side_x0", False))
+            v = net(z, t, text, mask, batch["bpm"], batch["key"], batch["mode"], batch["meter"], batch["grid"],
+                    raw=side_x0)
+            if side_x0:  # the side rows are their x0 estimate: the loss compares them with the clean rows
+                k = self.stage_cfg.out_channels - self.stage_cfg.side_bands
+                target = torch.cat([target[:, :k], x[:, k:]], dim=1)
         elif self.stage in ("cascader", "superres"):
             # noise augmentation of the conditioning (Noise2Music): a random diffusion time in
             # [0, aug_max], which the model is told

@@ -95,6 +95,22 @@ def _widens(src: UNetConfig | VocoderConfig, cfg: UNetConfig | VocoderConfig) ->
     return replace(src, side_bands=cfg.side_bands, in_channels=rows, out_channels=rows) == cfg
 
 
+def _reparams(src: UNetConfig | VocoderConfig, cfg: UNetConfig | VocoderConfig) -> bool:
+    """Whether `cfg` is `src` with its side rows' output made their x0 estimate (`side_x0`)."""
+    return isinstance(src, UNetConfig) and isinstance(cfg, UNetConfig) and cfg.side_x0 and not src.side_x0
+
+
+def x0_side_rows(state: dict[str, torch.Tensor], bins: int) -> dict[str, torch.Tensor]:
+    """A side-band generator's weights for `side_x0`: the side output rows (after `bins`) start at
+    zero, the data's mean, since their v-weights mean nothing as an x0 estimate."""
+    out = dict(state)
+    out["conv_out.weight"] = state["conv_out.weight"].clone()
+    out["conv_out.bias"] = state["conv_out.bias"].clone()
+    out["conv_out.weight"][bins:] = 0.0
+    out["conv_out.bias"][bins:] = 0.0
+    return out
+
+
 def widen_side_bands(state: dict[str, torch.Tensor], bins: int, bands: int) -> dict[str, torch.Tensor]:
     """A coarse generator's weights with `bands` side-band rows added after its `bins` mel rows: the
     new input columns and output rows start at zero, so the mel rows compute what they did."""
@@ -111,27 +127,34 @@ def widen_side_bands(state: dict[str, torch.Tensor], bins: int, bands: int) -> d
 def init_state(source: str | Path, stage: str, cfg: UNetConfig | VocoderConfig) -> dict[str, torch.Tensor]:
     """The weights a run of `cfg` starts from: a checkpoint's EMA weights, or an exported model
     directory's graph (`stage_state_dict`); rebased (`rebase_side`) when the source's side is
-    absolute and `cfg`'s relative; widened (`widen_side_bands`) when `cfg` adds side bands.
+    absolute and `cfg`'s relative; widened (`widen_side_bands`) when `cfg` adds side bands; its side
+    output rows zeroed (`x0_side_rows`) when `cfg` makes them an x0 estimate (`side_x0`).
     Raises WarmStartError naming what does not fit."""
     source = Path(source)
     if source.is_dir():
         src = _config(stage, _manifest_stage(source, stage)["config"])
-        rebase, widen = _rebases(src, cfg), _widens(src, cfg)
-        state = stage_state_dict(source, stage, build_model(src if rebase or widen else cfg))
+        x0 = _reparams(src, cfg)
+        want = replace(cfg, side_x0=False) if x0 else cfg
+        rebase, widen = _rebases(src, want), _widens(src, want)
+        state = stage_state_dict(source, stage, build_model(src if rebase or widen or x0 else cfg))
     elif source.is_file():
         ckpt = torch.load(source, map_location="cpu", weights_only=False)
         if ckpt.get("stage") != stage:
             raise WarmStartError(f"{source} holds a {ckpt.get('stage')!r} stage, the config trains {stage!r}")
         src = config_from_dict(ckpt["config"])
-        rebase, widen = _rebases(src, cfg), _widens(src, cfg)
-        if src != cfg and not (rebase or widen):
+        x0 = _reparams(src, cfg)
+        want = replace(cfg, side_x0=False) if x0 else cfg
+        rebase, widen = _rebases(src, want), _widens(src, want)
+        if src != want and not (rebase or widen):
             raise WarmStartError(f"{source} was trained with a different model config")
         state = ckpt.get("ema") or ckpt["model"]
     else:
         raise WarmStartError(f"--init {source}: no such checkpoint or model directory")
     if widen:
-        return widen_side_bands(state, src.out_channels, cfg.side_bands)
-    return rebase_side(state) if rebase else state
+        state = widen_side_bands(state, src.out_channels, cfg.side_bands)
+    elif rebase:
+        state = rebase_side(state)
+    return x0_side_rows(state, cfg.out_channels - cfg.side_bands) if x0 else state
 
 
 def stage_state_dict(model_dir: str | Path, stage: str, model: torch.nn.Module | None = None,

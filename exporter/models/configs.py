@@ -56,6 +56,10 @@ class UNetConfig:
     # a coarse generator's side-band rows after the COARSE mel (bridge.features.side_bands): the
     # generator, which reads the text, decides the stereo image; 0: the cascader alone does
     side_bands: int = 0
+    # the side-band rows' output is their clean estimate x0, turned into v inside the network with
+    # the schedule's alpha and sigma at t (v = (alpha z - x0) / sigma): a v-output has to learn to
+    # pass the rows' noise through, and barely does, so sampled rows kept it; an x0-output cannot
+    side_x0: bool = False
 
     def __post_init__(self) -> None:
         self.channels = tuple(int(c) for c in self.channels)
@@ -93,6 +97,8 @@ class UNetConfig:
                                  f"mel's bins + {self.side_bands} side bands), got {self.in_channels}/{self.out_channels}")
         if not 0 <= self.side_bands <= FINE.n_mels or (self.side_bands and self.representation != "coarse"):
             raise ValueError(f"side_bands {self.side_bands}: 0..{FINE.n_mels}, on a coarse generator only")
+        if self.side_x0 and not self.side_bands:
+            raise ValueError("side_x0 needs side bands (side_bands > 0)")
         for a in self.attn_levels:
             if not 0 <= a < len(self.channels):
                 raise ValueError(f"attn level {a} outside 0..{len(self.channels) - 1}")

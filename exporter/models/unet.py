@@ -55,6 +55,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from n2m.bridge.schedule import Schedule
 from n2m.exporter.models.configs import (  # noqa: F401 - the stage configs are imported from here too
     AUDIO_CASCADERS,
     N_KEYS,
@@ -76,6 +77,8 @@ from n2m.exporter.models.configs import (  # noqa: F401 - the stage configs are 
 )
 from n2m.exporter.models.modules import Downsample, Level, Upsample, norm, timestep_embedding
 from n2m.exporter.models.vocoder import Vocoder1d
+
+_SCHEDULE = Schedule()  # the schedule every stage trains with (exporter.train): side_x0's alpha, sigma
 
 
 class UNet1d(nn.Module):
@@ -160,7 +163,10 @@ class UNet1d(nn.Module):
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor,
                 bpm: torch.Tensor, key: torch.Tensor, mode: torch.Tensor, meter: torch.Tensor,
-                grid: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+                grid: torch.Tensor, cond: torch.Tensor | None = None, raw: bool = False) -> torch.Tensor:
+        """v for the noisy `x` at times `t`; with `side_x0` the side rows' v comes from their x0
+        estimate, which `raw` returns in their place (training's loss on them)."""
+        z = x
         if cond is not None:  # the spectral cascader: its COARSE conditioning after the noisy signal
             x = torch.cat([x, cond], dim=1)
         emb, ctx, bias = self.conditioning(t, text, text_mask, bpm, key, mode, meter)
@@ -179,7 +185,13 @@ class UNet1d(nn.Module):
             h = level(torch.cat([h, skips.pop()], dim=1), emb, ctx, bias)
             if j < len(self.upsample):
                 h = self.upsample[j](h)
-        return self.conv_out(F.silu(self.norm_out(h)))
+        out = self.conv_out(F.silu(self.norm_out(h)))
+        if not self.cfg.side_x0 or raw:
+            return out
+        k = self.cfg.out_channels - self.cfg.side_bands
+        alpha, sigma = _SCHEDULE.alpha_sigma(t.float())
+        alpha, sigma = alpha.reshape(-1, 1, 1), sigma.reshape(-1, 1, 1)
+        return torch.cat([out[:, :k], (alpha * z[:, k:] - out[:, k:]) / sigma], dim=1)
 
 
 # ----------------------------------------------------------------------------- vocoder

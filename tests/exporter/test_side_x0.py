@@ -1,0 +1,150 @@
+"""A side-band generator whose side rows' output is their x0 estimate (`side_x0`): the network's v
+for them is built from it with the schedule, training compares them with the clean rows, a
+warm start zeroes them, and the exported graph gives the runtime's sampler that estimate."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from n2m.bridge.features import COARSE
+from n2m.bridge.schedule import Schedule
+from n2m.exporter.data import write_synthetic_corpus
+from n2m.exporter.export.warmstart import init_state, stage_state_dict
+from n2m.exporter.models.configs import tiny_coarse_generator_config
+from n2m.exporter.models.unet import build_model
+from n2m.exporter.train import Trainer, load_config
+
+CONFIGS = Path(__file__).resolve().parents[2] / "exporter" / "configs"
+BANDS = 8
+ROWS = COARSE.n_bins + BANDS
+
+
+def _cfg(side_x0: bool = True):
+    return replace(tiny_coarse_generator_config(), side_bands=BANDS, in_channels=ROWS, out_channels=ROWS,
+                   side_x0=side_x0)
+
+
+def _inputs(n: int = 3, frames: int = 32, seed: int = 2) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    return dict(x=torch.randn(n, ROWS, frames, generator=g), t=torch.tensor([0.05, 0.5, 0.95])[:n],
+                text=torch.randn(n, 5, 384, generator=g), text_mask=torch.ones(n, 5),
+                bpm=torch.full((n,), 120.0), key=torch.zeros(n, dtype=torch.long),
+                mode=torch.zeros(n, dtype=torch.long), meter=torch.zeros(n, dtype=torch.long),
+                grid=torch.rand(n, 4, frames, generator=g))
+
+
+def test_side_rows_v_is_built_from_their_x0() -> None:
+    """Random weights: the mel rows' v is the raw output; the side rows' v is (alpha z - x0) / sigma
+    for the raw side rows x0, so the sampler's estimate alpha z - sigma v gives x0 back (to 1e-4)
+    at t = 0.05, 0.5 and 0.95. A config with side_x0 and no side bands is refused."""
+    torch.manual_seed(0)
+    model = build_model(_cfg()).eval()
+    for p in model.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    kw = _inputs()
+    with torch.no_grad():
+        v, raw = model(**kw), model(**kw, raw=True)
+    k = COARSE.n_bins
+    torch.testing.assert_close(v[:, :k], raw[:, :k])
+    a, s = Schedule().alpha_sigma(kw["t"])
+    x0 = a.reshape(-1, 1, 1) * kw["x"][:, k:] - s.reshape(-1, 1, 1) * v[:, k:]
+    torch.testing.assert_close(x0, raw[:, k:], atol=1e-4, rtol=1e-4)
+    assert raw[:, k:].abs().mean() > 0.01
+    with pytest.raises(ValueError, match="side_x0 needs side bands"):
+        replace(tiny_coarse_generator_config(), side_x0=True)
+    cfg = load_config(CONFIGS / "v3_generator_side_x0.json").stage_config()
+    assert cfg.side_x0 and cfg.side_bands == BANDS
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> tuple[Path, Trainer]:
+    """A side-band generator (v rows) trained 2 steps and saved, then a side_x0 run warm-started
+    from its checkpoint and trained 2 steps."""
+    work = tmp_path_factory.mktemp("x0")
+    corpus = write_synthetic_corpus(work / "corpus", n_clips=4, seconds=3.0, seed=4, fine=True)
+    runs = {}
+    for name, x0 in (("v", False), ("x0", True)):
+        cfg = load_config(CONFIGS / "tiny_generator.json")
+        cfg.corpus, cfg.crop_frames, cfg.model = str(corpus), 32, asdict(_cfg(x0))
+        trainer = Trainer(cfg, work / name)
+        if x0:
+            trainer.init_from(work / "v" / "last.pt")
+        runs[name] = trainer
+        for _ in range(2):
+            assert np.isfinite(trainer.train_step())
+        trainer.save()
+    return work, runs["x0"]
+
+
+def test_a_warm_start_zeroes_the_side_rows_and_keeps_the_rest(run) -> None:
+    """From the v-rows run's checkpoint: the side output rows start at zero (an x0 of the data's
+    mean), every other weight is the source's."""
+    work, _ = run
+    src = torch.load(work / "v" / "last.pt", map_location="cpu", weights_only=False)["ema"]
+    state = init_state(work / "v" / "last.pt", "generator", _cfg())
+    k = COARSE.n_bins
+    assert state["conv_out.weight"][k:].abs().max() == 0 and state["conv_out.bias"][k:].abs().max() == 0
+    torch.testing.assert_close(state["conv_out.weight"][:k], src["conv_out.weight"][:k])
+    assert src["conv_out.weight"][k:].abs().max() > 0
+    for name in src:
+        if not name.startswith("conv_out"):
+            torch.testing.assert_close(state[name], src[name])
+
+
+def test_training_compares_the_side_rows_with_the_clean_rows(run) -> None:
+    """The loss of a batch is the mean of the mel rows' v error and the side rows' x0 error, worked
+    out here from the model's raw output with the same noise."""
+    _, trainer = run
+    batch = trainer.data.batch(np.random.default_rng(1), 2)
+    torch.manual_seed(5)
+    loss = trainer.loss(batch)
+    torch.manual_seed(5)
+    x = batch["mel"]
+    t = torch.rand(x.shape[0])
+    eps = torch.randn_like(x)
+    sch = Schedule()
+    z, target = sch.add_noise(x, eps, t), sch.v_target(x, eps, t)
+    text, mask = trainer.text.batch(batch["captions"])
+    raw = trainer.model(z, t, text, mask, batch["bpm"], batch["key"], batch["mode"], batch["meter"], batch["grid"],
+                        raw=True)
+    k = COARSE.n_bins
+    want = torch.cat([(raw[:, :k] - target[:, :k]) ** 2, (raw[:, k:] - x[:, k:]) ** 2], 1).mean()
+    torch.testing.assert_close(loss, want)
+
+
+def test_the_exported_graph_gives_the_sampler_the_x0_rows(run, tmp_path: Path) -> None:
+    """Exported to ONNX (parity against torch checked by the export), the graph's v at t = 0.04
+    turns back into the raw side rows, and the weights recovered from the graph are the
+    checkpoint's EMA weights."""
+    import onnxruntime as ort
+
+    from n2m.exporter.export import ExportOptions, export_route, random_checkpoint
+
+    work, trainer = run
+    spectral = random_checkpoint("spectral", work / "spectral.pt", seed=8)
+    opts = ExportOptions(steps=4, vocoder_steps=2, variants=("fp32",), tiny_text=True, force=True, mel_max=2.0)
+    export_route({"generator": work / "x0" / "last.pt", "spectral": spectral}, tmp_path / "m", opts,
+                 log=lambda m: None)
+    ema = torch.load(work / "x0" / "last.pt", map_location="cpu", weights_only=False)["ema"]
+    rec = stage_state_dict(tmp_path / "m", "generator", build_model(_cfg()))
+    for name, w in ema.items():
+        torch.testing.assert_close(rec[name], w, atol=1e-6, rtol=0)
+    model = build_model(_cfg()).eval()
+    model.load_state_dict(ema)
+    kw = _inputs(n=1)
+    kw["t"] = torch.tensor([0.04])
+    kw["text"] = kw["text"][:, :, :trainer.stage_cfg.text_dim]
+    sess = ort.InferenceSession(str(tmp_path / "m" / "generator.onnx"), providers=["CPUExecutionProvider"])
+    names = [i.name for i in sess.get_inputs()]
+    feeds = {n: kw[n].numpy() for n in names}
+    v = sess.run(None, feeds)[0]
+    with torch.no_grad():
+        raw = model(**kw, raw=True).numpy()
+    a, s = (float(u) for u in Schedule().alpha_sigma(np.float64(0.04)))
+    k = COARSE.n_bins
+    np.testing.assert_allclose(a * feeds["x"][:, k:] - s * v[:, k:], raw[:, k:], atol=1e-4)
