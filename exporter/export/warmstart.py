@@ -100,6 +100,13 @@ def _reparams(src: UNetConfig | VocoderConfig, cfg: UNetConfig | VocoderConfig) 
     return isinstance(src, UNetConfig) and isinstance(cfg, UNetConfig) and cfg.side_x0 and not src.side_x0
 
 
+def _changes(src, cfg) -> tuple[bool, UNetConfig | VocoderConfig, bool, bool]:
+    """(x0 rows, the config before them, rebased, widened): what turns `src` into `cfg`."""
+    x0 = _reparams(src, cfg)
+    want = replace(cfg, side_x0=False) if x0 else cfg
+    return x0, want, _rebases(src, want), _widens(src, want)
+
+
 def x0_side_rows(state: dict[str, torch.Tensor], bins: int) -> dict[str, torch.Tensor]:
     """A side-band generator's weights for `side_x0`: the side output rows (after `bins`) start at
     zero, the data's mean, since their v-weights mean nothing as an x0 estimate."""
@@ -133,18 +140,14 @@ def init_state(source: str | Path, stage: str, cfg: UNetConfig | VocoderConfig) 
     source = Path(source)
     if source.is_dir():
         src = _config(stage, _manifest_stage(source, stage)["config"])
-        x0 = _reparams(src, cfg)
-        want = replace(cfg, side_x0=False) if x0 else cfg
-        rebase, widen = _rebases(src, want), _widens(src, want)
+        x0, want, rebase, widen = _changes(src, cfg)
         state = stage_state_dict(source, stage, build_model(src if rebase or widen or x0 else cfg))
     elif source.is_file():
         ckpt = torch.load(source, map_location="cpu", weights_only=False)
         if ckpt.get("stage") != stage:
             raise WarmStartError(f"{source} holds a {ckpt.get('stage')!r} stage, the config trains {stage!r}")
         src = config_from_dict(ckpt["config"])
-        x0 = _reparams(src, cfg)
-        want = replace(cfg, side_x0=False) if x0 else cfg
-        rebase, widen = _rebases(src, want), _widens(src, want)
+        x0, want, rebase, widen = _changes(src, cfg)
         if src != want and not (rebase or widen):
             raise WarmStartError(f"{source} was trained with a different model config")
         state = ckpt.get("ema") or ckpt["model"]
