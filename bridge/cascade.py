@@ -321,7 +321,7 @@ def sample_generator(stage: Stage, spec: StageSpec, states: np.ndarray, mask: np
     stage = Circle.from_seeds(grid.shape[-1], spec.frame_multiple, seeds).wrap(stage, ("grid",)) if loop else stage
     cond = generator_cond(states, mask, controls, grid, n, guided)
     cond_only = {k: v[:n] for k, v in cond.items()}
-    g = float(guidance)
+    g = row_guidance(spec, guidance, shape[0])
     rngs = [np.random.default_rng(s) for s in seeds]
     z = np.stack([r.standard_normal(shape, dtype=np.float32) for r in rngs])
     hold = _Hold(edit, spec, z, rngs) if edit is not None else None
@@ -342,6 +342,16 @@ def sample_generator(stage: Stage, spec: StageSpec, states: np.ndarray, mask: np
         start = float(edit.strength)
         z = spec.schedule_obj().add_noise(hold.source, z, np.full((n,), start)).astype(np.float32)
     return _sample(spec.name, model, z, steps, spec, sampler, rngs, hooks, start=start)
+
+
+def row_guidance(spec: StageSpec, guidance: float, rows: int) -> float | np.ndarray:
+    """The guidance scale, or [rows, 1] scales when the manifest sets the side-band rows' own."""
+    side = spec.guidance.side if spec.guidance is not None else None
+    if side is None:
+        return float(guidance)
+    g = np.full((rows, 1), float(guidance), np.float32)
+    g[rows - int(spec.config["side_bands"]):] = float(side)
+    return g
 
 
 def sample_vocoder(stage: Stage, spec: StageSpec, log_mel: np.ndarray, seeds: list[int], samples: int,

@@ -40,10 +40,9 @@ MANIFEST_NAME = "manifest.json"
 FORMAT = "n2m-cascade"
 FORMAT_VERSION = 1
 VARIANTS = ("fp32", "fp16", "int8")
-# the routes of the cascade: (generator, cascader) stage names. "mel": text -> log-mel -> 16 kHz
-# audio; "wave": text -> 3.2 kHz audio -> 16 kHz audio; either may end in an optional "superres"
-# stage (16 kHz -> 48 kHz). "fine": text -> COARSE mel -> FINE mid + side mel -> Griffin-Lim ->
-# 44.1 kHz stereo (bridge.spectral).
+# the routes of the cascade: (generator, cascader) stage names. "mel": text -> log-mel -> 16 kHz audio; "wave":
+# text -> 3.2 kHz audio -> 16 kHz audio; either may end in an optional "superres" stage (16 kHz -> 48 kHz).
+# "fine": text -> COARSE mel -> FINE mid + side mel -> Griffin-Lim -> 44.1 kHz stereo (bridge.spectral).
 ROUTES: dict[str, tuple[str, str]] = {"mel": ("generator", "vocoder"), "wave": ("wavegen", "cascader"),
                                       "fine": ("generator", "spectral")}
 OPTIONAL_STAGES = ("superres",)
@@ -89,6 +88,8 @@ class GuidanceSpec:
     # the default of an edit (extend, inpaint, vary), whose new audio must join the source's;
     # None: `default`
     edit_default: float | None = None
+    # a side-band generator's side rows (the stereo image) at this scale whenever a run is guided; None: the run's
+    side: float | None = None
 
     def default_for(self, edit: bool) -> float:
         """The scale a request that names none runs at."""
@@ -301,10 +302,12 @@ class Manifest:
             Schedule.from_dict(s.schedule)
             if s.guidance is not None:
                 g = s.guidance
-                edit_default = g.default if g.edit_default is None else g.edit_default
-                if not (math.isfinite(g.min) and math.isfinite(g.max) and g.min <= g.default <= g.max
-                        and g.min <= edit_default <= g.max):
+                scales = [g.default, g.default if g.edit_default is None else g.edit_default, g.side]
+                if not (math.isfinite(g.min) and math.isfinite(g.max)
+                        and all(g.min <= v <= g.max for v in scales if v is not None)):
                     raise ValueError(f"stage {s.name!r}: guidance range {g} is inconsistent")
+                if g.side is not None and not int(s.config.get("side_bands", 0)):
+                    raise ValueError(f"stage {s.name!r}: side guidance {g.side} needs side-band rows")
                 lo, hi = (float(v) for v in g.interval)
                 if not 0.0 <= lo < hi <= 1.0:
                     raise ValueError(f"stage {s.name!r}: guidance interval {list(g.interval)} is not 0 <= lo < hi <= 1")

@@ -367,6 +367,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--guidance", type=float, default=3.0, help="default guidance scale")
     p.add_argument("--edit-guidance", type=float, default=None,
                    help="default guidance scale of edits (extend, inpaint, vary); default: --guidance")
+    p.add_argument("--side-guidance", type=float, default=None,
+                   help="guidance scale of a side-band generator's side rows (the stereo image); default: the run's")
     p.add_argument("--guidance-max", type=float, default=15.0)
     p.add_argument("--guidance-interval", default="0,1", metavar="LO,HI",
                    help="diffusion times (1 = noise) at which guidance runs; the conditional pass alone elsewhere")
@@ -401,7 +403,8 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError("steps must be at least 1")
         if not 0.0 <= args.cond_aug <= 1.0:
             raise ValueError(f"--cond-aug {args.cond_aug} outside 0..1")
-        for name, g in (("guidance", args.guidance), ("edit guidance", args.edit_guidance)):
+        for name, g in (("guidance", args.guidance), ("edit guidance", args.edit_guidance),
+                        ("side guidance", args.side_guidance)):
             if g is not None and not 0.0 <= g <= args.guidance_max:
                 raise ValueError(f"{name} {g} outside 0..{args.guidance_max}")
         try:
@@ -419,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
             vocoder_steps=args.vocoder_steps, vocoder_sampler=args.vocoder_sampler,
             superres_steps=args.superres_steps, superres_sampler=args.superres_sampler, cond_aug=args.cond_aug,
             guidance=GuidanceSpec(default=args.guidance, min=0.0, max=args.guidance_max, interval=(lo, hi),
-                                  edit_default=args.edit_guidance),
+                                  edit_default=args.edit_guidance, side=args.side_guidance),
             use_ema=not args.no_ema, force=args.force, decoder=args.decoder,
             conv2d=tuple(x for x in args.conv2d.split(",") if x), mel_max=args.mel_max)
         t0 = time.perf_counter()
