@@ -17,6 +17,9 @@ Fixtures for real-engine tests:
   added; both are folders whose manifests are rewritten from the exported ones (files linked).
 - `tiny_fine_dir` (session): the fine route (tiny random coarse generator and spectral cascader,
   Griffin-Lim on the FINE mid/side mel): 44.1 kHz stereo. Default steps: generator 4, spectral 3.
+- `tiny_side_dir` (session): the fine route whose generator has 8 side-band rows given as their
+  x0 estimate (`side_x0`), exported by the `n2m export` CLI with guidance 2 and side guidance 3;
+  its checkpoints lie beside it (`generator.pt`, `spectral.pt`). Steps: generator 4, spectral 2.
 """
 
 from __future__ import annotations
@@ -129,6 +132,37 @@ def _build_tiny_fine(cache: Path, text_from: Path) -> Path:
 def tiny_fine_dir(tiny_model_dir: Path) -> Path:
     """The fine route (tiny random coarse generator and spectral cascader): 44.1 kHz stereo."""
     return _build_tiny_fine(tiny_model_dir.parent.parent / f"tiny-fine-{_tiny_key()}", tiny_model_dir)
+
+
+SIDE_BANDS = 8
+
+
+def side_x0_config():
+    """The tiny coarse generator with SIDE_BANDS side-band rows given as their x0 estimate."""
+    from dataclasses import replace
+
+    from n2m.bridge.features import COARSE
+    from n2m.exporter.models.configs import tiny_coarse_generator_config
+
+    rows = COARSE.n_bins + SIDE_BANDS
+    return replace(tiny_coarse_generator_config(), side_bands=SIDE_BANDS, in_channels=rows, out_channels=rows,
+                   side_x0=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_side_dir(tiny_model_dir: Path) -> Path:
+    def build(cache: Path, model: Path) -> None:
+        from n2m.exporter.export import main as export_main
+        from n2m.exporter.export import random_checkpoint
+
+        gen = random_checkpoint("generator", cache / "generator.pt", seed=3, config=side_x0_config())
+        spec = random_checkpoint("spectral", cache / "spectral.pt", seed=8)
+        rc = export_main(["--generator", str(gen), "--spectral", str(spec), "--out", str(model),
+                          "--variants", "fp32", "--text-from", str(tiny_model_dir), "--steps", "4",
+                          "--vocoder-steps", "2", "--guidance", "2", "--side-guidance", "3", "--mel-max", "2"])
+        assert rc == 0
+
+    return _cached(tiny_model_dir.parent.parent / f"tiny-side-{_tiny_key()}", build)
 
 
 def _derived(dst: Path, manifest: dict, sources: dict[str, Path]) -> Path:

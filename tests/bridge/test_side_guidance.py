@@ -25,23 +25,10 @@ FRAMES = 64
 
 
 @pytest.fixture(scope="module")
-def side_model(tmp_path_factory) -> Path:
+def side_model(tiny_side_dir: Path) -> Path:
     """A tiny random side-band generator and spectral stage exported by the CLI with guidance 2
-    and side guidance 3."""
-    from n2m.exporter.export import main as export_main
-    from n2m.exporter.export import random_checkpoint
-    from n2m.exporter.models.configs import tiny_coarse_generator_config
-
-    work = tmp_path_factory.mktemp("side_guidance")
-    rows = COARSE.n_bins + BANDS
-    cfg = replace(tiny_coarse_generator_config(), side_bands=BANDS, in_channels=rows, out_channels=rows)
-    gen = random_checkpoint("generator", work / "gen.pt", seed=3, config=cfg)
-    spec = random_checkpoint("spectral", work / "spec.pt", seed=8)
-    rc = export_main(["--generator", str(gen), "--spectral", str(spec), "--out", str(work / "m"),
-                      "--variants", "fp32", "--tiny-text", "--steps", "4", "--vocoder-steps", "2",
-                      "--guidance", "2", "--side-guidance", "3", "--mel-max", "2"])
-    assert rc == 0
-    return work / "m"
+    and side guidance 3 (the session's `tiny_side_dir`)."""
+    return tiny_side_dir
 
 
 def _one_step(engine: Engine, guidance: float, side: float | None) -> np.ndarray:

@@ -117,29 +117,22 @@ def test_training_compares_the_side_rows_with_the_clean_rows(run) -> None:
     torch.testing.assert_close(loss, want)
 
 
-def test_the_exported_graph_gives_the_sampler_the_x0_rows(run, tmp_path: Path) -> None:
-    """Exported to ONNX (parity against torch checked by the export), the graph's v at t = 0.04
-    turns back into the raw side rows, and the weights recovered from the graph are the
-    checkpoint's EMA weights."""
+def test_the_exported_graph_gives_the_sampler_the_x0_rows(tiny_side_dir: Path) -> None:
+    """Exported to ONNX (a seeded random side_x0 generator; parity against torch checked by the
+    export), the graph's v at t = 0.04 turns back into the raw side rows, and the weights recovered
+    from the graph are the checkpoint's EMA weights."""
     import onnxruntime as ort
 
-    from n2m.exporter.export import ExportOptions, export_route, random_checkpoint
-
-    work, trainer = run
-    spectral = random_checkpoint("spectral", work / "spectral.pt", seed=8)
-    opts = ExportOptions(steps=4, vocoder_steps=2, variants=("fp32",), tiny_text=True, force=True, mel_max=2.0)
-    export_route({"generator": work / "x0" / "last.pt", "spectral": spectral}, tmp_path / "m", opts,
-                 log=lambda m: None)
-    ema = torch.load(work / "x0" / "last.pt", map_location="cpu", weights_only=False)["ema"]
-    rec = stage_state_dict(tmp_path / "m", "generator", build_model(_cfg()))
+    ema = torch.load(tiny_side_dir.parent / "generator.pt", map_location="cpu", weights_only=False)["ema"]
+    rec = stage_state_dict(tiny_side_dir, "generator", build_model(_cfg()))
     for name, w in ema.items():
         torch.testing.assert_close(rec[name], w, atol=1e-6, rtol=0)
     model = build_model(_cfg()).eval()
     model.load_state_dict(ema)
     kw = _inputs(n=1)
     kw["t"] = torch.tensor([0.04])
-    kw["text"] = kw["text"][:, :, :trainer.stage_cfg.text_dim]
-    sess = ort.InferenceSession(str(tmp_path / "m" / "generator.onnx"), providers=["CPUExecutionProvider"])
+    kw["text"] = kw["text"][:, :, :_cfg().text_dim]
+    sess = ort.InferenceSession(str(tiny_side_dir / "generator.onnx"), providers=["CPUExecutionProvider"])
     names = [i.name for i in sess.get_inputs()]
     feeds = {n: kw[n].numpy() for n in names}
     v = sess.run(None, feeds)[0]
