@@ -68,6 +68,7 @@ from n2m.exporter.models.unet import (
     build_model,
     config_from_dict,
     count_params,
+    side_x0_weight,
 )
 from n2m.exporter.textenc import ENCODER_ID, TextCache
 from n2m.exporter.trainconfig import ConfigError, TrainConfig, load_config  # noqa: F401 - n2m.exporter.train's interface
@@ -249,7 +250,7 @@ class Trainer:
         t = torch.rand(b)
         eps = torch.randn_like(x)
         z = self.schedule.add_noise(x, eps, t)
-        target = self.schedule.v_target(x, eps, t)
+        target, weight = self.schedule.v_target(x, eps, t), None
         if self.stage == "spectral":  # FINE mid + side from the noisy target and the COARSE conditioning
             out = self.stage_cfg.out_channels
             x, cond = x[:, :out], x[:, out:]
@@ -270,6 +271,7 @@ class Trainer:
             if side_x0:  # the side rows are their x0 estimate: the loss compares them with the clean rows
                 k = self.stage_cfg.out_channels - self.stage_cfg.side_bands
                 target = torch.cat([target[:, :k], x[:, k:]], dim=1)
+                weight = side_x0_weight(self.stage_cfg, t, self.cfg.side_x0_snr_cap)
         elif self.stage in ("cascader", "superres"):
             # noise augmentation of the conditioning (Noise2Music): a random diffusion time in
             # [0, aug_max], which the model is told
@@ -278,7 +280,7 @@ class Trainer:
             v = net(z, t, cond, aug)
         else:
             v = net(z, t, batch["mel"])
-        return F.mse_loss(v, target)
+        return F.mse_loss(v, target) if weight is None else ((v - target) ** 2 * weight).mean()
 
     def train_step(self) -> float:
         self.model.train()

@@ -52,6 +52,9 @@ class TrainConfig:
     cond_generator_t: list[float] = field(default_factory=lambda: [0.5, 1.0])
     cond_generator_steps: int = 4
     cond_generator_guidance: float = 3.0
+    # side_x0 generators: the side rows' x0 error weighted min(1 + SNR(t), cap); 1 weighs every noise
+    # level alike, a larger cap leans toward the low-noise end (where v's loss puts its weight)
+    side_x0_snr_cap: float = 1.0
 
     def stage_config(self) -> UNetConfig | VocoderConfig:
         return config_from_dict(self.model)
@@ -88,6 +91,8 @@ def load_config(path: str | Path) -> TrainConfig:
             raise ValueError(f"cond_generator_prob {cfg.cond_generator_prob} is outside 0..1")
         if cfg.cond_generator_steps < 1 or cfg.cond_generator_guidance < 0:
             raise ValueError("cond_generator_steps must be >= 1 and cond_generator_guidance >= 0")
+        if cfg.side_x0_snr_cap < 1.0:
+            raise ValueError(f"side_x0_snr_cap {cfg.side_x0_snr_cap} is below 1 (1 weighs every noise level alike)")
         if cfg.cond_generator and cfg.stage_config().stage != "spectral":
             raise ValueError("cond_generator is for the spectral stage only")
     except (TypeError, ValueError) as exc:

@@ -194,6 +194,15 @@ class UNet1d(nn.Module):
         return torch.cat([out[:, :k], (alpha * z[:, k:] - out[:, k:]) / sigma], dim=1)
 
 
+def side_x0_weight(cfg: UNetConfig, t: torch.Tensor, cap: float) -> torch.Tensor:
+    """Loss weights [b, C, 1] for a side_x0 generator: 1 on the mel rows (their v error), and on the
+    side rows (their x0 error) min(1 + SNR(t), cap): toward v's own weighting of the low-noise end."""
+    _, sigma = _SCHEDULE.alpha_sigma(t.float())
+    w = torch.ones(t.shape[0], cfg.out_channels, 1)
+    w[:, cfg.out_channels - cfg.side_bands:] = torch.clamp(sigma.reshape(-1, 1, 1) ** -2, max=float(cap))
+    return w
+
+
 # ----------------------------------------------------------------------------- vocoder
 
 

@@ -4,6 +4,7 @@ warm start zeroes them, and the exported graph gives the runtime's sampler that 
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -115,6 +116,40 @@ def test_training_compares_the_side_rows_with_the_clean_rows(run) -> None:
     k = COARSE.n_bins
     want = torch.cat([(raw[:, :k] - target[:, :k]) ** 2, (raw[:, k:] - x[:, k:]) ** 2], 1).mean()
     torch.testing.assert_close(loss, want)
+
+
+def test_a_snr_cap_weights_the_side_rows_toward_low_noise(run, tmp_path: Path) -> None:
+    """`side_x0_snr_cap` 5: the side rows' x0 error weighted min(1 + SNR(t), 5) (= min(1 / sigma^2, 5)),
+    the mel rows' v error by 1, worked out here by hand; a cap below 1 (0.5 tried) is refused."""
+    from n2m.exporter.train import ConfigError
+
+    _, trainer = run
+    batch = trainer.data.batch(np.random.default_rng(3), 3)
+    trainer.cfg.side_x0_snr_cap = 5.0
+    try:
+        torch.manual_seed(0)
+        loss = trainer.loss(batch)
+    finally:
+        trainer.cfg.side_x0_snr_cap = 1.0
+    torch.manual_seed(0)
+    x = batch["mel"]
+    t = torch.rand(x.shape[0])
+    eps = torch.randn_like(x)
+    sch = Schedule()
+    z, target = sch.add_noise(x, eps, t), sch.v_target(x, eps, t)
+    text, mask = trainer.text.batch(batch["captions"])
+    raw = trainer.model(z, t, text, mask, batch["bpm"], batch["key"], batch["mode"], batch["meter"], batch["grid"],
+                        raw=True)
+    k = COARSE.n_bins
+    w = torch.tensor([min(1.0 / float(sch.alpha_sigma(tt)[1]) ** 2, 5.0) for tt in t]).reshape(-1, 1, 1)
+    assert float(w.max()) == 5.0 and float(w.min()) < 5.0  # seed 0's times: one capped, two not
+    want = torch.cat([(raw[:, :k] - target[:, :k]) ** 2, w * (raw[:, k:] - x[:, k:]) ** 2], 1).mean()
+    torch.testing.assert_close(loss, want)
+    bad = json.loads((CONFIGS / "v3_generator_side_x0.json").read_text())
+    bad["side_x0_snr_cap"] = 0.5
+    (tmp_path / "bad.json").write_text(json.dumps(bad))
+    with pytest.raises(ConfigError, match="side_x0_snr_cap 0.5 is below 1"):
+        load_config(tmp_path / "bad.json")
 
 
 def test_the_exported_graph_gives_the_sampler_the_x0_rows(tiny_side_dir: Path) -> None:
