@@ -97,14 +97,10 @@ def test_a_warm_start_zeroes_the_side_rows_and_keeps_the_rest(run) -> None:
             torch.testing.assert_close(state[name], src[name])
 
 
-def test_training_compares_the_side_rows_with_the_clean_rows(run) -> None:
-    """The loss of a batch is the mean of the mel rows' v error and the side rows' x0 error, worked
-    out here from the model's raw output with the same noise."""
-    _, trainer = run
-    batch = trainer.data.batch(np.random.default_rng(1), 2)
-    torch.manual_seed(5)
-    loss = trainer.loss(batch)
-    torch.manual_seed(5)
+def _loss_by_hand(trainer, batch: dict, seed: int, cap: float | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(the batch's loss from the model's raw output with the noise of `seed`: mel rows' v error, side
+    rows' x0 error weighted min(1 / sigma^2, cap) or 1; those weights [b, 1, 1])."""
+    torch.manual_seed(seed)
     x = batch["mel"]
     t = torch.rand(x.shape[0])
     eps = torch.randn_like(x)
@@ -114,8 +110,19 @@ def test_training_compares_the_side_rows_with_the_clean_rows(run) -> None:
     raw = trainer.model(z, t, text, mask, batch["bpm"], batch["key"], batch["mode"], batch["meter"], batch["grid"],
                         raw=True)
     k = COARSE.n_bins
-    want = torch.cat([(raw[:, :k] - target[:, :k]) ** 2, (raw[:, k:] - x[:, k:]) ** 2], 1).mean()
-    torch.testing.assert_close(loss, want)
+    w = torch.tensor([min(1.0 / float(sch.alpha_sigma(tt)[1]) ** 2, cap) if cap else 1.0 for tt in t])
+    w = w.reshape(-1, 1, 1)
+    return torch.cat([(raw[:, :k] - target[:, :k]) ** 2, w * (raw[:, k:] - x[:, k:]) ** 2], 1).mean(), w
+
+
+def test_training_compares_the_side_rows_with_the_clean_rows(run) -> None:
+    """The loss of a batch is the mean of the mel rows' v error and the side rows' x0 error, worked
+    out here from the model's raw output with the same noise."""
+    _, trainer = run
+    batch = trainer.data.batch(np.random.default_rng(1), 2)
+    torch.manual_seed(5)
+    loss = trainer.loss(batch)
+    torch.testing.assert_close(loss, _loss_by_hand(trainer, batch, 5, None)[0])
 
 
 def test_a_snr_cap_weights_the_side_rows_toward_low_noise(run, tmp_path: Path) -> None:
@@ -131,19 +138,8 @@ def test_a_snr_cap_weights_the_side_rows_toward_low_noise(run, tmp_path: Path) -
         loss = trainer.loss(batch)
     finally:
         trainer.cfg.side_x0_snr_cap = 1.0
-    torch.manual_seed(0)
-    x = batch["mel"]
-    t = torch.rand(x.shape[0])
-    eps = torch.randn_like(x)
-    sch = Schedule()
-    z, target = sch.add_noise(x, eps, t), sch.v_target(x, eps, t)
-    text, mask = trainer.text.batch(batch["captions"])
-    raw = trainer.model(z, t, text, mask, batch["bpm"], batch["key"], batch["mode"], batch["meter"], batch["grid"],
-                        raw=True)
-    k = COARSE.n_bins
-    w = torch.tensor([min(1.0 / float(sch.alpha_sigma(tt)[1]) ** 2, 5.0) for tt in t]).reshape(-1, 1, 1)
+    want, w = _loss_by_hand(trainer, batch, 0, 5.0)
     assert float(w.max()) == 5.0 and float(w.min()) < 5.0  # seed 0's times: one capped, two not
-    want = torch.cat([(raw[:, :k] - target[:, :k]) ** 2, w * (raw[:, k:] - x[:, k:]) ** 2], 1).mean()
     torch.testing.assert_close(loss, want)
     bad = json.loads((CONFIGS / "v3_generator_side_x0.json").read_text())
     bad["side_x0_snr_cap"] = 0.5
