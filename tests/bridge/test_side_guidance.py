@@ -20,7 +20,6 @@ from n2m.bridge.grid import beat_grid
 from n2m.bridge.manifest import Manifest, ModelError
 from n2m.bridge.request import from_options
 
-BANDS = 8
 FRAMES = 64
 
 

@@ -154,15 +154,17 @@ def test_the_exported_graph_gives_the_sampler_the_x0_rows(tiny_side_dir: Path) -
     from the graph are the checkpoint's EMA weights."""
     import onnxruntime as ort
 
-    ema = torch.load(tiny_side_dir.parent / "generator.pt", map_location="cpu", weights_only=False)["ema"]
-    rec = stage_state_dict(tiny_side_dir, "generator", build_model(_cfg()))
+    ckpt = torch.load(tiny_side_dir.parent / "generator.pt", map_location="cpu", weights_only=False)
+    ema, cfg = ckpt["ema"], ckpt["config"]
+    assert cfg["side_x0"] and cfg["side_bands"] == BANDS
+    rec = stage_state_dict(tiny_side_dir, "generator", build_model(cfg))
     for name, w in ema.items():
         torch.testing.assert_close(rec[name], w, atol=1e-6, rtol=0)
-    model = build_model(_cfg()).eval()
+    model = build_model(cfg).eval()
     model.load_state_dict(ema)
     kw = _inputs(n=1)
     kw["t"] = torch.tensor([0.04])
-    kw["text"] = kw["text"][:, :, :_cfg().text_dim]
+    kw["text"] = kw["text"][:, :, :cfg["text_dim"]]
     sess = ort.InferenceSession(str(tiny_side_dir / "generator.onnx"), providers=["CPUExecutionProvider"])
     names = [i.name for i in sess.get_inputs()]
     feeds = {n: kw[n].numpy() for n in names}
