@@ -93,6 +93,9 @@ def load_config(path: str | Path) -> TrainConfig:
             raise ValueError("cond_generator_steps must be >= 1 and cond_generator_guidance >= 0")
         if cfg.side_x0_snr_cap < 1.0:
             raise ValueError(f"side_x0_snr_cap {cfg.side_x0_snr_cap} is below 1 (1 weighs every noise level alike)")
+        if cfg.side_x0_snr_cap != 1.0 and getattr(cfg.stage_config(), "side_sd", ()):
+            raise ValueError("side_x0_snr_cap is for an x0 side output; a preconditioned one (side_sd) weighs its "
+                             "rows by 1 / c_out^2 and takes no cap")
         if cfg.cond_generator and cfg.stage_config().stage != "spectral":
             raise ValueError("cond_generator is for the spectral stage only")
     except (TypeError, ValueError) as exc:

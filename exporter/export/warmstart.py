@@ -95,21 +95,28 @@ def _widens(src: UNetConfig | VocoderConfig, cfg: UNetConfig | VocoderConfig) ->
     return replace(src, side_bands=cfg.side_bands, in_channels=rows, out_channels=rows) == cfg
 
 
+def _side_output(c: UNetConfig) -> tuple:
+    return c.side_x0, c.side_mean, c.side_sd
+
+
 def _reparams(src: UNetConfig | VocoderConfig, cfg: UNetConfig | VocoderConfig) -> bool:
-    """Whether `cfg` is `src` with its side rows' output made their x0 estimate (`side_x0`)."""
-    return isinstance(src, UNetConfig) and isinstance(cfg, UNetConfig) and cfg.side_x0 and not src.side_x0
+    """Whether `cfg` is `src` with its side rows' output made their x0 estimate (`side_x0`), or
+    preconditioned otherwise (`side_mean`, `side_sd`)."""
+    return (isinstance(src, UNetConfig) and isinstance(cfg, UNetConfig) and cfg.side_x0
+            and _side_output(src) != _side_output(cfg))
 
 
 def _changes(src, cfg) -> tuple[bool, UNetConfig | VocoderConfig, bool, bool]:
     """(x0 rows, the config before them, rebased, widened): what turns `src` into `cfg`."""
     x0 = _reparams(src, cfg)
-    want = replace(cfg, side_x0=False) if x0 else cfg
+    want = replace(cfg, side_x0=src.side_x0, side_mean=src.side_mean, side_sd=src.side_sd) if x0 else cfg
     return x0, want, _rebases(src, want), _widens(src, want)
 
 
 def x0_side_rows(state: dict[str, torch.Tensor], bins: int) -> dict[str, torch.Tensor]:
-    """A side-band generator's weights for `side_x0`: the side output rows (after `bins`) start at
-    zero, the data's mean, since their v-weights mean nothing as an x0 estimate."""
+    """A side-band generator's weights for a new side output: the side output rows (after `bins`)
+    start at zero (x0 at the data's mean, or preconditioned at its linear estimate from z), since
+    weights trained for another output mean nothing in this one."""
     out = dict(state)
     out["conv_out.weight"] = state["conv_out.weight"].clone()
     out["conv_out.bias"] = state["conv_out.bias"].clone()
@@ -135,7 +142,8 @@ def init_state(source: str | Path, stage: str, cfg: UNetConfig | VocoderConfig) 
     """The weights a run of `cfg` starts from: a checkpoint's EMA weights, or an exported model
     directory's graph (`stage_state_dict`); rebased (`rebase_side`) when the source's side is
     absolute and `cfg`'s relative; widened (`widen_side_bands`) when `cfg` adds side bands; its side
-    output rows zeroed (`x0_side_rows`) when `cfg` makes them an x0 estimate (`side_x0`).
+    output rows zeroed (`x0_side_rows`) when `cfg` makes them an x0 estimate (`side_x0`) or
+    preconditions them (`side_sd`).
     Raises WarmStartError naming what does not fit."""
     source = Path(source)
     if source.is_dir():

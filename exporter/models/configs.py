@@ -60,11 +60,18 @@ class UNetConfig:
     # the schedule's alpha and sigma at t (v = (alpha z - x0) / sigma): a v-output has to learn to
     # pass the rows' noise through, and barely does, so sampled rows kept it; an x0-output cannot
     side_x0: bool = False
+    # preconditioned side output (with side_x0): the side rows' per-band data mean and sd in their
+    # normalised units (python -m n2m.exporter.sidestats); x0 = mean + c_skip(t) (z - alpha mean) +
+    # c_out(t) F, so nearly clean rows pass through and F is unit-scale at every t; empty: x0 = F
+    side_mean: tuple[float, ...] = ()
+    side_sd: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         self.channels = tuple(int(c) for c in self.channels)
         self.attn_levels = tuple(int(a) for a in self.attn_levels)
         self.strides = tuple(int(s) for s in self.strides)
+        self.side_mean = tuple(float(m) for m in self.side_mean)
+        self.side_sd = tuple(float(d) for d in self.side_sd)
         validate_common(self.channels, self.groups, self.kernel_size, self.blocks_per_level)
         if self.stage not in ("generator", "wavegen", "spectral"):
             raise ValueError(f"UNetConfig.stage must be 'generator', 'wavegen' or 'spectral', got {self.stage!r}")
@@ -99,6 +106,12 @@ class UNetConfig:
             raise ValueError(f"side_bands {self.side_bands}: 0..{FINE.n_mels}, on a coarse generator only")
         if self.side_x0 and not self.side_bands:
             raise ValueError("side_x0 needs side bands (side_bands > 0)")
+        if self.side_mean or self.side_sd:
+            if not self.side_x0 or len(self.side_mean) != self.side_bands or len(self.side_sd) != self.side_bands:
+                raise ValueError(f"side_mean and side_sd precondition a side_x0 output: one value per side band "
+                                 f"({self.side_bands}) each, got {len(self.side_mean)} and {len(self.side_sd)}")
+            if not all(d > 0 for d in self.side_sd):
+                raise ValueError(f"side_sd {self.side_sd}: every band's sd must be above 0")
         for a in self.attn_levels:
             if not 0 <= a < len(self.channels):
                 raise ValueError(f"attn level {a} outside 0..{len(self.channels) - 1}")

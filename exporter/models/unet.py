@@ -186,19 +186,42 @@ class UNet1d(nn.Module):
             if j < len(self.upsample):
                 h = self.upsample[j](h)
         out = self.conv_out(F.silu(self.norm_out(h)))
-        if not self.cfg.side_x0 or raw:
+        if not self.cfg.side_x0:
             return out
         k = self.cfg.out_channels - self.cfg.side_bands
         alpha, sigma = _SCHEDULE.alpha_sigma(t.float())
         alpha, sigma = alpha.reshape(-1, 1, 1), sigma.reshape(-1, 1, 1)
-        return torch.cat([out[:, :k], (alpha * z[:, k:] - out[:, k:]) / sigma], dim=1)
+        x0 = out[:, k:]
+        if self.cfg.side_sd:
+            mean, c_skip, c_out = side_precond(self.cfg, t)
+            x0 = mean + c_skip * (z[:, k:] - alpha * mean) + c_out * x0
+        if raw:
+            return torch.cat([out[:, :k], x0], dim=1)
+        return torch.cat([out[:, :k], (alpha * z[:, k:] - x0) / sigma], dim=1)
+
+
+def side_precond(cfg: UNetConfig, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(mean, c_skip, c_out), each [b or 1, side_bands, 1], of a preconditioned side output: with the
+    rows' mean m and sd s, x0 = m + c_skip (z - alpha m) + c_out F is the least-squares linear estimate
+    of x0 from z plus F scaled to the rest, c_skip = alpha s^2 / v and c_out = sigma s / sqrt(v) with
+    v = alpha^2 s^2 + sigma^2 (EDM's preconditioning on this schedule)."""
+    alpha, sigma = _SCHEDULE.alpha_sigma(t.float())
+    alpha, sigma = alpha.reshape(-1, 1, 1), sigma.reshape(-1, 1, 1)
+    mean = torch.tensor(cfg.side_mean, dtype=torch.float32).reshape(1, -1, 1)
+    sd = torch.tensor(cfg.side_sd, dtype=torch.float32).reshape(1, -1, 1)
+    var = alpha ** 2 * sd ** 2 + sigma ** 2
+    return mean, alpha * sd ** 2 / var, sigma * sd / torch.sqrt(var)
 
 
 def side_x0_weight(cfg: UNetConfig, t: torch.Tensor, cap: float) -> torch.Tensor:
     """Loss weights [b, C, 1] for a side_x0 generator: 1 on the mel rows (their v error), and on the
-    side rows (their x0 error) min(1 + SNR(t), cap): toward v's own weighting of the low-noise end."""
-    _, sigma = _SCHEDULE.alpha_sigma(t.float())
+    side rows (their x0 error) min(1 + SNR(t), cap): toward v's own weighting of the low-noise end;
+    preconditioned (side_sd), 1 / c_out(t)^2, which makes it F's own error, unit-scale at every t."""
     w = torch.ones(t.shape[0], cfg.out_channels, 1)
+    if cfg.side_sd:
+        w[:, cfg.out_channels - cfg.side_bands:] = side_precond(cfg, t)[2] ** -2
+        return w
+    _, sigma = _SCHEDULE.alpha_sigma(t.float())
     w[:, cfg.out_channels - cfg.side_bands:] = torch.clamp(sigma.reshape(-1, 1, 1) ** -2, max=float(cap))
     return w
 
