@@ -322,6 +322,7 @@ def sample_generator(stage: Stage, spec: StageSpec, states: np.ndarray, mask: np
     cond = generator_cond(states, mask, controls, grid, n, guided)
     cond_only = {k: v[:n] for k, v in cond.items()}
     g = row_guidance(spec, guidance, shape[0])
+    keep = 1.0 - (spec.guidance.envelope if spec.guidance is not None else 1.0)
     rngs = [np.random.default_rng(s) for s in seeds]
     z = np.stack([r.standard_normal(shape, dtype=np.float32) for r in rngs])
     hold = _Hold(edit, spec, z, rngs) if edit is not None else None
@@ -332,6 +333,8 @@ def sample_generator(stage: Stage, spec: StageSpec, states: np.ndarray, mask: np
         if guided and lo <= t <= hi:
             v = stage(np.concatenate([z_in, z_in], 0), np.full((2 * n,), t, np.float32), **cond)
             vc, vu = v[:n], v[n:]
+            if keep:  # the unconditional pass moved by the difference's mean over time: that share unguided
+                vu = vu + keep * (vc - vu).mean(axis=-1, keepdims=True)
             v = (vu + g * (vc - vu)).astype(np.float32, copy=False)
         else:
             v = stage(z_in, np.full((n,), t, np.float32), **cond_only)

@@ -90,6 +90,10 @@ class GuidanceSpec:
     edit_default: float | None = None
     # a side-band generator's side rows (the stereo image) at this scale whenever a run is guided; None: the run's
     side: float | None = None
+    # the share of the guided difference's mean over time, per row (a clip's spectral envelope and image),
+    # that guidance extrapolates: 1 = plain guidance, 0 = the envelope is the conditional pass's and
+    # guidance sharpens what changes over time (plain guidance darkens a dark style's top end, brightens a bright one's)
+    envelope: float = 1.0
 
     def default_for(self, edit: bool) -> float:
         """The scale a request that names none runs at."""
@@ -200,22 +204,16 @@ class Manifest:
     @classmethod
     def from_dict(cls, d: dict[str, Any], source: str = MANIFEST_NAME) -> Manifest:
         def bad(msg: str) -> ModelError:
-            if "Fix:" in msg:
-                return ModelError(f"{source}: {msg}")
-            return ModelError(
-                f"{source}: {msg}. Fix: re-export the cascade with `n2m export` "
-                "(or copy the model folder again from its source)"
-            )
+            fix = "" if "Fix:" in msg else ". Fix: re-export the cascade with `n2m export` (or copy the model folder again from its source)"
+            return ModelError(f"{source}: {msg}{fix}")
 
         if not isinstance(d, dict):
             raise bad("not a JSON object")
         if d.get("format") != FORMAT:
             raise bad(f"format is {d.get('format')!r}, expected {FORMAT!r}")
         if d.get("format_version") != FORMAT_VERSION:
-            raise bad(
-                f"format_version {d.get('format_version')!r} is not supported by this runtime "
-                f"(supports {FORMAT_VERSION})"
-            )
+            raise bad(f"format_version {d.get('format_version')!r} is not supported by this runtime "
+                      f"(supports {FORMAT_VERSION})")
         try:
             d = dict(d)
             te = TextEncoderSpec(**d.pop("text_encoder"))
@@ -308,6 +306,8 @@ class Manifest:
                     raise ValueError(f"stage {s.name!r}: guidance range {g} is inconsistent")
                 if g.side is not None and not int(s.config.get("side_bands", 0)):
                     raise ValueError(f"stage {s.name!r}: side guidance {g.side} needs side-band rows")
+                if not 0.0 <= g.envelope <= 1.0:
+                    raise ValueError(f"stage {s.name!r}: guidance envelope {g.envelope} is outside 0..1")
                 lo, hi = (float(v) for v in g.interval)
                 if not 0.0 <= lo < hi <= 1.0:
                     raise ValueError(f"stage {s.name!r}: guidance interval {list(g.interval)} is not 0 <= lo < hi <= 1")

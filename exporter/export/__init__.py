@@ -369,6 +369,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="default guidance scale of edits (extend, inpaint, vary); default: --guidance")
     p.add_argument("--side-guidance", type=float, default=None,
                    help="guidance scale of a side-band generator's side rows (the stereo image); default: the run's")
+    p.add_argument("--guidance-envelope", type=float, default=1.0, metavar="SHARE",
+                   help="the share of each row's mean over time that guidance extrapolates (0: the conditional pass's)")
     p.add_argument("--guidance-max", type=float, default=15.0)
     p.add_argument("--guidance-interval", default="0,1", metavar="LO,HI",
                    help="diffusion times (1 = noise) at which guidance runs; the conditional pass alone elsewhere")
@@ -413,6 +415,8 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"--guidance-interval {args.guidance_interval!r}: give LO,HI such as 0.33,0.94") from None
         if not 0.0 <= lo < hi <= 1.0:
             raise ValueError(f"--guidance-interval {args.guidance_interval}: need 0 <= LO < HI <= 1")
+        if not 0.0 <= args.guidance_envelope <= 1.0:
+            raise ValueError(f"--guidance-envelope {args.guidance_envelope} outside 0..1")
         variants = tuple(v.strip() for v in args.variants.split(",") if v.strip())
         if "fp32" not in variants or set(variants) - {"fp32", "fp16", "int8"}:
             raise ValueError(f"--variants must include fp32 and only fp32,fp16,int8: {args.variants}")
@@ -422,7 +426,8 @@ def main(argv: list[str] | None = None) -> int:
             vocoder_steps=args.vocoder_steps, vocoder_sampler=args.vocoder_sampler,
             superres_steps=args.superres_steps, superres_sampler=args.superres_sampler, cond_aug=args.cond_aug,
             guidance=GuidanceSpec(default=args.guidance, min=0.0, max=args.guidance_max, interval=(lo, hi),
-                                  edit_default=args.edit_guidance, side=args.side_guidance),
+                                  edit_default=args.edit_guidance, side=args.side_guidance,
+                                  envelope=args.guidance_envelope),
             use_ema=not args.no_ema, force=args.force, decoder=args.decoder,
             conv2d=tuple(x for x in args.conv2d.split(",") if x), mel_max=args.mel_max)
         t0 = time.perf_counter()
