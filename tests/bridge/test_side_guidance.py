@@ -1,6 +1,8 @@
-"""The side-band rows' own guidance scale (`guidance.side` of a side-band generator, the stereo
-image's): set by `n2m export --side-guidance`, applied row by row by the runtime's sampler, on a
-tiny exported side-band model's real ONNX generator."""
+"""Guidance settings of a side-band generator, set by `n2m export`, applied row by row by the
+runtime's sampler, on a tiny exported side-band model's real ONNX generator: the side rows' own
+scale (`guidance.side`, the stereo image's) and the share of each row's mean over time that
+guidance extrapolates (`guidance.envelope`: plain guidance extrapolates a clip's spectral envelope
+too, darkening a dark style's top end and brightening a bright one's)."""
 
 from __future__ import annotations
 
@@ -30,9 +32,10 @@ def side_model(tiny_side_dir: Path) -> Path:
     return tiny_side_dir
 
 
-def _one_step(engine: Engine, guidance: float, side: float | None) -> np.ndarray:
+def _one_step(engine: Engine, guidance: float, side: float | None = 3.0, envelope: float = 1.0) -> np.ndarray:
+    """The estimate at t = 1 (one sampling step): a z - s v for the guided v, row by row."""
     man = engine.manifest
-    spec = replace(man.generator, guidance=replace(man.generator.guidance, side=side))
+    spec = replace(man.generator, guidance=replace(man.generator.guidance, side=side, envelope=envelope))
     states, mask = engine._encode(["warm rhodes loop, 90 bpm", ""])
     return sample_generator(engine.cascade.stages["generator"], spec, states.astype(np.float32),
                             mask.astype(np.float32), Controls(bpm=90.0), beat_grid(FRAMES, man.frame_rate, 90.0, None),
@@ -52,15 +55,19 @@ def test_side_rows_take_their_own_scale(side_model: Path) -> None:
     assert np.abs(g3[:, k:] - g2[:, k:]).max() > 1e-3
 
 
-def test_the_engine_reads_side_guidance_from_the_manifest(side_model: Path, tmp_path: Path) -> None:
-    """A copy of the model without `side`: a request's clip differs from the side-guided model's
-    for the same seed; at guidance 1 (no unconditional pass) the two are the same clip."""
-    plain = tmp_path / "plain"
-    shutil.copytree(side_model, plain)
-    raw = json.loads((plain / "manifest.json").read_text())
-    raw["stages"]["generator"]["guidance"]["side"] = None
-    (plain / "manifest.json").write_text(json.dumps(raw))
-    a_eng, b_eng = (Engine.load(m, provider="cpu", threads=1) for m in (side_model, plain))
+@pytest.mark.parametrize("field,value", [("side", None), ("envelope", 0.0)])
+def test_the_engine_reads_the_guidance_settings_from_the_manifest(side_model: Path, tmp_path: Path,
+                                                                   field: str, value) -> None:
+    """A copy of the model without `side` (the model's is 3), or with `envelope` 0 (the model's is
+    1): a request's clip differs from the model's for the same seed; at guidance 1 (no
+    unconditional pass) the two are the same clip."""
+    other = tmp_path / "other"
+    shutil.copytree(side_model, other)
+    raw = json.loads((other / "manifest.json").read_text())
+    raw["stages"]["generator"]["guidance"][field] = value
+    (other / "manifest.json").write_text(json.dumps(raw))
+    assert getattr(Manifest.load(side_model).generator.guidance, field) == {"side": 3.0, "envelope": 1.0}[field]
+    a_eng, b_eng = (Engine.load(m, provider="cpu", threads=1) for m in (side_model, other))
     req = from_options({"prompt": "warm rhodes loop", "seconds": 2.0, "seed": 2})
     a, b = a_eng.generate(req)[0].audio, b_eng.generate(req)[0].audio
     assert a.shape == b.shape and np.abs(a - b).max() > 1e-4
@@ -85,3 +92,42 @@ def test_bad_side_guidance_is_refused(side_model: Path, tiny_model_dir: Path, tm
                       "--side-guidance", "-1"])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "side guidance -1.0 outside 0..15.0" in err[0]
+
+
+def test_the_envelope_share_sets_how_far_each_rows_mean_is_guided(side_model: Path) -> None:
+    """At guidance 2 (side rows 3): with envelope 0 every row's mean over time is the conditional
+    pass's (guidance 1) and its deviations from that mean are plain guidance's (envelope 1); with
+    0.5 the mean lies halfway; plain guidance moves the means (so the check can fail)."""
+    engine = Engine.load(side_model, provider="cpu", threads=1)
+    cond, plain = _one_step(engine, 1.0), _one_step(engine, 2.0)
+    flat, half = _one_step(engine, 2.0, envelope=0.0), _one_step(engine, 2.0, envelope=0.5)
+    mean = {k: a.mean(axis=-1, keepdims=True) for k, a in dict(cond=cond, plain=plain, flat=flat, half=half).items()}
+    assert np.abs(mean["plain"] - mean["cond"]).max() > 1e-2
+    np.testing.assert_allclose(mean["flat"], mean["cond"], rtol=0, atol=1e-5)
+    np.testing.assert_allclose(flat - mean["flat"], plain - mean["plain"], rtol=0, atol=1e-5)
+    np.testing.assert_allclose(mean["half"], (mean["cond"] + mean["plain"]) / 2, rtol=0, atol=1e-5)
+
+
+def test_a_bad_envelope_is_refused(side_model: Path, tmp_path: Path, capsys) -> None:
+    """Inputs tried: envelope 1.5 in a manifest; `n2m export --guidance-envelope -0.2`: one clear
+    line each; `--guidance-envelope 0` is written to the manifest (a tiny mel model exported)."""
+    from n2m.exporter.export import main as export_main
+    from n2m.exporter.export import random_checkpoint
+
+    dst = tmp_path / "bad"
+    shutil.copytree(side_model, dst)
+    raw = json.loads((dst / "manifest.json").read_text())
+    raw["stages"]["generator"]["guidance"]["envelope"] = 1.5
+    (dst / "manifest.json").write_text(json.dumps(raw))
+    with pytest.raises(ModelError, match="guidance envelope 1.5 is outside 0..1"):
+        Manifest.load(dst)
+    rc = export_main(["--generator", "g.pt", "--spectral", "s.pt", "--out", str(tmp_path / "x"),
+                      "--guidance-envelope", "-0.2"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "--guidance-envelope -0.2 outside 0..1" in err[0]
+    gen = random_checkpoint("generator", tmp_path / "g.pt", seed=1)
+    voc = random_checkpoint("vocoder", tmp_path / "v.pt", seed=2)
+    rc = export_main(["--generator", str(gen), "--vocoder", str(voc), "--out", str(tmp_path / "ok"),
+                      "--variants", "fp32", "--tiny-text", "--steps", "2", "--vocoder-steps", "2",
+                      "--guidance-envelope", "0"])
+    assert rc == 0 and Manifest.load(tmp_path / "ok").generator.guidance.envelope == 0.0
