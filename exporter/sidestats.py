@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -37,11 +38,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--corpus", help="the corpus (default: the config's)")
     ap.add_argument("--split", default="train")
     a = ap.parse_args(argv)
-    model = json.loads(Path(a.config).read_text())["model"]
-    corpus = a.corpus or json.loads(Path(a.config).read_text()).get("corpus")
-    data = GeneratorData(corpus, a.split, 512, model.get("mel_mean", -4.5), model.get("mel_scale", 7.0),
-                         representation=model.get("representation", "mel"), side_bands=model.get("side_bands", 0))
-    mean, sd = side_band_stats(data)
+    cfg = json.loads(Path(a.config).read_text())
+    model = cfg["model"]
+    try:
+        data = GeneratorData(a.corpus or cfg.get("corpus"), a.split, 512, model.get("mel_mean", -4.5),
+                             model.get("mel_scale", 7.0), representation=model.get("representation", "mel"),
+                             side_bands=model.get("side_bands", 0))
+        mean, sd = side_band_stats(data)
+    except ValueError as exc:
+        print(f"sidestats: {a.config}: {exc}", file=sys.stderr)
+        return 2
     print(json.dumps({"side_mean": mean, "side_sd": sd}))
     return 0
 
