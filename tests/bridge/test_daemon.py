@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import select
 import shutil
-import socket
 import subprocess
 from pathlib import Path
 
 import pytest
+from oscdump import OscDump
 from pedalboard.io import AudioFile
 
 from n2m.bridge import protocol as P
@@ -300,39 +299,29 @@ def test_shutdown_fails_the_job_in_flight_and_the_queued_ones(tmp_path: Path, en
         r.library.close()
 
 
-def _oscdump(proto: str) -> tuple[subprocess.Popen, int]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return subprocess.Popen(["oscdump", "-L", f"osc.{proto}://:{port}"], stdout=subprocess.PIPE, text=True), port
-
-
 @liblo
 @pytest.mark.parametrize("proto", ["udp", "tcp"])
 def test_liblo_oscsend_and_oscdump_drive_a_whole_generation(running: Running, proto: str) -> None:
-    dump, dport = _oscdump(proto)
+    dump = OscDump(proto)
     url = f"osc.{proto}://127.0.0.1:{running.port}"
     lines: list[str] = []
     try:
         for _ in range(100):  # subscribe until oscdump (which binds asynchronously) hears the ack
-            subprocess.run(["oscsend", url, P.SUBSCRIBE, "sis", "127.0.0.1", str(dport), proto], check=True, timeout=10)
-            if select.select([dump.stdout], [], [], 0.1)[0]:
-                lines.append(dump.stdout.readline().strip().split(" ", 1)[-1])
+            subprocess.run(["oscsend", url, P.SUBSCRIBE, "sis", "127.0.0.1", str(dump.port), proto], check=True,
+                           timeout=10)
+            if (line := dump.next(0.1)) is not None:
+                lines.append(line)
                 break
         subprocess.run(["oscsend", url, P.GENERATE, "ssss", "boom bap with rhodes", "bpm=90", "bars=1", "steps=2"],
                        check=True, timeout=10)
         for _ in range(10_000):  # bounded: until /n2m/done
-            if not select.select([dump.stdout], [], [], 120)[0]:
+            if (line := dump.next(120)) is None:
                 break
-            line = dump.stdout.readline().strip()
-            if line and not line.startswith("/"):  # oscdump prefixes each message with its time tag
-                line = line.split(" ", 1)[-1]
             lines.append(line)
             if line.startswith("/n2m/done") or line.startswith("/n2m/error"):
                 break
     finally:
-        dump.terminate()
-        dump.wait(timeout=5)
+        dump.close()
     print("\n".join(lines))
     assert lines[0].startswith(P.SUBSCRIBE)
     assert any(line.startswith(P.JOB) for line in lines)

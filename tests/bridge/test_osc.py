@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import queue
-import select
 import shutil
 import socket
 import struct
 import subprocess
 
 import pytest
+from oscdump import OscDump
 
 from n2m.bridge.osc import (
     FrameReader,
@@ -119,23 +119,17 @@ def test_oscsend_udp_and_tcp_reach_the_server(server) -> None:
 @pytest.mark.parametrize("proto", ["udp", "tcp"])
 def test_server_replies_reach_oscdump(server, proto: str) -> None:
     srv, _ = server
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    args = ["oscdump", "-L", f"osc.{proto}://:{port}"]
-    dump = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+    dump = OscDump(proto)
     try:
-        line = ""
+        line = None
         for _ in range(100):  # oscdump needs a moment to bind: resend until it prints (bounded)
-            srv.send(Peer(proto, "127.0.0.1", port), "/n2m/clip/ready", ["j1", "/tmp/a.wav", 48000, 92.0, 8])
-            if select.select([dump.stdout], [], [], 0.1)[0]:
-                line = dump.stdout.readline()
+            srv.send(Peer(proto, "127.0.0.1", dump.port), "/n2m/clip/ready", ["j1", "/tmp/a.wav", 48000, 92.0, 8])
+            if (line := dump.next(0.1)) is not None:
                 break
         print(line)
-        assert "/n2m/clip/ready" in line and "/tmp/a.wav" in line and "48000" in line
+        assert line is not None and "/n2m/clip/ready" in line and "/tmp/a.wav" in line and "48000" in line
     finally:
-        dump.terminate()
-        dump.wait(timeout=5)
+        dump.close()
 
 
 def test_any_port_skips_a_udp_port_whose_tcp_twin_is_taken(monkeypatch):
