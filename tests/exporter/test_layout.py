@@ -83,7 +83,7 @@ def test_export_with_conv2d_layout_generates_the_same_clip(tiny_model_dir, tiny_
 
     gen, voc = tiny_checkpoints
     out = tmp_path / "m2d"
-    opts = ExportOptions(steps=4, vocoder_steps=3, force=True, variants=("fp32", "fp16"), tiny_text=False,
+    opts = ExportOptions(steps=4, vocoder_steps=3, force=True, variants=("fp32", "fp16"), text_from=tiny_model_dir,
                          conv2d=("generator", "vocoder"))  # fp16 too: its conversion re-infers shapes
     export_cascade(gen, voc, out, opts, log=lambda m: None)
     man = Manifest.load(out)
